@@ -1,0 +1,79 @@
+//! Groups inputs into batches under a token budget, longest first, so padding wastes little work.
+//!
+//! A batch is padded to its longest member, so its cost is `members × longest`. Sorting by length
+//! puts inputs of similar length together; the budget caps that product so a batch of long
+//! passages stays small while short queries share one forward pass.
+
+/// Limits on one forward pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most padded tokens (`members × longest`) in one batch.
+    pub token_budget: usize,
+    /// Most inputs in one batch.
+    pub max_inputs: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        Self {
+            token_budget: 4096,
+            max_inputs: 64,
+        }
+    }
+}
+
+/// Splits input indices into batches: each batch lists indices into `lengths`, longest first, and
+/// every index appears in exactly one batch. An input longer than the budget gets a batch alone.
+pub fn plan_batches(lengths: &[usize], limits: BatchLimits) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by(|&a, &b| lengths[b].cmp(&lengths[a]));
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    for index in order {
+        let fits = batches.last().is_some_and(|batch| {
+            // Sorted descending: the batch's first member is its longest.
+            let longest = lengths[batch[0]].max(1);
+            batch.len() < limits.max_inputs && (batch.len() + 1) * longest <= limits.token_budget
+        });
+        match batches.last_mut() {
+            Some(batch) if fits => batch.push(index),
+            _ => batches.push(vec![index]),
+        }
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_input_lands_in_exactly_one_batch_within_budget() {
+        let lengths = [12, 512, 7, 300, 300, 40, 3, 511, 90, 90, 90];
+        let limits = BatchLimits {
+            token_budget: 1024,
+            max_inputs: 4,
+        };
+        let batches = plan_batches(&lengths, limits);
+        let mut seen: Vec<usize> = batches.iter().flatten().copied().collect();
+        seen.sort();
+        assert_eq!(seen, (0..lengths.len()).collect::<Vec<_>>());
+        for batch in &batches {
+            let longest = batch.iter().map(|&i| lengths[i]).max().unwrap();
+            assert!(batch.len() <= limits.max_inputs);
+            assert!(batch.len() == 1 || batch.len() * longest <= limits.token_budget);
+            assert_eq!(lengths[batch[0]], longest, "longest first");
+        }
+        // 512 and 511 fit together exactly at 1024.
+        assert_eq!(batches[0], vec![1, 7]);
+    }
+
+    #[test]
+    fn oversized_input_gets_its_own_batch_and_empty_input_no_batch() {
+        let limits = BatchLimits {
+            token_budget: 10,
+            max_inputs: 8,
+        };
+        assert_eq!(plan_batches(&[50, 2], limits), vec![vec![0], vec![1]]);
+        assert!(plan_batches(&[], limits).is_empty());
+    }
+}

@@ -1,0 +1,342 @@
+//! Text → vectors: tokenize, run a BERT-family encoder on the CPU, pool, L2-normalise.
+//!
+//! [`Embedder`] is the one entry point. Callers say what a text *is* ([`Role::Query`] or
+//! [`Role::Passage`]) and the embedder adds the model's prompt for that role, so no caller has to
+//! know that e5 wants `query: ` in front of questions. Inputs longer than the model's window are
+//! truncated here and each [`Embedding`] says whether that happened.
+//!
+//! Submodules, in the order data meets them: [`resolve`] finds the model files (with [`pypi`] and
+//! [`e5s1`] as the offline route), [`config`] reads what the files say, [`batching`] plans forward
+//! passes, [`bert`] is wenda's own encoder.
+
+pub mod batching;
+pub mod bert;
+pub mod config;
+pub mod e5s1;
+pub mod pypi;
+pub mod resolve;
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::{bert as hf_bert, xlm_roberta};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+pub use batching::BatchLimits;
+pub use config::{Architecture, ModelConfig, Pooling, Prompts};
+pub use resolve::{ModelFiles, ModelLocator, ModelOrigin, DEFAULT_MODEL};
+
+/// Everything that can go wrong between a model name and a vector.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddingError {
+    #[error("model {name:?} not found: {tried}")]
+    ModelNotFound { name: String, tried: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid model configuration: {problem}")]
+    Config { path: String, problem: String },
+    #[error("{file} is corrupt: {problem}")]
+    Corrupt { file: String, problem: String },
+    #[error("offline model acquisition failed: {0}")]
+    Acquire(String),
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("tensor computation: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl EmbeddingError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn config(path: &Path, problem: impl std::fmt::Display) -> Self {
+        Self::Config {
+            path: path.display().to_string(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// What a text is for; decides the prompt the model sees in front of it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A question or search text.
+    Query,
+    /// Text that is indexed and retrieved.
+    Passage,
+}
+
+/// One L2-normalised sentence vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedding {
+    pub vector: Vec<f32>,
+    /// Tokens the model saw, prompt and special tokens included.
+    pub tokens: usize,
+    /// The input was longer than the model's window and its end was cut off.
+    pub truncated: bool,
+}
+
+/// Which implementation runs the encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Backend {
+    /// wenda's own BERT forward pass (BERT checkpoints; the fast path).
+    #[default]
+    Native,
+    /// candle-transformers' models (`BertModel`, `XLMRobertaModel`): the reference implementation.
+    CandleTransformers,
+}
+
+enum Encoder {
+    Native(bert::BertEncoder),
+    CandleBert(hf_bert::BertModel),
+    XlmRoberta(xlm_roberta::XLMRobertaModel),
+}
+
+impl Encoder {
+    fn load(
+        files: &ModelFiles,
+        config: &ModelConfig,
+        backend: Backend,
+    ) -> Result<Self, EmbeddingError> {
+        let parse = |e: serde_json::Error| EmbeddingError::config(&files.config, e);
+        match (config.architecture, backend) {
+            (Architecture::Bert, Backend::Native) => {
+                let bert_config = serde_json::from_value(config.raw.clone()).map_err(parse)?;
+                Ok(Self::Native(bert::load_from_safetensors(
+                    &files.weights,
+                    &bert_config,
+                )?))
+            }
+            (Architecture::Bert, Backend::CandleTransformers) => {
+                let bert_config = serde_json::from_value(config.raw.clone()).map_err(parse)?;
+                Ok(Self::CandleBert(hf_bert::BertModel::load(
+                    mmap(files)?,
+                    &bert_config,
+                )?))
+            }
+            (Architecture::XlmRoberta, _) => {
+                let xlmr_config = serde_json::from_value(config.raw.clone()).map_err(parse)?;
+                let vb = mmap(files)?;
+                // Checkpoints saved from XLMRobertaModel carry a `roberta.` prefix; plain ones do not.
+                let vb = if vb.contains_tensor("embeddings.word_embeddings.weight") {
+                    vb
+                } else {
+                    vb.pp("roberta")
+                };
+                Ok(Self::XlmRoberta(xlm_roberta::XLMRobertaModel::new(
+                    &xlmr_config,
+                    vb,
+                )?))
+            }
+        }
+    }
+
+    fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Native(model) => model.forward(ids, mask),
+            Self::CandleBert(model) => model.forward(ids, &ids.zeros_like()?, Some(mask)),
+            Self::XlmRoberta(model) => {
+                model.forward(ids, mask, &ids.zeros_like()?, None, None, None)
+            }
+        }
+    }
+}
+
+fn mmap(files: &ModelFiles) -> Result<VarBuilder<'static>, EmbeddingError> {
+    // Safety: the file is memory-mapped read-only; wenda never writes a model file it has loaded.
+    Ok(
+        unsafe {
+            VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &Device::Cpu)?
+        },
+    )
+}
+
+/// Turns texts into normalised vectors with one loaded model.
+pub struct Embedder {
+    name: String,
+    config: ModelConfig,
+    encoder: Encoder,
+    /// Truncates at the model's window, as the encoder needs.
+    tokenizer: Tokenizer,
+    /// Never truncates, so callers sizing passages learn true lengths.
+    counter: Tokenizer,
+    limits: BatchLimits,
+}
+
+impl Embedder {
+    /// Loads a resolved model.
+    pub fn load(
+        files: &ModelFiles,
+        backend: Backend,
+        limits: BatchLimits,
+    ) -> Result<Self, EmbeddingError> {
+        let config = ModelConfig::read(files)?;
+        let mut counter = Tokenizer::from_file(&files.tokenizer)
+            .map_err(|e| EmbeddingError::config(&files.tokenizer, e))?;
+        // A tokenizer.json may carry its own padding and truncation; wenda pads per batch itself.
+        counter.with_padding(None);
+        counter
+            .with_truncation(None)
+            .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
+        let mut tokenizer = counter.clone();
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: config.max_tokens,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
+        let encoder = Encoder::load(files, &config, backend)?;
+        Ok(Self {
+            name: files.name.clone(),
+            config,
+            encoder,
+            tokenizer,
+            counter,
+            limits,
+        })
+    }
+
+    /// The model's name (hub id or directory).
+    pub fn model_name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the model's files declare (dimensions, pooling, prompts, window).
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Vector dimensions.
+    pub fn dimensions(&self) -> usize {
+        self.config.hidden_size
+    }
+
+    fn prompt(&self, role: Role) -> &str {
+        match role {
+            Role::Query => &self.config.prompts.query,
+            Role::Passage => &self.config.prompts.passage,
+        }
+    }
+
+    /// Tokens `text` takes in `role`, prompt and special tokens included, without truncation:
+    /// what the corpus stage needs to keep passages within [`ModelConfig::max_tokens`].
+    pub fn count_tokens(&self, role: Role, text: &str) -> Result<usize, EmbeddingError> {
+        let input = format!("{}{text}", self.prompt(role));
+        let encoding = self
+            .counter
+            .encode_fast(input.as_str(), true)
+            .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
+        Ok(encoding.len())
+    }
+
+    /// Token ids the model sees for `text` in `role` (prompt and special tokens included, truncated).
+    pub fn token_ids(&self, role: Role, text: &str) -> Result<Vec<u32>, EmbeddingError> {
+        Ok(self.tokenize(role, &[text])?.remove(0).ids)
+    }
+
+    /// Embeds one text.
+    pub fn embed_one(&self, role: Role, text: &str) -> Result<Embedding, EmbeddingError> {
+        Ok(self.embed(role, &[text])?.remove(0))
+    }
+
+    /// Embeds texts in batches planned under the token budget; the result follows input order.
+    pub fn embed<S: AsRef<str>>(
+        &self,
+        role: Role,
+        texts: &[S],
+    ) -> Result<Vec<Embedding>, EmbeddingError> {
+        let inputs = self.tokenize(role, texts)?;
+        let lengths: Vec<usize> = inputs.iter().map(|t| t.ids.len()).collect();
+        let mut out: Vec<Option<Embedding>> = vec![None; inputs.len()];
+        for batch in batching::plan_batches(&lengths, self.limits) {
+            let members: Vec<&TokenizedInput> = batch.iter().map(|&i| &inputs[i]).collect();
+            let vectors = self.forward_batch(&members)?;
+            for ((index, vector), input) in batch.iter().zip(vectors).zip(&members) {
+                out[*index] = Some(Embedding {
+                    vector,
+                    tokens: input.ids.len(),
+                    truncated: input.truncated,
+                });
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|e| e.expect("every input is planned into a batch"))
+            .collect())
+    }
+
+    fn tokenize<S: AsRef<str>>(
+        &self,
+        role: Role,
+        texts: &[S],
+    ) -> Result<Vec<TokenizedInput>, EmbeddingError> {
+        let prompt = self.prompt(role);
+        let prompted: Vec<String> = texts
+            .iter()
+            .map(|t| format!("{prompt}{}", t.as_ref()))
+            .collect();
+        let encodings = self
+            .tokenizer
+            .encode_batch_fast(prompted, true)
+            .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
+        Ok(encodings
+            .into_iter()
+            .map(|e| TokenizedInput {
+                truncated: !e.get_overflowing().is_empty(),
+                ids: e.get_ids().to_vec(),
+            })
+            .collect())
+    }
+
+    /// Pads one batch, runs the encoder, pools and normalises.
+    fn forward_batch(&self, members: &[&TokenizedInput]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
+        let seq = members
+            .iter()
+            .map(|m| m.ids.len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut ids = Vec::with_capacity(members.len() * seq);
+        let mut mask = Vec::with_capacity(members.len() * seq);
+        for member in members {
+            ids.extend_from_slice(&member.ids);
+            ids.resize(ids.len() + seq - member.ids.len(), self.config.pad_token_id);
+            mask.extend(std::iter::repeat_n(1f32, member.ids.len()));
+            mask.extend(std::iter::repeat_n(0f32, seq - member.ids.len()));
+        }
+        let shape = (members.len(), seq);
+        let ids = Tensor::from_vec(ids, shape, &Device::Cpu)?;
+        let mask = Tensor::from_vec(mask, shape, &Device::Cpu)?;
+        let hidden = self.encoder.forward(&ids, &mask)?;
+        let pooled = match self.config.pooling {
+            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+            Pooling::Mean => {
+                let summed = hidden.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
+                summed.broadcast_div(&mask.sum_keepdim(1)?)?
+            }
+        };
+        let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?;
+        Ok(pooled.broadcast_div(&norms)?.to_vec2()?)
+    }
+}
+
+struct TokenizedInput {
+    ids: Vec<u32>,
+    truncated: bool,
+}
