@@ -65,7 +65,7 @@ fn check_parity(embedder: &Embedder) {
         assert_eq!(ids, case.token_ids, "token ids of {:?}", case.text);
         let embedding = embedder.embed_one(role, text).unwrap();
         assert_eq!(embedding.tokens, case.token_ids.len());
-        let untruncated = embedder.count_tokens(role, text).unwrap();
+        let untruncated = embedder.token_count(role, text).unwrap();
         assert_eq!(
             embedding.truncated,
             untruncated > fixture.max_tokens,

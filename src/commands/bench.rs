@@ -22,6 +22,9 @@ pub struct BenchArgs {
     /// Passages embedded by the baseline (it is slow); wenda's engine embeds these and then all.
     #[arg(long, default_value_t = 64)]
     baseline_passages: usize,
+    /// Contexts in the full throughput run (default: all).
+    #[arg(long)]
+    passages: Option<usize>,
     /// Skip the candle-transformers baseline.
     #[arg(long)]
     no_baseline: bool,
@@ -131,9 +134,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     let embedder = args.model.load()?;
-    let all = throughput(&embedder, &dataset.contexts)?;
+    let passages = &dataset.contexts[..args
+        .passages
+        .unwrap_or(usize::MAX)
+        .min(dataset.contexts.len())];
+    let all = throughput(&embedder, passages)?;
     println!(
-        "wenda, all {} contexts: {} tokens in {:.1} s = {:.0} tokens/s, {:.2} passages/s",
+        "wenda, {} contexts: {} tokens in {:.1} s = {:.0} tokens/s, {:.2} passages/s",
         all.passages,
         all.tokens,
         all.elapsed.as_secs_f64(),

@@ -236,7 +236,7 @@ impl Embedder {
 
     /// Tokens `text` takes in `role`, prompt and special tokens included, without truncation:
     /// what the corpus stage needs to keep passages within [`ModelConfig::max_tokens`].
-    pub fn count_tokens(&self, role: Role, text: &str) -> Result<usize, EmbeddingError> {
+    pub fn token_count(&self, role: Role, text: &str) -> Result<usize, EmbeddingError> {
         let input = format!("{}{text}", self.prompt(role));
         let encoding = self
             .counter
@@ -333,6 +333,17 @@ impl Embedder {
         };
         let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?;
         Ok(pooled.broadcast_div(&norms)?.to_vec2()?)
+    }
+}
+
+/// Passages are sized by the corpus stage with the model's own tokenizer, prompt included.
+impl crate::corpus::TokenCounter for Embedder {
+    fn count_tokens(&self, text: &str) -> usize {
+        self.token_count(Role::Passage, text).unwrap_or_else(|e| {
+            // Counting as oversized makes the corpus stage split the text rather than lose it.
+            tracing::warn!(error = %e, "cannot tokenize a passage; treating it as oversized");
+            usize::MAX
+        })
     }
 }
 

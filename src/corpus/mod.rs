@@ -1,0 +1,182 @@
+//! The corpus stage: turns the files a user brings into passages ready to embed, show and cite.
+//!
+//! Text files (`.txt`, `.md`, handled by `document`) go through source lines (`source`) →
+//! paragraphs, blank-line separated or repaired when the layout is PDF-wrapped (`pdf_text`), with
+//! whitespace normalised (`text`) → news articles with titles and dates (`article`, `date`) →
+//! passages sized to the embedding model's budget (`chunk`, `sentence`). JSON-lines files bring
+//! ready passages (`jsonl`). `load` walks the paths given, keeps ids (`id`) unique and reports
+//! what it skipped (`problem`).
+
+mod article;
+mod chunk;
+mod date;
+mod document;
+mod id;
+mod jsonl;
+mod load;
+mod pdf_text;
+mod problem;
+mod sentence;
+mod source;
+#[cfg(test)]
+mod tests;
+mod text;
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+pub use date::ArticleDate;
+pub use id::PassageId;
+pub use load::{load, LoadReport};
+pub use problem::{Problem, ProblemKind};
+
+/// Counts the tokens the embedding model sees for a passage, including whatever the model adds
+/// (the `passage: ` prefix, special tokens). Sizing must use the model's own tokenizer: the
+/// model silently truncates whatever exceeds its window.
+pub trait TokenCounter {
+    fn count_tokens(&self, text: &str) -> usize;
+}
+
+/// How passages are sized.
+#[derive(Clone, Copy)]
+pub struct ChunkConfig<'a> {
+    pub counter: &'a dyn TokenCounter,
+    /// Most tokens a passage may take, as counted by `counter` on its embedding text.
+    pub max_tokens: usize,
+    /// Paragraphs with fewer tokens than this are merged into a neighbouring paragraph of the
+    /// same article: a near-empty passage retrieves badly and tells the reader nothing.
+    pub min_tokens: usize,
+    /// Sentences a piece of a split paragraph repeats from the end of the previous piece, so that
+    /// a statement straddling the cut is whole in at least one of them.
+    pub overlap_sentences: usize,
+}
+
+impl<'a> ChunkConfig<'a> {
+    /// The window of the multilingual E5 models.
+    pub const DEFAULT_MAX_TOKENS: usize = 512;
+    pub const DEFAULT_MIN_TOKENS: usize = 32;
+    pub const DEFAULT_OVERLAP_SENTENCES: usize = 1;
+
+    pub fn new(counter: &'a dyn TokenCounter) -> Self {
+        Self {
+            counter,
+            max_tokens: Self::DEFAULT_MAX_TOKENS,
+            min_tokens: Self::DEFAULT_MIN_TOKENS,
+            overlap_sentences: Self::DEFAULT_OVERLAP_SENTENCES,
+        }
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        self.counter.count_tokens(text)
+    }
+}
+
+/// How a document's text was laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Ordinary text: blank lines separate paragraphs.
+    Text,
+    /// Text extracted from a PDF, hard-wrapped and double-spaced; repaired before use.
+    WrappedText,
+    /// JSON lines, one ready passage per line.
+    Jsonl,
+}
+
+/// A file that was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    /// Path relative to the root it was found under, with `/` separators.
+    pub path: String,
+    pub format: Format,
+    /// Articles recognised in it (for JSON lines: records loaded).
+    pub articles: usize,
+    /// Passages loaded from it.
+    pub passages: usize,
+}
+
+/// What is known about the article a passage belongs to. Empty for text without
+/// date/source lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArticleMeta {
+    /// The title, its wrapped lines rejoined.
+    pub title: Option<String>,
+    /// The date/source line as printed, e.g. `（2025年04月25日来源：新华网）`.
+    pub dateline: Option<String>,
+    pub date: Option<ArticleDate>,
+    /// Publisher named on the date/source line, e.g. `新华网`.
+    pub source: Option<String>,
+    pub url: Option<String>,
+}
+
+/// Where a passage sits in its document. All numbers are 1-based.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// Article within the document (for JSON lines: the record's line number).
+    pub article: usize,
+    /// Paragraphs of the article the passage covers; more than one when small paragraphs were
+    /// merged.
+    pub first_paragraph: usize,
+    pub last_paragraph: usize,
+    /// Piece of those paragraphs, when they had to be split to fit the token budget.
+    pub piece: usize,
+    pub pieces: usize,
+}
+
+/// Where a passage's text is in the source file, for a person to check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Citation {
+    /// The document's path, as in [`Document::path`].
+    pub path: String,
+    /// 1-based, inclusive.
+    pub line_start: usize,
+    pub line_end: usize,
+    /// Byte offsets into the file, end exclusive. For JSON lines: the whole record's line.
+    pub byte_start: usize,
+    pub byte_end: usize,
+}
+
+/// A unit of retrieval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passage {
+    pub id: PassageId,
+    /// The text shown to users: whitespace-normalised, on one line.
+    pub text: String,
+    /// Length in bytes of the start of `text` that repeats the end of the previous piece.
+    pub overlap: usize,
+    pub article: ArticleMeta,
+    pub position: Position,
+    /// For JSON-lines records: the record's id, shared by all the pieces it was split into.
+    pub source_id: Option<PassageId>,
+    /// For JSON-lines records: the `metadata` object and any fields not otherwise understood.
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    pub citation: Citation,
+    /// Whether the embedding text leads with the article title (left out when it would take
+    /// more than a quarter of the budget).
+    pub embeds_title: bool,
+}
+
+impl Passage {
+    /// The text the embedding model sees; the passage text sized to fit, with the article title
+    /// as context when there is one.
+    pub fn embedding_text(&self) -> Cow<'_, str> {
+        let title = self.article.title.as_deref().filter(|_| self.embeds_title);
+        embedding_text(title, &self.text)
+    }
+
+    /// The text that no earlier piece of the same paragraphs contains.
+    pub fn fresh_text(&self) -> &str {
+        &self.text[self.overlap..]
+    }
+}
+
+/// Puts the title before the text on its own line. A line break reads as a heading to the model
+/// (its tokenizer treats it as plain whitespace), whereas punctuation such as `：` would fuse the
+/// title into the first sentence, and it suits Chinese and Latin titles alike.
+fn embedding_text<'t>(title: Option<&str>, text: &'t str) -> Cow<'t, str> {
+    match title {
+        Some(title) => Cow::Owned(format!("{title}\n{text}")),
+        None => Cow::Borrowed(text),
+    }
+}
