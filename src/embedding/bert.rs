@@ -1,38 +1,119 @@
-//! wenda's own BERT encoder forward pass, written on candle-core ops for CPU inference speed.
+//! wenda's own BERT encoder forward pass, for CPU inference speed.
 //!
 //! It computes exactly what Hugging Face's `BertModel` computes (absolute positions, post-LayerNorm,
-//! erf GELU), with the work arranged for a CPU: the query, key and value projections are one fused
-//! matrix multiplication, the attention scale is folded into the query weights at load time, linear
-//! layers run on the flattened `[tokens, hidden]` matrix, and LayerNorm and softmax use candle-nn's
-//! fused kernels. Padding is masked with an additive bias, so a batch gives the same vectors as its
-//! inputs one at a time.
+//! erf GELU), arranged for a CPU: weights are read through candle's `VarBuilder` and packed once
+//! for [`gemm`](super::gemm); the query, key and value projections are one fused product with the
+//! attention scale folded into the query weights; bias, residual and GELU are fused into the
+//! products' epilogues; and the texts of a batch are packed back to back without padding, with
+//! [`attention`](super::attention) working within each text. candle-transformers' `BertModel`
+//! remains available as the reference backend, and tests hold the two together.
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{LayerNorm, Linear, VarBuilder};
+use std::ops::Range;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
+use rayon::prelude::*;
 
+use super::attention::{attention, Heads};
+use super::gemm::{matmul, Epilogue, PackedMatrix};
 use super::EmbeddingError;
 
 /// A loaded BERT encoder.
 pub struct BertEncoder {
-    word_embeddings: Tensor,
-    position_embeddings: Tensor,
+    /// `[vocab, hidden]` row-major.
+    word_embeddings: Vec<f32>,
+    /// `[max_positions, hidden]` row-major.
+    position_embeddings: Vec<f32>,
     /// Row 0 of the token-type table: sentence models embed single segments.
-    token_type_embedding: Tensor,
-    embedding_norm: LayerNorm,
+    token_type_embedding: Vec<f32>,
+    embedding_norm: Norm,
     layers: Vec<EncoderLayer>,
-    heads: usize,
-    head_dim: usize,
+    heads: Heads,
+    intermediate: usize,
 }
 
 struct EncoderLayer {
-    /// Query, key and value projections stacked into one `[3 * hidden, hidden]` matrix.
+    /// Query, key and value projections stacked into one `hidden → 3 × hidden` product.
     qkv: Linear,
     attention_out: Linear,
-    attention_norm: LayerNorm,
+    attention_norm: Norm,
     ffn_in: Linear,
     ffn_out: Linear,
-    output_norm: LayerNorm,
+    output_norm: Norm,
+}
+
+struct Linear {
+    weight: PackedMatrix,
+    bias: Vec<f32>,
+}
+
+struct Norm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+fn to_vec(t: Tensor) -> candle_core::Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1()
+}
+
+impl Linear {
+    fn new(weight: Tensor, bias: Tensor) -> candle_core::Result<Self> {
+        let (outputs, inputs) = weight.dims2()?;
+        Ok(Self {
+            weight: PackedMatrix::from_weight(&to_vec(weight)?, outputs, inputs),
+            bias: to_vec(bias)?,
+        })
+    }
+
+    fn load(vb: VarBuilder, inputs: usize, outputs: usize) -> candle_core::Result<Self> {
+        Self::new(
+            vb.get((outputs, inputs), "weight")?,
+            vb.get(outputs, "bias")?,
+        )
+    }
+
+    /// `out = x · Wᵀ + b (+ residual) (then GELU)` for `x` of `rows` rows.
+    fn apply(
+        &self,
+        x: &[f32],
+        rows: usize,
+        residual: Option<&[f32]>,
+        gelu: bool,
+        out: &mut Vec<f32>,
+    ) {
+        out.resize(rows * self.weight.cols(), 0.0);
+        let epilogue = Epilogue {
+            bias: Some(&self.bias),
+            residual,
+            gelu,
+        };
+        matmul(x, rows, &self.weight, epilogue, out);
+    }
+}
+
+impl Norm {
+    fn load(vb: VarBuilder, size: usize, eps: f64) -> candle_core::Result<Self> {
+        Ok(Self {
+            weight: to_vec(vb.get(size, "weight")?)?,
+            bias: to_vec(vb.get(size, "bias")?)?,
+            eps: eps as f32,
+        })
+    }
+
+    /// LayerNorm of every row of `x`, in place.
+    fn apply(&self, x: &mut [f32]) {
+        let width = self.weight.len();
+        x.par_chunks_mut(width).for_each(|row| {
+            let mean = row.iter().sum::<f32>() / width as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for ((v, w), b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
+                *v = (*v - mean) * inv * w + b;
+            }
+        });
+    }
 }
 
 impl BertEncoder {
@@ -55,29 +136,34 @@ impl BertEncoder {
             vb.pp("bert")
         };
         let hidden = config.hidden_size;
-        let heads = config.num_attention_heads;
-        if hidden % heads != 0 {
+        let count = config.num_attention_heads;
+        if count == 0 || hidden % count != 0 {
             return Err(EmbeddingError::Unsupported(format!(
-                "hidden size {hidden} is not divisible by {heads} heads"
+                "hidden size {hidden} is not divisible by {count} heads"
             )));
         }
-        let head_dim = hidden / heads;
+        let heads = Heads {
+            count,
+            dim: hidden / count,
+        };
         let eps = config.layer_norm_eps;
         let emb = vb.pp("embeddings");
-        let word_embeddings = emb.get((config.vocab_size, hidden), "word_embeddings.weight")?;
-        let position_embeddings = emb.get(
+        let word_embeddings =
+            to_vec(emb.get((config.vocab_size, hidden), "word_embeddings.weight")?)?;
+        let position_embeddings = to_vec(emb.get(
             (config.max_position_embeddings, hidden),
             "position_embeddings.weight",
-        )?;
-        let token_type_embedding = emb
-            .get(
+        )?)?;
+        let token_type_embedding = to_vec(
+            emb.get(
                 (config.type_vocab_size, hidden),
                 "token_type_embeddings.weight",
             )?
-            .get(0)?;
-        let embedding_norm = candle_nn::layer_norm(hidden, eps, emb.pp("LayerNorm"))?;
+            .get(0)?,
+        )?;
+        let embedding_norm = Norm::load(emb.pp("LayerNorm"), hidden, eps)?;
 
-        let query_scale = 1.0 / (head_dim as f64).sqrt();
+        let query_scale = 1.0 / (heads.dim as f64).sqrt();
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
                 let vb = vb.pp(format!("encoder.layer.{i}"));
@@ -91,27 +177,21 @@ impl BertEncoder {
                 let (kw, kb) = projection("key")?;
                 let (vw, vb_) = projection("value")?;
                 // softmax(q·k / sqrt(d)) == softmax((q / sqrt(d))·k): scale once, here.
-                let qkv_weight = Tensor::cat(&[(qw * query_scale)?, kw, vw], 0)?;
-                let qkv_bias = Tensor::cat(&[(qb * query_scale)?, kb, vb_], 0)?;
+                let qkv = Linear::new(
+                    Tensor::cat(&[(qw * query_scale)?, kw, vw], 0)?,
+                    Tensor::cat(&[(qb * query_scale)?, kb, vb_], 0)?,
+                )?;
                 Ok(EncoderLayer {
-                    qkv: Linear::new(qkv_weight, Some(qkv_bias)),
-                    attention_out: candle_nn::linear(hidden, hidden, attn.pp("output.dense"))?,
-                    attention_norm: candle_nn::layer_norm(
-                        hidden,
-                        eps,
-                        attn.pp("output.LayerNorm"),
-                    )?,
-                    ffn_in: candle_nn::linear(
-                        hidden,
-                        config.intermediate_size,
+                    qkv,
+                    attention_out: Linear::load(attn.pp("output.dense"), hidden, hidden)?,
+                    attention_norm: Norm::load(attn.pp("output.LayerNorm"), hidden, eps)?,
+                    ffn_in: Linear::load(
                         vb.pp("intermediate.dense"),
-                    )?,
-                    ffn_out: candle_nn::linear(
-                        config.intermediate_size,
                         hidden,
-                        vb.pp("output.dense"),
+                        config.intermediate_size,
                     )?,
-                    output_norm: candle_nn::layer_norm(hidden, eps, vb.pp("output.LayerNorm"))?,
+                    ffn_out: Linear::load(vb.pp("output.dense"), config.intermediate_size, hidden)?,
+                    output_norm: Norm::load(vb.pp("output.LayerNorm"), hidden, eps)?,
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -122,70 +202,89 @@ impl BertEncoder {
             embedding_norm,
             layers,
             heads,
-            head_dim,
+            intermediate: config.intermediate_size,
         })
     }
 
-    /// Last hidden states `[batch, seq, hidden]` for `input_ids` `[batch, seq]` (u32) with
-    /// `attention_mask` `[batch, seq]` (f32, 1 for real tokens, 0 for padding).
+    fn hidden(&self) -> usize {
+        self.heads.count * self.heads.dim
+    }
+
+    /// Last hidden states `[batch, seq, hidden]` for right-padded `input_ids` `[batch, seq]` (u32)
+    /// with `attention_mask` `[batch, seq]` (1 for real tokens, 0 for padding). Padded positions
+    /// come back as zeros: they are never computed.
     pub fn forward(
         &self,
         input_ids: &Tensor,
         attention_mask: &Tensor,
     ) -> candle_core::Result<Tensor> {
         let (batch, seq) = input_ids.dims2()?;
-        let hidden = self.heads * self.head_dim;
-        let words = self
-            .word_embeddings
-            .index_select(&input_ids.flatten_all()?, 0)?;
-        let positions = self.position_embeddings.narrow(0, 0, seq)?;
-        let x = words
-            .reshape((batch, seq, hidden))?
-            .broadcast_add(&positions)?
-            .broadcast_add(&self.token_type_embedding)?;
-        let mut x = self
-            .embedding_norm
-            .forward(&x)?
-            .reshape((batch * seq, hidden))?;
-        // 0 where attended, a large negative number on padding; broadcast over heads and queries.
-        let mask_bias =
-            ((attention_mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((batch, 1, 1, seq))?;
-        for layer in &self.layers {
-            x = self.layer_forward(layer, &x, &mask_bias, batch, seq)?;
+        let ids = input_ids.to_vec2::<u32>()?;
+        let mask = attention_mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+        let max_positions = self.position_embeddings.len() / self.hidden();
+        let vocab = self.word_embeddings.len() / self.hidden();
+        let mut tokens = Vec::new();
+        let mut seqs = Vec::with_capacity(batch);
+        for (row_ids, row_mask) in ids.iter().zip(&mask) {
+            let len = row_mask.iter().take_while(|&&m| m > 0.5).count();
+            if len > max_positions {
+                candle_core::bail!(
+                    "sequence of {len} tokens exceeds the {max_positions} positions"
+                );
+            }
+            if let Some(bad) = row_ids[..len].iter().find(|&&id| id as usize >= vocab) {
+                candle_core::bail!("token id {bad} is outside the vocabulary of {vocab}");
+            }
+            seqs.push(tokens.len()..tokens.len() + len);
+            tokens.extend_from_slice(&row_ids[..len]);
         }
-        x.reshape((batch, seq, hidden))
+        let packed = self.forward_packed(&tokens, &seqs);
+        let hidden = self.hidden();
+        let mut out = vec![0f32; batch * seq * hidden];
+        for (b, range) in seqs.iter().enumerate() {
+            out[b * seq * hidden..][..range.len() * hidden]
+                .copy_from_slice(&packed[range.start * hidden..range.end * hidden]);
+        }
+        Tensor::from_vec(out, (batch, seq, hidden), &Device::Cpu)
     }
 
-    fn layer_forward(
-        &self,
-        layer: &EncoderLayer,
-        x: &Tensor,
-        mask_bias: &Tensor,
-        batch: usize,
-        seq: usize,
-    ) -> candle_core::Result<Tensor> {
-        let hidden = self.heads * self.head_dim;
-        let qkv = layer
-            .qkv
-            .forward(x)?
-            .reshape((batch, seq, 3, self.heads, self.head_dim))?
-            .permute((2, 0, 3, 1, 4))?; // [3, batch, heads, seq, head_dim]
-        let q = qkv.get(0)?.contiguous()?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask_bias)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let context = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((batch * seq, hidden))?;
-        let attended = layer
-            .attention_norm
-            .forward(&(layer.attention_out.forward(&context)? + x)?)?;
-        let ffn = layer
-            .ffn_out
-            .forward(&layer.ffn_in.forward(&attended)?.gelu_erf()?)?;
-        layer.output_norm.forward(&(ffn + attended)?)
+    /// Hidden states `[tokens, hidden]` of sequences packed back to back (`seqs` index `tokens`).
+    fn forward_packed(&self, tokens: &[u32], seqs: &[Range<usize>]) -> Vec<f32> {
+        let hidden = self.hidden();
+        let n = tokens.len();
+        let mut x = vec![0f32; n * hidden];
+        for seq in seqs {
+            for (position, t) in seq.clone().enumerate() {
+                let word = &self.word_embeddings[tokens[t] as usize * hidden..][..hidden];
+                let pos = &self.position_embeddings[position * hidden..][..hidden];
+                let row = &mut x[t * hidden..(t + 1) * hidden];
+                for (i, v) in row.iter_mut().enumerate() {
+                    *v = word[i] + pos[i] + self.token_type_embedding[i];
+                }
+            }
+        }
+        self.embedding_norm.apply(&mut x);
+        // Buffers live across layers: every layer has the same shapes.
+        let mut qkv = Vec::with_capacity(n * 3 * hidden);
+        let mut context = vec![0f32; n * hidden];
+        let mut attended = Vec::with_capacity(n * hidden);
+        let mut intermediate = Vec::with_capacity(n * self.intermediate);
+        for layer in &self.layers {
+            layer.qkv.apply(&x, n, None, false, &mut qkv);
+            attention(&qkv, seqs, self.heads, &mut context);
+            layer
+                .attention_out
+                .apply(&context, n, Some(&x), false, &mut attended);
+            layer.attention_norm.apply(&mut attended);
+            layer
+                .ffn_in
+                .apply(&attended, n, None, true, &mut intermediate);
+            layer
+                .ffn_out
+                .apply(&intermediate, n, Some(&attended), false, &mut x);
+            layer.output_norm.apply(&mut x);
+        }
+        x
     }
 }
 

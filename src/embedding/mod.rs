@@ -9,10 +9,12 @@
 //! [`e5s1`] as the offline route), [`config`] reads what the files say, [`batching`] plans forward
 //! passes, [`bert`] is wenda's own encoder.
 
+pub mod attention;
 pub mod batching;
 pub mod bert;
 pub mod config;
 pub mod e5s1;
+pub mod gemm;
 pub mod pypi;
 pub mod resolve;
 

@@ -1,0 +1,136 @@
+//! Multi-head self-attention over sequences packed back to back, without padding.
+//!
+//! A batch of texts of different lengths is stored as one `[tokens, 3 × hidden]` matrix of
+//! projected queries, keys and values, with each sequence a range of rows. Every (sequence, head)
+//! pair is an independent task: scores `Q·Kᵀ` over the sequence's own tokens only, a softmax per
+//! row, then `P·V` written straight into the head's columns of the output. Padded positions are
+//! never computed, so a batch costs what its real tokens cost and gives the same numbers as its
+//! members one at a time.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::gemm::{fast_exp, matmul_strided, OutMatrix, PackedMatrix};
+
+/// Shape of the attention: `heads × head_dim` is the hidden size.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    pub count: usize,
+    pub dim: usize,
+}
+
+/// `out[tokens, hidden]` = attention of `qkv[tokens, 3 × hidden]` within each sequence of `seqs`.
+/// Queries must already carry the `1/√head_dim` scale.
+pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f32]) {
+    let hidden = heads.count * heads.dim;
+    let tokens = seqs.last().map_or(0, |s| s.end);
+    assert_eq!(
+        qkv.len(),
+        tokens * 3 * hidden,
+        "qkv is not {tokens}×{}",
+        3 * hidden
+    );
+    assert_eq!(out.len(), tokens * hidden);
+    let out = OutMatrix::new(out.as_mut_ptr(), hidden);
+    let tasks: Vec<(usize, usize)> = (0..seqs.len())
+        .flat_map(|s| (0..heads.count).map(move |h| (s, h)))
+        .collect();
+    tasks.into_par_iter().for_each(|(s, h)| {
+        let seq = seqs[s].clone();
+        let len = seq.len();
+        if len == 0 {
+            return;
+        }
+        let row = |t: usize| (seq.start + t) * 3 * hidden;
+        let (q_col, k_col, v_col) = (
+            h * heads.dim,
+            hidden + h * heads.dim,
+            2 * hidden + h * heads.dim,
+        );
+        // Scores: (len × dim) · (dim × len), keys packed as the right-hand side.
+        let keys = PackedMatrix::pack(heads.dim, len, |d, t| qkv[row(t) + k_col + d]);
+        let mut scores = vec![0f32; len * len];
+        let q = &qkv[row(0) + q_col..];
+        // Safety: `q` holds `len` rows at stride 3·hidden; `scores` is len × len.
+        unsafe {
+            let scores_out = OutMatrix::new(scores.as_mut_ptr(), len);
+            matmul_strided(q, 3 * hidden, len, &keys, scores_out)
+        };
+        scores.chunks_exact_mut(len).for_each(softmax_in_place);
+        let values = PackedMatrix::pack(len, heads.dim, |t, d| qkv[row(t) + v_col + d]);
+        // Safety: the output block (this sequence's rows × this head's columns) lies inside `out`
+        // and no other task writes it.
+        unsafe {
+            let block = out.offset(seq.start * hidden + h * heads.dim);
+            matmul_strided(&scores, len, len, &values, block);
+        }
+    });
+}
+
+fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = fast_exp(*v - max);
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Straightforward attention for one sequence and one head.
+    fn naive(qkv: &[f32], seq: Range<usize>, h: usize, heads: Heads) -> Vec<f32> {
+        let hidden = heads.count * heads.dim;
+        let at = |t: usize, part: usize, d: usize| {
+            qkv[t * 3 * hidden + part * hidden + h * heads.dim + d]
+        };
+        let mut out = vec![0f32; seq.len() * heads.dim];
+        for (i, ti) in seq.clone().enumerate() {
+            let scores: Vec<f32> = seq
+                .clone()
+                .map(|tj| (0..heads.dim).map(|d| at(ti, 0, d) * at(tj, 1, d)).sum())
+                .collect();
+            let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let exps: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+            let sum: f32 = exps.iter().sum();
+            for d in 0..heads.dim {
+                out[i * heads.dim + d] = seq
+                    .clone()
+                    .zip(&exps)
+                    .map(|(tj, e)| e / sum * at(tj, 2, d))
+                    .sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn packed_sequences_attend_only_within_themselves() {
+        let heads = Heads { count: 3, dim: 5 };
+        let hidden = 15;
+        let seqs = vec![0..4, 4..5, 5..22];
+        let tokens = 22;
+        let qkv: Vec<f32> = (0..tokens * 3 * hidden)
+            .map(|i| ((i * 7919) % 211) as f32 / 105.0 - 1.0)
+            .collect();
+        let mut out = vec![f32::NAN; tokens * hidden];
+        attention(&qkv, &seqs, heads, &mut out);
+        for seq in &seqs {
+            for h in 0..heads.count {
+                let want = naive(&qkv, seq.clone(), h, heads);
+                for (i, t) in seq.clone().enumerate() {
+                    for d in 0..heads.dim {
+                        let got = out[t * hidden + h * heads.dim + d];
+                        let w = want[i * heads.dim + d];
+                        assert!((got - w).abs() < 1e-5, "seq {seq:?} head {h}: {got} vs {w}");
+                    }
+                }
+            }
+        }
+    }
+}
