@@ -7,17 +7,31 @@
 //! never computed, so a batch costs what its real tokens cost and gives the same numbers as its
 //! members one at a time.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::gemm::{fast_exp, matmul_strided, OutMatrix, PackedMatrix};
+use super::gemm::{fast_exp, lane_sum, matmul_strided, OutMatrix, PackedMatrix};
 
 /// Shape of the attention: `heads × head_dim` is the hidden size.
 #[derive(Debug, Clone, Copy)]
 pub struct Heads {
     pub count: usize,
     pub dim: usize,
+}
+
+/// Buffers one attention task needs, kept per thread: a 512-token sequence needs a 1 MiB score
+/// matrix per head, and a fresh allocation that size is new zeroed pages from the kernel each time.
+#[derive(Default)]
+struct Scratch {
+    keys: PackedMatrix,
+    values: PackedMatrix,
+    scores: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// `out[tokens, hidden]` = attention of `qkv[tokens, 3 × hidden]` within each sequence of `seqs`.
@@ -48,34 +62,39 @@ pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f3
             hidden + h * heads.dim,
             2 * hidden + h * heads.dim,
         );
-        // Scores: (len × dim) · (dim × len), keys packed as the right-hand side.
-        let keys = PackedMatrix::pack(heads.dim, len, |d, t| qkv[row(t) + k_col + d]);
-        let mut scores = vec![0f32; len * len];
-        let q = &qkv[row(0) + q_col..];
-        // Safety: `q` holds `len` rows at stride 3·hidden; `scores` is len × len.
-        unsafe {
-            let scores_out = OutMatrix::new(scores.as_mut_ptr(), len);
-            matmul_strided(q, 3 * hidden, len, &keys, scores_out)
-        };
-        scores.chunks_exact_mut(len).for_each(softmax_in_place);
-        let values = PackedMatrix::pack(len, heads.dim, |t, d| qkv[row(t) + v_col + d]);
-        // Safety: the output block (this sequence's rows × this head's columns) lies inside `out`
-        // and no other task writes it.
-        unsafe {
-            let block = out.offset(seq.start * hidden + h * heads.dim);
-            matmul_strided(&scores, len, len, &values, block);
-        }
+        SCRATCH.with_borrow_mut(
+            |Scratch {
+                 keys,
+                 values,
+                 scores,
+             }| {
+                // Scores: (len × dim) · (dim × len), keys packed as the right-hand side.
+                keys.repack(heads.dim, len, |d, t| qkv[row(t) + k_col + d]);
+                scores.resize(len * len, 0.0);
+                let q = &qkv[row(0) + q_col..];
+                // Safety: `q` holds `len` rows at stride 3·hidden; `scores` is len × len.
+                unsafe {
+                    let scores_out = OutMatrix::new(scores.as_mut_ptr(), len);
+                    matmul_strided(q, 3 * hidden, len, keys, scores_out)
+                };
+                scores.chunks_exact_mut(len).for_each(softmax_in_place);
+                values.repack(len, heads.dim, |t, d| qkv[row(t) + v_col + d]);
+                // Safety: the output block (this sequence's rows × this head's columns) lies inside
+                // `out` and no other task writes it.
+                unsafe {
+                    let block = out.offset(seq.start * hidden + h * heads.dim);
+                    matmul_strided(scores, len, len, values, block);
+                }
+            },
+        );
     });
 }
 
+/// Softmax of one row of scores; separate passes so each one vectorises.
 fn softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in row.iter_mut() {
-        *v = fast_exp(*v - max);
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v = fast_exp(*v - max));
+    let inv = 1.0 / lane_sum(row, |v| v);
     row.iter_mut().for_each(|v| *v *= inv);
 }
 

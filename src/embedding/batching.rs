@@ -15,9 +15,11 @@ pub struct BatchLimits {
 
 impl Default for BatchLimits {
     fn default() -> Self {
+        // Measured on CMRC contexts: larger batches give the GEMM taller matrices (1,387 tokens/s
+        // at 1,024, 1,455 at 4,096, 1,549 at 16,384); 16k tokens of activations is ~100 MB.
         Self {
-            token_budget: 4096,
-            max_inputs: 64,
+            token_budget: 16_384,
+            max_inputs: 128,
         }
     }
 }

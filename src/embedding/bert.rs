@@ -16,7 +16,7 @@ use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType
 use rayon::prelude::*;
 
 use super::attention::{attention, Heads};
-use super::gemm::{matmul, Epilogue, PackedMatrix};
+use super::gemm::{lane_sum, matmul, Epilogue, PackedMatrix};
 use super::EmbeddingError;
 
 /// A loaded BERT encoder.
@@ -105,9 +105,10 @@ impl Norm {
     /// LayerNorm of every row of `x`, in place.
     fn apply(&self, x: &mut [f32]) {
         let width = self.weight.len();
-        x.par_chunks_mut(width).for_each(|row| {
-            let mean = row.iter().sum::<f32>() / width as f32;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
+        // A query's few rows take less time than handing them to another thread.
+        x.par_chunks_mut(width).with_min_len(64).for_each(|row| {
+            let mean = lane_sum(row, |v| v) / width as f32;
+            let var = lane_sum(row, |v| (v - mean) * (v - mean)) / width as f32;
             let inv = 1.0 / (var + self.eps).sqrt();
             for ((v, w), b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
                 *v = (*v - mean) * inv * w + b;

@@ -20,7 +20,7 @@ const NR: usize = 16;
 const ROWS_PER_TASK: usize = MR * 8;
 
 /// A `k × n` right-hand matrix stored as `ceil(n / 16)` panels of `k × 16` values, zero-padded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PackedMatrix {
     k: usize,
     n: usize,
@@ -30,19 +30,25 @@ pub struct PackedMatrix {
 impl PackedMatrix {
     /// Packs the matrix whose element at (row `kk`, column `col`) is `at(kk, col)`.
     pub fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
+        let mut packed = Self::default();
+        packed.repack(k, n, at);
+        packed
+    }
+
+    /// Like [`pack`](Self::pack), reusing this matrix's storage (for per-task scratch matrices).
+    pub fn repack(&mut self, k: usize, n: usize, at: impl Fn(usize, usize) -> f32) {
         let n_panels = n.div_ceil(NR);
-        let mut panels = vec![0f32; n_panels * k * NR];
-        for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
+        self.panels.resize(n_panels * k * NR, 0.0);
+        for (p, panel) in self.panels.chunks_exact_mut(k.max(1) * NR).enumerate() {
             for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
                 for (j, value) in row.iter_mut().enumerate() {
                     let col = p * NR + j;
-                    if col < n {
-                        *value = at(kk, col);
-                    }
+                    *value = if col < n { at(kk, col) } else { 0.0 };
                 }
             }
         }
-        Self { k, n, panels }
+        self.k = k;
+        self.n = n;
     }
 
     /// Packs the transpose of a row-major `[n, k]` weight (PyTorch's `[out, in]` layout), so that
@@ -166,11 +172,11 @@ unsafe fn tile_range(
         let mut row = rows.start;
         while row < rows.end {
             let tile_rows = MR.min(rows.end - row);
-            // Missing rows of a short tile re-read the first row; their results are discarded.
+            // Rows past a short tile's end repeat its last row; the kernel never reads them.
             let a_rows: [*const f32; MR] =
                 std::array::from_fn(|r| a.as_ptr().add((row + r.min(tile_rows - 1)) * lda));
             let mut tile = [[0f32; NR]; MR];
-            microkernel(b.k, &a_rows, panel, &mut tile);
+            microkernel(b.k, tile_rows, &a_rows, panel, &mut tile);
             for (r, values) in tile.iter_mut().enumerate().take(tile_rows) {
                 let out_row = row + r;
                 if let Some(bias) = epilogue.bias {
@@ -198,10 +204,13 @@ unsafe fn tile_range(
     }
 }
 
-/// One 6×16 tile: `tile[r][j] = Σ_kk a_rows[r][kk] · panel[kk][j]`.
+/// One tile of up to 6×16: `tile[r][j] = Σ_kk a_rows[r][kk] · panel[kk][j]` for `r < rows`.
+/// Short tiles (the last rows of a matrix) get a kernel of their own height rather than computing
+/// rows that are thrown away: a 20-token query is three full tiles and one of two rows.
 #[inline]
 unsafe fn microkernel(
     k: usize,
+    rows: usize,
     a_rows: &[*const f32; MR],
     panel: &[f32],
     tile: &mut [[f32; NR]; MR],
@@ -210,20 +219,28 @@ unsafe fn microkernel(
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
-            return microkernel_avx2(k, a_rows, panel, tile);
+            return match rows {
+                1 => microkernel_avx2::<1>(k, a_rows, panel, tile),
+                2 => microkernel_avx2::<2>(k, a_rows, panel, tile),
+                3 => microkernel_avx2::<3>(k, a_rows, panel, tile),
+                4 => microkernel_avx2::<4>(k, a_rows, panel, tile),
+                5 => microkernel_avx2::<5>(k, a_rows, panel, tile),
+                _ => microkernel_avx2::<MR>(k, a_rows, panel, tile),
+            };
         }
     }
-    microkernel_portable(k, a_rows, panel, tile)
+    microkernel_portable(k, rows, a_rows, panel, tile)
 }
 
 unsafe fn microkernel_portable(
     k: usize,
+    rows: usize,
     a_rows: &[*const f32; MR],
     panel: &[f32],
     tile: &mut [[f32; NR]; MR],
 ) {
     for (kk, b) in panel.chunks_exact(NR).take(k).enumerate() {
-        for r in 0..MR {
+        for r in 0..rows {
             let a = *a_rows[r].add(kk);
             for j in 0..NR {
                 tile[r][j] += a * b[j];
@@ -234,25 +251,25 @@ unsafe fn microkernel_portable(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn microkernel_avx2(
+unsafe fn microkernel_avx2<const ROWS: usize>(
     k: usize,
     a_rows: &[*const f32; MR],
     panel: &[f32],
     tile: &mut [[f32; NR]; MR],
 ) {
     use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
     let b = panel.as_ptr();
     for kk in 0..k {
         let b0 = _mm256_loadu_ps(b.add(kk * NR));
         let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
-        for r in 0..MR {
+        for r in 0..ROWS {
             let a = _mm256_broadcast_ss(&*a_rows[r].add(kk));
             acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
         }
     }
-    for r in 0..MR {
+    for r in 0..ROWS {
         _mm256_storeu_ps(tile[r].as_mut_ptr(), acc[r][0]);
         _mm256_storeu_ps(tile[r].as_mut_ptr().add(8), acc[r][1]);
     }
@@ -276,6 +293,21 @@ pub fn fast_exp(x: f32) -> f32 {
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+}
+
+/// Sum of `f(v)` over `values`, accumulated in eight lanes so the loop vectorises (a plain float
+/// sum is sequential by IEEE rules, so the compiler may not reorder it).
+#[inline]
+pub fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += f(v);
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 /// erf GELU, `x/2 · (1 + erf(x/√2))`, with erf from Abramowitz–Stegun 7.1.26 (error below 1.5e-7).
