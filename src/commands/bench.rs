@@ -31,6 +31,8 @@ pub struct BenchArgs {
 }
 
 struct Latency {
+    /// Mean tokens per question, prompt and special tokens included.
+    tokens: f64,
     p50: Duration,
     p90: Duration,
     mean: Duration,
@@ -56,14 +58,16 @@ fn query_latency(embedder: &Embedder, questions: &[&str]) -> anyhow::Result<Late
         embedder.embed_one(Role::Query, q)?; // warm caches and thread pools
     }
     let mut times = Vec::with_capacity(questions.len());
+    let mut tokens = 0;
     for q in questions {
         let started = Instant::now();
-        embedder.embed_one(Role::Query, q)?;
+        tokens += embedder.embed_one(Role::Query, q)?.tokens;
         times.push(started.elapsed());
     }
     times.sort();
     let at = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     Ok(Latency {
+        tokens: tokens as f64 / questions.len() as f64,
         p50: at(0.5),
         p90: at(0.9),
         mean: times.iter().sum::<Duration>() / times.len() as u32,
@@ -109,15 +113,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let mut subset_rates = Vec::new();
     println!(
-        "{:<20} {:>9} {:>9} {:>9} {:>14} {:>14}",
-        "engine", "q p50 ms", "q p90 ms", "q mean", "subset tok/s", "subset psg/s"
+        "{:<20} {:>8} {:>9} {:>9} {:>9} {:>14} {:>14}",
+        "engine", "q tokens", "q p50 ms", "q p90 ms", "q mean", "subset tok/s", "subset psg/s"
     );
     for (label, backend) in &engines {
         let embedder = args.model.load_with(*backend)?;
         let latency = query_latency(&embedder, &questions)?;
         let sub = throughput(&embedder, subset)?;
         println!(
-            "{label:<20} {:>9.2} {:>9.2} {:>9.2} {:>14.0} {:>14.2}",
+            "{label:<20} {:>8.1} {:>9.2} {:>9.2} {:>9.2} {:>14.0} {:>14.2}",
+            latency.tokens,
             ms(latency.p50),
             ms(latency.p90),
             ms(latency.mean),
