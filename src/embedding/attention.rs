@@ -34,8 +34,8 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// `out[tokens, hidden]` = attention of `qkv[tokens, 3 × hidden]` within each sequence of `seqs`.
-/// Queries must already carry the `1/√head_dim` scale.
+/// `out[tokens, hidden]` = attention of `qkv[tokens, 3 × hidden]` within each sequence of `seqs`:
+/// `softmax(Q·Kᵀ / √head_dim) · V` per head.
 pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f32]) {
     let hidden = heads.count * heads.dim;
     let tokens = seqs.last().map_or(0, |s| s.end);
@@ -47,6 +47,9 @@ pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f3
     );
     assert_eq!(out.len(), tokens * hidden);
     let out = OutMatrix::new(out.as_mut_ptr(), hidden);
+    // Scaling the scores rather than folding the scale into the query weights keeps those
+    // weights in their exact block form (see `gemm`).
+    let scale = 1.0 / (heads.dim as f32).sqrt();
     let tasks: Vec<(usize, usize)> = (0..seqs.len())
         .flat_map(|s| (0..heads.count).map(move |h| (s, h)))
         .collect();
@@ -77,7 +80,9 @@ pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f3
                     let scores_out = OutMatrix::new(scores.as_mut_ptr(), len);
                     matmul_strided(q, 3 * hidden, len, keys, scores_out)
                 };
-                scores.chunks_exact_mut(len).for_each(softmax_in_place);
+                scores
+                    .chunks_exact_mut(len)
+                    .for_each(|row| softmax_in_place(row, scale));
                 values.repack(len, heads.dim, |t, d| qkv[row(t) + v_col + d]);
                 // Safety: the output block (this sequence's rows × this head's columns) lies inside
                 // `out` and no other task writes it.
@@ -90,10 +95,11 @@ pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f3
     });
 }
 
-/// Softmax of one row of scores; separate passes so each one vectorises.
-fn softmax_in_place(row: &mut [f32]) {
+/// Softmax of one row of scores times `scale`; separate passes so each one vectorises.
+fn softmax_in_place(row: &mut [f32], scale: f32) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    row.iter_mut().for_each(|v| *v = fast_exp(*v - max));
+    row.iter_mut()
+        .for_each(|v| *v = fast_exp((*v - max) * scale));
     let inv = 1.0 / lane_sum(row, |v| v);
     row.iter_mut().for_each(|v| *v *= inv);
 }
@@ -110,9 +116,15 @@ mod tests {
         };
         let mut out = vec![0f32; seq.len() * heads.dim];
         for (i, ti) in seq.clone().enumerate() {
+            let scale = 1.0 / (heads.dim as f32).sqrt();
             let scores: Vec<f32> = seq
                 .clone()
-                .map(|tj| (0..heads.dim).map(|d| at(ti, 0, d) * at(tj, 1, d)).sum())
+                .map(|tj| {
+                    (0..heads.dim)
+                        .map(|d| at(ti, 0, d) * at(tj, 1, d))
+                        .sum::<f32>()
+                        * scale
+                })
                 .collect();
             let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let exps: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();

@@ -2,8 +2,8 @@
 //!
 //! It computes exactly what Hugging Face's `BertModel` computes (absolute positions, post-LayerNorm,
 //! erf GELU), arranged for a CPU: weights are read through candle's `VarBuilder` and packed once
-//! for [`gemm`](super::gemm); the query, key and value projections are one fused product with the
-//! attention scale folded into the query weights; bias, residual and GELU are fused into the
+//! for [`gemm`](super::gemm); the query, key and value projections are one fused product; bias,
+//! residual and GELU are fused into the
 //! products' epilogues; and the texts of a batch are packed back to back without padding, with
 //! [`attention`](super::attention) working within each text. candle-transformers' `BertModel`
 //! remains available as the reference backend, and tests hold the two together.
@@ -164,7 +164,6 @@ impl BertEncoder {
         )?;
         let embedding_norm = Norm::load(emb.pp("LayerNorm"), hidden, eps)?;
 
-        let query_scale = 1.0 / (heads.dim as f64).sqrt();
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
                 let vb = vb.pp(format!("encoder.layer.{i}"));
@@ -177,10 +176,9 @@ impl BertEncoder {
                 let (qw, qb) = projection("query")?;
                 let (kw, kb) = projection("key")?;
                 let (vw, vb_) = projection("value")?;
-                // softmax(q·k / sqrt(d)) == softmax((q / sqrt(d))·k): scale once, here.
                 let qkv = Linear::new(
-                    Tensor::cat(&[(qw * query_scale)?, kw, vw], 0)?,
-                    Tensor::cat(&[(qb * query_scale)?, kb, vb_], 0)?,
+                    Tensor::cat(&[qw, kw, vw], 0)?,
+                    Tensor::cat(&[qb, kb, vb_], 0)?,
                 )?;
                 Ok(EncoderLayer {
                     qkv,
@@ -196,6 +194,16 @@ impl BertEncoder {
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;
+        let block_stored = layers
+            .iter()
+            .flat_map(|l| [&l.qkv, &l.attention_out, &l.ffn_in, &l.ffn_out])
+            .filter(|linear| linear.weight.is_block_stored())
+            .count();
+        tracing::debug!(
+            block_stored,
+            total = layers.len() * 4,
+            "linear weights held in exact block storage"
+        );
         Ok(Self {
             word_embeddings,
             position_embeddings,

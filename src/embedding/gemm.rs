@@ -19,12 +19,33 @@ const NR: usize = 16;
 /// Rows handed to one parallel task, so a task's slice of the left matrix stays in L2.
 const ROWS_PER_TASK: usize = MR * 8;
 
+/// Values along `k` that share one scale in block storage (ggml's block length).
+const BLOCK: usize = 32;
+
 /// A `k × n` right-hand matrix stored as `ceil(n / 16)` panels of `k × 16` values, zero-padded.
 #[derive(Debug, Clone, Default)]
 pub struct PackedMatrix {
     k: usize,
     n: usize,
-    panels: Vec<f32>,
+    storage: Storage,
+}
+
+#[derive(Debug, Clone)]
+enum Storage {
+    /// Panels of f32 values.
+    F32(Vec<f32>),
+    /// Panels of small integers with one f32 scale per 32 values along `k` per column, used only
+    /// when that representation is *exact*: weights dequantized from ggml blocks (the default
+    /// model's are Q4_0) are integers times a per-block scale. A quarter of the f32 bytes, so a
+    /// query streams 22 MB of weights instead of 85 MB; each panel is expanded to f32 just before
+    /// the microkernel uses it, and the products are bit-identical to the f32 ones.
+    Blocks { values: Vec<i8>, scales: Vec<f32> },
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self::F32(Vec::new())
+    }
 }
 
 impl PackedMatrix {
@@ -37,25 +58,53 @@ impl PackedMatrix {
 
     /// Like [`pack`](Self::pack), reusing this matrix's storage (for per-task scratch matrices).
     pub fn repack(&mut self, k: usize, n: usize, at: impl Fn(usize, usize) -> f32) {
-        let n_panels = n.div_ceil(NR);
-        self.panels.resize(n_panels * k * NR, 0.0);
-        for (p, panel) in self.panels.chunks_exact_mut(k.max(1) * NR).enumerate() {
-            for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
-                for (j, value) in row.iter_mut().enumerate() {
-                    let col = p * NR + j;
-                    *value = if col < n { at(kk, col) } else { 0.0 };
-                }
-            }
-        }
-        self.k = k;
-        self.n = n;
+        let mut panels = match std::mem::take(&mut self.storage) {
+            Storage::F32(panels) => panels,
+            Storage::Blocks { .. } => Vec::new(),
+        };
+        panels.resize(n.div_ceil(NR) * k * NR, 0.0);
+        fill_panels(&mut panels, k, n, at);
+        *self = Self {
+            k,
+            n,
+            storage: Storage::F32(panels),
+        };
     }
 
     /// Packs the transpose of a row-major `[n, k]` weight (PyTorch's `[out, in]` layout), so that
-    /// `x · Wᵀ` is a plain product with this matrix.
+    /// `x · Wᵀ` is a plain product with this matrix. Uses exact block storage when it can.
     pub fn from_weight(weight: &[f32], n: usize, k: usize) -> Self {
         assert_eq!(weight.len(), n * k, "weight is not {n}×{k}");
-        Self::pack(k, n, |kk, col| weight[col * k + kk])
+        let at = |kk: usize, col: usize| weight[col * k + kk];
+        match exact_blocks(weight, n, k) {
+            Some(block_scales) => {
+                let n_panels = n.div_ceil(NR);
+                let mut values = vec![0i8; n_panels * k * NR];
+                let mut scales = vec![0f32; n_panels * (k / BLOCK) * NR];
+                for (p, panel) in values.chunks_exact_mut(k * NR).enumerate() {
+                    for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
+                        for (j, value) in row.iter_mut().enumerate() {
+                            let col = p * NR + j;
+                            if col < n {
+                                let scale = block_scales[col * (k / BLOCK) + kk / BLOCK];
+                                scales[(p * (k / BLOCK) + kk / BLOCK) * NR + j] = scale;
+                                *value = if scale == 0.0 {
+                                    0
+                                } else {
+                                    (at(kk, col) / scale).round() as i8
+                                };
+                            }
+                        }
+                    }
+                }
+                Self {
+                    k,
+                    n,
+                    storage: Storage::Blocks { values, scales },
+                }
+            }
+            None => Self::pack(k, n, at),
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -66,9 +115,105 @@ impl PackedMatrix {
         self.n
     }
 
-    fn panel(&self, p: usize) -> &[f32] {
-        &self.panels[p * self.k * NR..(p + 1) * self.k * NR]
+    /// Whether the matrix is held in exact block storage.
+    pub fn is_block_stored(&self) -> bool {
+        matches!(self.storage, Storage::Blocks { .. })
     }
+
+    /// Panel `p` as f32 values, expanding block storage into `scratch`.
+    fn panel<'a>(&'a self, p: usize, scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        let len = self.k * NR;
+        match &self.storage {
+            Storage::F32(panels) => &panels[p * len..(p + 1) * len],
+            Storage::Blocks { values, scales } => {
+                scratch.resize(len, 0.0);
+                let blocks = self.k / BLOCK;
+                expand_panel(
+                    &values[p * len..(p + 1) * len],
+                    &scales[p * blocks * NR..(p + 1) * blocks * NR],
+                    scratch,
+                );
+                scratch
+            }
+        }
+    }
+}
+
+fn fill_panels(panels: &mut [f32], k: usize, n: usize, at: impl Fn(usize, usize) -> f32) {
+    for (p, panel) in panels.chunks_exact_mut(k.max(1) * NR).enumerate() {
+        for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
+            for (j, value) in row.iter_mut().enumerate() {
+                let col = p * NR + j;
+                *value = if col < n { at(kk, col) } else { 0.0 };
+            }
+        }
+    }
+}
+
+/// Per (column, block) scales such that every weight is an integer in [-127, 127] times its
+/// block's scale *exactly*, or `None` if some block has no such scale. The candidates are the
+/// block's largest magnitude divided by 1..=8 (ggml Q4_0, whose largest value is -8·d ... 7·d)
+/// or by 127 (Q8_0).
+fn exact_blocks(weight: &[f32], n: usize, k: usize) -> Option<Vec<f32>> {
+    if k % BLOCK != 0 {
+        return None;
+    }
+    let mut scales = Vec::with_capacity(n * k / BLOCK);
+    for block in weight.chunks_exact(BLOCK) {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        if amax == 0.0 {
+            scales.push(0.0);
+            continue;
+        }
+        let scale = (1..=8)
+            .chain([127])
+            .map(|m| amax / m as f32)
+            .find(|&scale| {
+                block.iter().all(|&v| {
+                    let q = (v / scale).round();
+                    q.abs() <= 127.0 && q * scale == v
+                })
+            })?;
+        scales.push(scale);
+    }
+    Some(scales)
+}
+
+/// `out[kk][j] = values[kk][j] · scales[kk / 32][j]` for one panel.
+fn expand_panel(values: &[i8], scales: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // Safety: the CPU has AVX2, checked just above.
+            return unsafe { expand_panel_avx2(values, scales, out) };
+        }
+    }
+    expand_panel_portable(values, scales, out)
+}
+
+#[inline(always)]
+fn expand_panel_portable(values: &[i8], scales: &[f32], out: &mut [f32]) {
+    for ((block_values, block_out), block_scales) in values
+        .chunks_exact(BLOCK * NR)
+        .zip(out.chunks_exact_mut(BLOCK * NR))
+        .zip(scales.chunks_exact(NR))
+    {
+        for (row_values, row_out) in block_values
+            .chunks_exact(NR)
+            .zip(block_out.chunks_exact_mut(NR))
+        {
+            for j in 0..NR {
+                row_out[j] = row_values[j] as f32 * block_scales[j];
+            }
+        }
+    }
+}
+
+/// The portable loop, compiled with AVX2 so it vectorises to 8-lane conversions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn expand_panel_avx2(values: &[i8], scales: &[f32], out: &mut [f32]) {
+    expand_panel_portable(values, scales, out)
 }
 
 /// What is added to and applied after the product, per output element.
@@ -165,8 +310,9 @@ unsafe fn tile_range(
     c: OutMatrix,
 ) {
     let ldc = c.row_stride;
+    let mut scratch = Vec::new();
     for p in panels {
-        let panel = b.panel(p);
+        let panel = b.panel(p, &mut scratch);
         let col0 = p * NR;
         let cols = NR.min(b.n - col0);
         let mut row = rows.start;
@@ -378,6 +524,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn ggml_style_block_weights_are_stored_exactly() {
+        let (m, k, n) = (9, 64, 40);
+        // Q4_0-style: integers in [-8, 7] times a per-(column, 32-block) scale.
+        let w: Vec<f32> = (0..n * k)
+            .map(|i| ((i * 7 % 16) as f32 - 8.0) * (0.01 + (i / BLOCK) as f32 * 1e-3))
+            .collect();
+        let packed = PackedMatrix::from_weight(&w, n, k);
+        assert!(packed.is_block_stored());
+        let dense = PackedMatrix::pack(k, n, |kk, col| w[col * k + kk]);
+        let a = values(m * k, 7);
+        let (mut out_blocks, mut out_dense) = (vec![0f32; m * n], vec![0f32; m * n]);
+        matmul(&a, m, &packed, Epilogue::default(), &mut out_blocks);
+        matmul(&a, m, &dense, Epilogue::default(), &mut out_dense);
+        assert_eq!(out_blocks, out_dense, "block storage must be bit-exact");
+
+        // Arbitrary floats have no exact block form and stay f32.
+        let arbitrary = values(n * k, 8);
+        assert!(!PackedMatrix::from_weight(&arbitrary, n, k).is_block_stored());
     }
 
     #[test]
