@@ -3,5 +3,8 @@
 # release profile (Candle's kernels are far too slow unoptimised for the model tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo run --release --quiet -- model fetch
+# One build serves both steps: `cargo run` would build the binary again without the test-only
+# dependencies' features, doubling the build on a fresh machine.
+cargo test --release --no-run
+"${CARGO_TARGET_DIR:-target}/release/wenda" model fetch
 cargo test --release "$@"
