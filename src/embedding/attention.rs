@@ -95,8 +95,27 @@ pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f3
     });
 }
 
-/// Softmax of one row of scores times `scale`; separate passes so each one vectorises.
+/// Softmax of one row of scores times `scale`, compiled for AVX2/FMA when the CPU has them.
 fn softmax_in_place(row: &mut [f32], scale: f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if super::gemm::has_avx2_fma() {
+            // Safety: the CPU has AVX2 and FMA, checked just above.
+            return unsafe { softmax_avx2(row, scale) };
+        }
+    }
+    softmax_portable(row, scale)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_avx2(row: &mut [f32], scale: f32) {
+    softmax_portable(row, scale)
+}
+
+/// Separate passes so each one vectorises.
+#[inline(always)]
+fn softmax_portable(row: &mut [f32], scale: f32) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     row.iter_mut()
         .for_each(|v| *v = fast_exp((*v - max) * scale));

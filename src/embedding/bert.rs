@@ -106,14 +106,37 @@ impl Norm {
     fn apply(&self, x: &mut [f32]) {
         let width = self.weight.len();
         // A query's few rows take less time than handing them to another thread.
-        x.par_chunks_mut(width).with_min_len(64).for_each(|row| {
-            let mean = lane_sum(row, |v| v) / width as f32;
-            let var = lane_sum(row, |v| (v - mean) * (v - mean)) / width as f32;
-            let inv = 1.0 / (var + self.eps).sqrt();
-            for ((v, w), b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
-                *v = (*v - mean) * inv * w + b;
+        x.par_chunks_mut(width)
+            .with_min_len(64)
+            .for_each(|row| self.normalize(row));
+    }
+
+    fn normalize(&self, row: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if super::gemm::has_avx2_fma() {
+                // Safety: the CPU has AVX2 and FMA, checked just above.
+                return unsafe { self.normalize_avx2(row) };
             }
-        });
+        }
+        self.normalize_portable(row)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn normalize_avx2(&self, row: &mut [f32]) {
+        self.normalize_portable(row)
+    }
+
+    #[inline(always)]
+    fn normalize_portable(&self, row: &mut [f32]) {
+        let width = row.len() as f32;
+        let mean = lane_sum(row, |v| v) / width;
+        let var = lane_sum(row, |v| (v - mean) * (v - mean)) / width;
+        let inv = 1.0 / (var + self.eps).sqrt();
+        for ((v, w), b) in row.iter_mut().zip(&self.weight).zip(&self.bias) {
+            *v = (*v - mean) * inv * w + b;
+        }
     }
 }
 

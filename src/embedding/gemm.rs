@@ -183,7 +183,7 @@ fn exact_blocks(weight: &[f32], n: usize, k: usize) -> Option<Vec<f32>> {
 fn expand_panel(values: &[i8], scales: &[f32], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if has_avx2_fma() {
             // Safety: the CPU has AVX2, checked just above.
             return unsafe { expand_panel_avx2(values, scales, out) };
         }
@@ -299,8 +299,49 @@ pub unsafe fn matmul_strided(a: &[f32], lda: usize, m: usize, b: &PackedMatrix, 
     tile_range(a, lda, 0..m, b, 0..n_panels, Epilogue::default(), c);
 }
 
-/// Computes output rows `rows` × panels `panels`.
+/// Computes output rows `rows` × panels `panels`, with the whole loop (panel expansion, epilogue,
+/// GELU) compiled for AVX2/FMA when the CPU has them.
 unsafe fn tile_range(
+    a: &[f32],
+    lda: usize,
+    rows: std::ops::Range<usize>,
+    b: &PackedMatrix,
+    panels: std::ops::Range<usize>,
+    epilogue: Epilogue,
+    c: OutMatrix,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2_fma() {
+            return tile_range_avx2(a, lda, rows, b, panels, epilogue, c);
+        }
+    }
+    tile_range_impl(a, lda, rows, b, panels, epilogue, c)
+}
+
+/// Whether this CPU runs the AVX2/FMA code paths (detected once, then a cached load).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_range_avx2(
+    a: &[f32],
+    lda: usize,
+    rows: std::ops::Range<usize>,
+    b: &PackedMatrix,
+    panels: std::ops::Range<usize>,
+    epilogue: Epilogue,
+    c: OutMatrix,
+) {
+    tile_range_impl(a, lda, rows, b, panels, epilogue, c)
+}
+
+#[inline(always)]
+unsafe fn tile_range_impl(
     a: &[f32],
     lda: usize,
     rows: std::ops::Range<usize>,
@@ -363,8 +404,7 @@ unsafe fn microkernel(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
+        if has_avx2_fma() {
             return match rows {
                 1 => microkernel_avx2::<1>(k, a_rows, panel, tile),
                 2 => microkernel_avx2::<2>(k, a_rows, panel, tile),
@@ -430,15 +470,20 @@ pub fn fast_exp(x: f32) -> f32 {
     const LN2_LO: f32 = 1.428_606_8e-6;
     // Adding 1.5·2²³ rounds to the nearest integer in the float's mantissa.
     const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    // min/max rather than clamp, and the integer read from the rounded float's bits rather than
+    // an `as i32` cast: Rust's saturating casts and NaN-aware clamp compile to scalar branches.
+    #[allow(clippy::manual_clamp)] // clamp's NaN handling is what keeps it scalar
+    let x = x.max(-87.0).min(88.0);
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    let n_int = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
     let r = x - n * LN2_HI - n * LN2_LO;
     // Taylor polynomial to r⁶ on |r| ≤ ln2/2.
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    p * f32::from_bits(((n_int + 127) as u32) << 23)
 }
 
 /// Sum of `f(v)` over `values`, accumulated in eight lanes so the loop vectorises (a plain float
