@@ -380,16 +380,17 @@ pub(crate) mod tests {
         for (row, len) in [(0usize, 5usize), (1, 3)] {
             let e = expected.get(row).unwrap().narrow(0, 0, len).unwrap();
             let a = actual.get(row).unwrap().narrow(0, 0, len).unwrap();
-            let diff: f32 = (e - a)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            let diff = max_abs_difference(&e, &a);
             assert!(diff < 1e-4, "row {row}: max abs difference {diff}");
         }
+    }
+
+    fn max_abs_difference(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar())
+            .unwrap()
     }
 
     #[test]
@@ -412,14 +413,7 @@ pub(crate) mod tests {
             .unwrap()
             .narrow(1, 0, 4)
             .unwrap();
-        let diff: f32 = (alone - padded)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap();
+        let diff = max_abs_difference(&alone, &padded);
         assert!(diff < 1e-5, "max abs difference {diff}");
     }
 }

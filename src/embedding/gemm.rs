@@ -284,7 +284,16 @@ pub fn matmul(a: &[f32], m: usize, b: &PackedMatrix, epilogue: Epilogue, out: &m
             let first = (task % panel_groups) * panels_per_group;
             let panels = first..(first + panels_per_group).min(n_panels);
             // Safety: `out` has m×n elements; this task writes only rows `rows` × panels `panels`.
-            unsafe { tile_range(a, k, rows, b, panels, epilogue, out) };
+            let tiles = Tiles {
+                a,
+                lda: k,
+                rows,
+                b,
+                panels,
+                epilogue,
+                c: out,
+            };
+            unsafe { tiles.compute() };
         });
 }
 
@@ -296,27 +305,28 @@ pub fn matmul(a: &[f32], m: usize, b: &PackedMatrix, epilogue: Epilogue, out: &m
 /// `m` rows of `b.cols()` values, written by no one else meanwhile.
 pub unsafe fn matmul_strided(a: &[f32], lda: usize, m: usize, b: &PackedMatrix, c: OutMatrix) {
     let n_panels = b.n.div_ceil(NR);
-    tile_range(a, lda, 0..m, b, 0..n_panels, Epilogue::default(), c);
+    let tiles = Tiles {
+        a,
+        lda,
+        rows: 0..m,
+        b,
+        panels: 0..n_panels,
+        epilogue: Epilogue::default(),
+        c,
+    };
+    tiles.compute();
 }
 
-/// Computes output rows `rows` × panels `panels`, with the whole loop (panel expansion, epilogue,
-/// GELU) compiled for AVX2/FMA when the CPU has them.
-unsafe fn tile_range(
-    a: &[f32],
+/// One task's share of a product: output rows `rows` × column panels `panels` of `c = a · b`.
+struct Tiles<'a> {
+    a: &'a [f32],
+    /// Distance between the starts of consecutive rows of `a`.
     lda: usize,
     rows: std::ops::Range<usize>,
-    b: &PackedMatrix,
+    b: &'a PackedMatrix,
     panels: std::ops::Range<usize>,
-    epilogue: Epilogue,
+    epilogue: Epilogue<'a>,
     c: OutMatrix,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx2_fma() {
-            return tile_range_avx2(a, lda, rows, b, panels, epilogue, c);
-        }
-    }
-    tile_range_impl(a, lda, rows, b, panels, epilogue, c)
 }
 
 /// Whether this CPU runs the AVX2/FMA code paths (detected once, then a cached load).
@@ -326,67 +336,71 @@ pub fn has_avx2_fma() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_range_avx2(
-    a: &[f32],
-    lda: usize,
-    rows: std::ops::Range<usize>,
-    b: &PackedMatrix,
-    panels: std::ops::Range<usize>,
-    epilogue: Epilogue,
-    c: OutMatrix,
-) {
-    tile_range_impl(a, lda, rows, b, panels, epilogue, c)
-}
-
-#[inline(always)]
-unsafe fn tile_range_impl(
-    a: &[f32],
-    lda: usize,
-    rows: std::ops::Range<usize>,
-    b: &PackedMatrix,
-    panels: std::ops::Range<usize>,
-    epilogue: Epilogue,
-    c: OutMatrix,
-) {
-    let ldc = c.row_stride;
-    let mut scratch = Vec::new();
-    for p in panels {
-        let panel = b.panel(p, &mut scratch);
-        let col0 = p * NR;
-        let cols = NR.min(b.n - col0);
-        let mut row = rows.start;
-        while row < rows.end {
-            let tile_rows = MR.min(rows.end - row);
-            // Rows past a short tile's end repeat its last row; the kernel never reads them.
-            let a_rows: [*const f32; MR] =
-                std::array::from_fn(|r| a.as_ptr().add((row + r.min(tile_rows - 1)) * lda));
-            let mut tile = [[0f32; NR]; MR];
-            microkernel(b.k, tile_rows, &a_rows, panel, &mut tile);
-            for (r, values) in tile.iter_mut().enumerate().take(tile_rows) {
-                let out_row = row + r;
-                if let Some(bias) = epilogue.bias {
-                    for (v, b) in values.iter_mut().zip(&bias[col0..col0 + cols]) {
-                        *v += b;
-                    }
-                }
-                if let Some(residual) = epilogue.residual {
-                    let start = out_row * ldc + col0;
-                    for (v, r) in values.iter_mut().zip(&residual[start..start + cols]) {
-                        *v += r;
-                    }
-                }
-                if epilogue.gelu {
-                    values.iter_mut().for_each(|v| *v = gelu(*v));
-                }
-                std::ptr::copy_nonoverlapping(
-                    values.as_ptr(),
-                    c.ptr.add(out_row * ldc + col0),
-                    cols,
-                );
+impl Tiles<'_> {
+    /// Computes the tiles, with the whole loop (panel expansion, epilogue, GELU) compiled for
+    /// AVX2/FMA when the CPU has them.
+    ///
+    /// # Safety
+    /// `c` must be valid for writes of every element in `rows` × the columns of `panels`, and no
+    /// one else may write them meanwhile.
+    unsafe fn compute(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_avx2_fma() {
+                return self.compute_avx2();
             }
-            row += tile_rows;
+        }
+        self.compute_portable()
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn compute_avx2(&self) {
+        self.compute_portable()
+    }
+
+    #[inline(always)]
+    unsafe fn compute_portable(&self) {
+        let (a, lda, b, epilogue, c) = (self.a, self.lda, self.b, self.epilogue, self.c);
+        let (rows, panels) = (self.rows.clone(), self.panels.clone());
+        let ldc = c.row_stride;
+        let mut scratch = Vec::new();
+        for p in panels {
+            let panel = b.panel(p, &mut scratch);
+            let col0 = p * NR;
+            let cols = NR.min(b.n - col0);
+            let mut row = rows.start;
+            while row < rows.end {
+                let tile_rows = MR.min(rows.end - row);
+                // Rows past a short tile's end repeat its last row; the kernel never reads them.
+                let a_rows: [*const f32; MR] =
+                    std::array::from_fn(|r| a.as_ptr().add((row + r.min(tile_rows - 1)) * lda));
+                let mut tile = [[0f32; NR]; MR];
+                microkernel(b.k, tile_rows, &a_rows, panel, &mut tile);
+                for (r, values) in tile.iter_mut().enumerate().take(tile_rows) {
+                    let out_row = row + r;
+                    if let Some(bias) = epilogue.bias {
+                        for (v, b) in values.iter_mut().zip(&bias[col0..col0 + cols]) {
+                            *v += b;
+                        }
+                    }
+                    if let Some(residual) = epilogue.residual {
+                        let start = out_row * ldc + col0;
+                        for (v, r) in values.iter_mut().zip(&residual[start..start + cols]) {
+                            *v += r;
+                        }
+                    }
+                    if epilogue.gelu {
+                        values.iter_mut().for_each(|v| *v = gelu(*v));
+                    }
+                    std::ptr::copy_nonoverlapping(
+                        values.as_ptr(),
+                        c.ptr.add(out_row * ldc + col0),
+                        cols,
+                    );
+                }
+                row += tile_rows;
+            }
         }
     }
 }
