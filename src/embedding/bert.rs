@@ -320,16 +320,6 @@ impl BertEncoder {
     }
 }
 
-/// Loads a `BertEncoder` from safetensors files on the CPU.
-pub fn load_from_safetensors(
-    weights: &std::path::Path,
-    config: &Config,
-) -> Result<BertEncoder, EmbeddingError> {
-    // Safety: the file is memory-mapped read-only; wenda never writes model files it has loaded.
-    let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)? };
-    BertEncoder::load(vb, config)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

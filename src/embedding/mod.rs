@@ -118,8 +118,8 @@ impl Encoder {
         match (config.architecture, backend) {
             (Architecture::Bert, Backend::Native) => {
                 let bert_config = serde_json::from_value(config.raw.clone()).map_err(parse)?;
-                Ok(Self::Native(bert::load_from_safetensors(
-                    &files.weights,
+                Ok(Self::Native(bert::BertEncoder::load(
+                    mmap(files)?,
                     &bert_config,
                 )?))
             }
