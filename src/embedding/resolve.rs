@@ -122,7 +122,7 @@ impl ModelLocator {
             return Ok(files);
         }
         let hub_error = if self.hub_offline {
-            "HF_HUB_OFFLINE is set".to_string()
+            "not contacted, HF_HUB_OFFLINE is set".to_string()
         } else {
             match self.download(name) {
                 Ok(files) => return Ok(files),
@@ -142,7 +142,7 @@ impl ModelLocator {
         Err(EmbeddingError::ModelNotFound {
             name: name.into(),
             tried: format!(
-                "no directory of that name, nothing in {}, not in the hf-hub cache, hub download failed: {hub_error}",
+                "no directory of that name, nothing in {}, not in the hf-hub cache; hub: {hub_error}",
                 self.project_dir(name).display()
             ),
         })
