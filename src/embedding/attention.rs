@@ -12,7 +12,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::gemm::{fast_exp, lane_sum, matmul_strided, OutMatrix, PackedMatrix};
+use super::gemm::{matmul_strided, OutMatrix, PackedMatrix};
+use super::vector_math::{fast_exp, lane_sum};
 
 /// Shape of the attention: `heads × head_dim` is the hidden size.
 #[derive(Debug, Clone, Copy)]

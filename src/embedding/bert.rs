@@ -16,7 +16,8 @@ use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType
 use rayon::prelude::*;
 
 use super::attention::{attention, Heads};
-use super::gemm::{lane_sum, matmul, Epilogue, PackedMatrix};
+use super::gemm::{matmul, Epilogue, PackedMatrix};
+use super::vector_math::lane_sum;
 use super::EmbeddingError;
 
 /// A loaded BERT encoder.

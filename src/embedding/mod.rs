@@ -7,7 +7,8 @@
 //!
 //! Submodules, in the order data meets them: [`resolve`] finds the model files (with [`pypi`] and
 //! [`e5s1`] as the offline route), [`config`] reads what the files say, [`batching`] plans forward
-//! passes, [`bert`] is wenda's own encoder.
+//! passes, [`bert`] is wenda's own encoder, running on [`gemm`], [`attention`] and
+//! [`vector_math`].
 
 pub mod attention;
 pub mod batching;
@@ -17,6 +18,7 @@ pub mod e5s1;
 pub mod gemm;
 pub mod pypi;
 pub mod resolve;
+pub mod vector_math;
 
 use std::path::Path;
 
