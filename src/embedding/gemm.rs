@@ -109,10 +109,6 @@ impl PackedMatrix {
         }
     }
 
-    pub fn rows(&self) -> usize {
-        self.k
-    }
-
     pub fn cols(&self) -> usize {
         self.n
     }
@@ -303,7 +299,7 @@ pub fn matmul(a: &[f32], m: usize, b: &PackedMatrix, epilogue: Epilogue, out: &m
 /// attention, where each head of each sequence is its own small product.
 ///
 /// # Safety
-/// `a` must hold `m` rows of `b.rows()` values at stride `lda`; `c` must be valid for writes of
+/// `a` must hold `m` rows of `k` values (the rows of `b`) at stride `lda`; `c` must be valid for writes of
 /// `m` rows of `b.cols()` values, written by no one else meanwhile.
 pub unsafe fn matmul_strided(a: &[f32], lda: usize, m: usize, b: &PackedMatrix, c: OutMatrix) {
     let n_panels = b.n.div_ceil(NR);

@@ -171,7 +171,6 @@ fn mmap(files: &ModelFiles) -> Result<VarBuilder<'static>, EmbeddingError> {
 
 /// Turns texts into normalised vectors with one loaded model.
 pub struct Embedder {
-    name: String,
     config: ModelConfig,
     encoder: Encoder,
     /// Truncates at the model's window, as the encoder needs.
@@ -207,18 +206,12 @@ impl Embedder {
             .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
         let encoder = Encoder::load(files, &config, backend)?;
         Ok(Self {
-            name: files.name.clone(),
             config,
             encoder,
             tokenizer,
             counter,
             limits,
         })
-    }
-
-    /// The model's name (hub id or directory).
-    pub fn model_name(&self) -> &str {
-        &self.name
     }
 
     /// What the model's files declare (dimensions, pooling, prompts, window).
