@@ -1,8 +1,12 @@
 //! wenda (问答): multilingual passage retrieval.
 //!
 //! Data flows one way through the stages, one module each: [`corpus`] (files → passages),
-//! [`embedding`] (text → vectors). [`squad`] reads public benchmark datasets.
+//! [`embedding`] (text → vectors), [`index`] (vectors → nearest), [`search`] (question → ranked
+//! passages) and [`http`] (the wire format). [`squad`] reads public benchmark datasets.
 
 pub mod corpus;
 pub mod embedding;
+pub mod http;
+pub mod index;
+pub mod search;
 pub mod squad;

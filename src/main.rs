@@ -2,6 +2,8 @@
 
 mod commands;
 
+use std::io::IsTerminal;
+
 use clap::{Parser, Subcommand};
 
 // Candle allocates a fresh buffer for every tensor op; glibc hands large ones back to the kernel
@@ -22,6 +24,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Index a corpus and answer questions over HTTP.
+    Serve(commands::serve::ServeArgs),
+    /// Answer one question from the command line.
+    Query(commands::query::QueryArgs),
     /// Get or inspect the embedding model.
     #[command(subcommand)]
     Model(commands::model::ModelCommand),
@@ -29,6 +35,8 @@ enum Command {
     Embed(commands::embed::EmbedArgs),
     /// Measure embedding latency and throughput (a benchmark, prints figures).
     BenchEmbed(commands::bench::BenchArgs),
+    /// Measure HTTP search throughput and latency under load (a benchmark, prints figures).
+    BenchServe(commands::bench_serve::BenchServeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,10 +45,14 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().command {
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Query(args) => commands::query::run(args),
         Command::Model(cmd) => commands::model::run(cmd),
         Command::Embed(args) => commands::embed::run(args),
         Command::BenchEmbed(args) => commands::bench::run(args),
+        Command::BenchServe(args) => commands::bench_serve::run(args),
     }
 }

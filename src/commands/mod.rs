@@ -1,13 +1,17 @@
 //! Subcommands of the `wenda` binary, and the options they share.
 
 pub mod bench;
+pub mod bench_serve;
 pub mod embed;
+pub mod engine;
 pub mod model;
+pub mod query;
+pub mod serve;
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use wenda::embedding::{Backend, BatchLimits, Embedder, ModelLocator, DEFAULT_MODEL};
+use wenda::embedding::{Backend, BatchLimits, Embedder, ModelFiles, ModelLocator, DEFAULT_MODEL};
 
 /// Which model to use and where to look for it.
 #[derive(clap::Args, Debug, Clone)]
@@ -37,6 +41,11 @@ impl ModelArgs {
     }
 
     pub fn load_with(&self, backend: Backend) -> anyhow::Result<Embedder> {
+        Ok(self.resolve_and_load(backend)?.1)
+    }
+
+    /// Resolves and loads the model, also returning where its files are.
+    pub fn resolve_and_load(&self, backend: Backend) -> anyhow::Result<(ModelFiles, Embedder)> {
         let files = self
             .locator()
             .resolve(&self.model)
@@ -57,6 +66,6 @@ impl ModelArgs {
             took_ms = started.elapsed().as_millis() as u64,
             "model loaded"
         );
-        Ok(embedder)
+        Ok((files, embedder))
     }
 }

@@ -13,10 +13,12 @@
 pub mod attention;
 pub mod batching;
 pub mod bert;
+pub mod cache;
 pub mod config;
 pub mod e5s1;
 pub mod gemm;
 pub mod pypi;
+pub mod queue;
 pub mod resolve;
 pub mod vector_math;
 
@@ -28,7 +30,9 @@ use candle_transformers::models::{bert as hf_bert, xlm_roberta};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 pub use batching::BatchLimits;
+pub use cache::{CacheError, CacheOpened, ModelFingerprint, TextKey, VectorCache};
 pub use config::{Architecture, ModelConfig, Pooling, Prompts};
+pub use queue::{EmbedQueue, QueueError};
 pub use resolve::{ModelFiles, ModelLocator, ModelOrigin, DEFAULT_MODEL};
 
 /// Everything that can go wrong between a model name and a vector.
@@ -258,6 +262,17 @@ impl Embedder {
         role: Role,
         texts: &[S],
     ) -> Result<Vec<Embedding>, EmbeddingError> {
+        self.embed_with_progress(role, texts, &mut |_| {})
+    }
+
+    /// Like [`embed`](Self::embed), calling `progress` with the number of texts each forward
+    /// pass completes (for progress bars over large corpora).
+    pub fn embed_with_progress<S: AsRef<str>>(
+        &self,
+        role: Role,
+        texts: &[S],
+        progress: &mut dyn FnMut(usize),
+    ) -> Result<Vec<Embedding>, EmbeddingError> {
         let inputs = self.tokenize(role, texts)?;
         let lengths: Vec<usize> = inputs.iter().map(|t| t.ids.len()).collect();
         let mut out: Vec<Option<Embedding>> = vec![None; inputs.len()];
@@ -271,6 +286,7 @@ impl Embedder {
                     truncated: input.truncated,
                 });
             }
+            progress(batch.len());
         }
         Ok(out
             .into_iter()

@@ -1,0 +1,205 @@
+//! Request handlers: validate, do the work, answer in the wire format.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::Json;
+
+use super::wire::{
+    Info, PassageView, ScoredPassage, SearchQuery, SearchRequest, SearchResponse, SimilarQuery,
+    SimilarResponse, Status,
+};
+use super::{ApiError, AppState};
+use crate::embedding::Role;
+use crate::search::{Filter, SearchParams, DEFAULT_TOP_K, MAX_TOP_K};
+
+type Answer<T> = Result<Json<T>, ApiError>;
+
+pub async fn health() -> Json<Status> {
+    Json(Status {
+        status: "ok".into(),
+    })
+}
+
+pub async fn ready(State(state): State<Arc<AppState>>) -> Answer<Status> {
+    state.service()?;
+    Ok(Json(Status {
+        status: "ready".into(),
+    }))
+}
+
+pub async fn info(State(state): State<Arc<AppState>>) -> Answer<Info> {
+    let service = state.service()?;
+    Ok(Json(Info {
+        version: env!("CARGO_PKG_VERSION").into(),
+        model: service.model.clone(),
+        passages: service.engine.passages().len(),
+        documents: service.engine.documents().len(),
+        index_bytes: service.engine.index_bytes(),
+    }))
+}
+
+pub async fn search_get(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> Answer<SearchResponse> {
+    let Query(query) = query?;
+    search(state, query.into()).await
+}
+
+pub async fn search_post(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<SearchRequest>, JsonRejection>,
+) -> Answer<SearchResponse> {
+    let Json(request) = body?;
+    search(state, request).await
+}
+
+async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchResponse> {
+    let started = Instant::now();
+    let service = state.service()?;
+    if request.query.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_query",
+            "the query is empty; ask a question",
+        ));
+    }
+    let params = search_params(request.top_k, request.min_score, request.filter)?;
+    let _permit = state
+        .permits
+        .try_acquire()
+        .map_err(|_| ApiError::overloaded())?;
+    let embedding = service
+        .queue
+        .embed(Role::Query, request.query.clone())
+        .await?;
+    let vector = embedding.vector;
+    // Ranking scans the whole index: off the async workers, so a large corpus cannot stall I/O.
+    let ranking_state = Arc::clone(&state);
+    let results = tokio::task::spawn_blocking(move || {
+        let engine = &ranking_state.service().expect("ready above").engine;
+        let ranked = engine.search(&vector, &params);
+        ranked.into_iter().map(ScoredPassage::from).collect()
+    })
+    .await
+    .map_err(internal)?;
+    Ok(Json(SearchResponse {
+        query: request.query,
+        query_tokens: embedding.tokens,
+        truncated: embedding.truncated,
+        results,
+        took_ms: elapsed_ms(started),
+    }))
+}
+
+pub async fn passage(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Answer<PassageView> {
+    let Path(id) = id?;
+    let service = state.service()?;
+    let passage = service
+        .engine
+        .passage(&id)
+        .ok_or_else(|| crate::search::SearchError::UnknownPassage(id.clone()))?;
+    Ok(Json(passage.into()))
+}
+
+pub async fn similar(
+    State(state): State<Arc<AppState>>,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<SimilarQuery>, QueryRejection>,
+) -> Answer<SimilarResponse> {
+    let started = Instant::now();
+    let Path(id) = id?;
+    let Query(query) = query?;
+    state.service()?;
+    let params = search_params(query.top_k, query.min_score, Filter::default())?;
+    let _permit = state
+        .permits
+        .try_acquire()
+        .map_err(|_| ApiError::overloaded())?;
+    let ranking_state = Arc::clone(&state);
+    let passage_id = id.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        let engine = &ranking_state.service().expect("ready above").engine;
+        engine
+            .similar(&passage_id, &params)
+            .map(|ranked| ranked.into_iter().map(ScoredPassage::from).collect())
+    })
+    .await
+    .map_err(internal)??;
+    Ok(Json(SimilarResponse {
+        id,
+        results,
+        took_ms: elapsed_ms(started),
+    }))
+}
+
+pub async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_route",
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
+}
+
+/// Checks the knobs shared by searches and related-passage lookups.
+fn search_params(
+    top_k: Option<usize>,
+    min_score: Option<f32>,
+    filter: Filter,
+) -> Result<SearchParams, ApiError> {
+    let top_k = top_k.unwrap_or(DEFAULT_TOP_K);
+    if !(1..=MAX_TOP_K).contains(&top_k) {
+        return Err(ApiError::invalid(format!(
+            "top_k must be between 1 and {MAX_TOP_K}, got {top_k}"
+        )));
+    }
+    if let Some(min) = min_score {
+        if !(-1.0..=1.0).contains(&min) {
+            return Err(ApiError::invalid(format!(
+                "min_score is a cosine similarity between -1 and 1, got {min}"
+            )));
+        }
+    }
+    if let (Some(from), Some(to)) = (&filter.date_from, &filter.date_to) {
+        if from > to {
+            return Err(ApiError::invalid(format!(
+                "date_from {} is after date_to {}",
+                from.as_str(),
+                to.as_str()
+            )));
+        }
+    }
+    Ok(SearchParams {
+        top_k,
+        filter,
+        min_score,
+    })
+}
+
+fn elapsed_ms(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
+}
+
+fn internal(error: tokio::task::JoinError) -> ApiError {
+    tracing::error!(%error, "a ranking task failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "ranking failed",
+    )
+}

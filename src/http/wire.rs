@@ -1,0 +1,160 @@
+//! The JSON the API reads and writes. Kept apart from the domain types so the wire format changes
+//! only on purpose.
+
+use serde::{Deserialize, Serialize};
+
+use crate::corpus::{Citation, Passage, Position};
+use crate::search::{Filter, IsoDate, Ranked};
+
+/// `POST /v1/search` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub query: String,
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    #[serde(default)]
+    pub filter: Filter,
+    #[serde(default)]
+    pub min_score: Option<f32>,
+}
+
+/// `GET /v1/search` query string: the POST body's fields, with the filter's fields inline.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    pub q: String,
+    pub top_k: Option<usize>,
+    pub min_score: Option<f32>,
+    pub document: Option<String>,
+    pub title: Option<String>,
+    pub date_from: Option<IsoDate>,
+    pub date_to: Option<IsoDate>,
+}
+
+impl From<SearchQuery> for SearchRequest {
+    fn from(query: SearchQuery) -> Self {
+        Self {
+            query: query.q,
+            top_k: query.top_k,
+            filter: Filter {
+                document: query.document,
+                title: query.title,
+                date_from: query.date_from,
+                date_to: query.date_to,
+            },
+            min_score: query.min_score,
+        }
+    }
+}
+
+/// `GET /v1/passages/{id}/similar` query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarQuery {
+    pub top_k: Option<usize>,
+    pub min_score: Option<f32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SearchResponse {
+    pub query: String,
+    /// Tokens the model read of the query (prompt and special tokens included).
+    pub query_tokens: usize,
+    /// The query was longer than the model's window; only its beginning was used.
+    pub truncated: bool,
+    pub results: Vec<ScoredPassage>,
+    pub took_ms: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SimilarResponse {
+    /// The passage the results are related to.
+    pub id: String,
+    pub results: Vec<ScoredPassage>,
+    pub took_ms: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ScoredPassage {
+    /// Cosine similarity to the query, in [-1, 1].
+    pub score: f32,
+    #[serde(flatten)]
+    pub passage: PassageView,
+}
+
+impl From<Ranked<'_>> for ScoredPassage {
+    fn from(ranked: Ranked<'_>) -> Self {
+        Self {
+            score: ranked.score,
+            passage: ranked.passage.into(),
+        }
+    }
+}
+
+/// A passage as clients see it: its text, where it comes from and how to cite it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PassageView {
+    pub id: String,
+    pub text: String,
+    pub document: DocumentRef,
+    pub position: Position,
+    pub citation: Citation,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DocumentRef {
+    pub path: String,
+    pub title: Option<String>,
+    /// `YYYY-MM-DD` when the printed date is a recognised day, else the date as printed.
+    pub date: Option<String>,
+    pub source: Option<String>,
+    pub url: Option<String>,
+}
+
+impl From<&Passage> for PassageView {
+    fn from(passage: &Passage) -> Self {
+        let article = &passage.article;
+        Self {
+            id: passage.id.to_string(),
+            text: passage.text.clone(),
+            document: DocumentRef {
+                path: passage.citation.path.clone(),
+                title: article.title.clone(),
+                date: article
+                    .date
+                    .as_ref()
+                    .map(|d| d.iso.clone().unwrap_or_else(|| d.text.clone())),
+                source: article.source.clone(),
+                url: article.url.clone(),
+            },
+            position: passage.position.clone(),
+            citation: passage.citation.clone(),
+        }
+    }
+}
+
+/// `GET /v1/info`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Info {
+    pub version: String,
+    pub model: ModelInfo,
+    pub passages: usize,
+    pub documents: usize,
+    pub index_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub id: String,
+    pub dimensions: usize,
+    pub pooling: String,
+    /// The model's window: longer texts are truncated.
+    pub max_tokens: usize,
+}
+
+/// `GET /health` and `GET /ready` when all is well.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub status: String,
+}

@@ -1,0 +1,423 @@
+//! The HTTP API end to end: the real model over the seed corpus, served on an ephemeral port and
+//! queried over real HTTP.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{json, Value};
+use wenda::corpus::{self, ChunkConfig};
+use wenda::embedding::{
+    Backend, BatchLimits, EmbedQueue, Embedder, ModelFingerprint, ModelLocator, VectorCache,
+    DEFAULT_MODEL,
+};
+use wenda::http::wire::ModelInfo;
+use wenda::http::{self, AppState, Limits, Service};
+use wenda::search::{self, SearchEngine};
+
+/// A server running on a background runtime for the whole test binary.
+struct Server {
+    url: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+struct Model {
+    embedder: Arc<Embedder>,
+    fingerprint: ModelFingerprint,
+    cache_dir: PathBuf,
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let files = ModelLocator::new(root().join("models"))
+            .resolve(DEFAULT_MODEL)
+            .expect("the model (run ./scripts/test.sh, which fetches it)");
+        let embedder = Embedder::load(&files, Backend::Native, BatchLimits::default()).unwrap();
+        let fingerprint = ModelFingerprint::of(&files, embedder.config()).unwrap();
+        let cache_dir =
+            std::env::temp_dir().join(format!("wenda-http-test-{}", std::process::id()));
+        Model {
+            embedder: Arc::new(embedder),
+            fingerprint,
+            cache_dir,
+        }
+    })
+}
+
+/// The seed corpus, indexed (vectors shared between servers through the cache).
+fn seed_engine() -> SearchEngine {
+    let model = model();
+    let report = corpus::load(&[root().join("seeds")], &ChunkConfig::new(&*model.embedder));
+    let (mut cache, _) = VectorCache::open(
+        &model.cache_dir,
+        model.fingerprint,
+        model.embedder.dimensions(),
+    );
+    search::build(report, &model.embedder, &mut cache, &mut |_, _| {})
+        .unwrap()
+        .0
+}
+
+fn start(limits: Limits, ready: bool) -> Server {
+    let state = AppState::new(limits);
+    if ready {
+        let model = model();
+        state.set_ready(Service {
+            engine: seed_engine(),
+            queue: EmbedQueue::start(Arc::clone(&model.embedder), 64, 32),
+            model: ModelInfo {
+                id: DEFAULT_MODEL.into(),
+                dimensions: model.embedder.dimensions(),
+                pooling: "mean".into(),
+                max_tokens: model.embedder.config().max_tokens,
+            },
+        });
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    runtime.spawn(http::serve(
+        listener,
+        http::router(state),
+        std::future::pending(),
+    ));
+    Server {
+        url,
+        _runtime: runtime,
+    }
+}
+
+fn server() -> &'static str {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    &SERVER.get_or_init(|| start(Limits::default(), true)).url
+}
+
+/// Sends a request and returns the status and the JSON body (every answer must be JSON).
+fn call(base: &str, method: &str, path: &str, body: Option<(&str, &[u8])>) -> (u16, Value) {
+    let request = ureq::request(method, &format!("{base}{path}"));
+    let response = match body {
+        Some((content_type, bytes)) => request.set("Content-Type", content_type).send_bytes(bytes),
+        None => request.call(),
+    };
+    let response = match response {
+        Ok(response) => response,
+        Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => panic!("{method} {path}: {error}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap();
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!("{method} {path} answered {status} with non-JSON {text:?}: {e}")
+    });
+    (status, json)
+}
+
+fn get(path: &str) -> (u16, Value) {
+    call(server(), "GET", path, None)
+}
+
+fn post(body: &Value) -> (u16, Value) {
+    let bytes = body.to_string().into_bytes();
+    call(
+        server(),
+        "POST",
+        "/v1/search",
+        Some(("application/json", &bytes)),
+    )
+}
+
+fn assert_error(answer: (u16, Value), status: u16, code: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    assert_eq!(answer.1["error"]["code"], code, "{}", answer.1);
+    assert!(
+        !answer.1["error"]["message"].as_str().unwrap().is_empty(),
+        "{}",
+        answer.1
+    );
+}
+
+fn texts(answer: &Value) -> Vec<&str> {
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["text"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn chinese_question_finds_the_ai_study_session() {
+    let (status, answer) =
+        post(&json!({"query": "中央政治局集体学习时对人工智能发展提出了什么要求？"}));
+    assert_eq!(status, 200, "{answer}");
+    let first = &answer["results"][0];
+    let title = first["document"]["title"].as_str().unwrap();
+    assert!(
+        title.contains("集体学习") && title.contains("人工智能"),
+        "first result is from {title:?}: {answer}"
+    );
+    assert_eq!(answer["results"].as_array().unwrap().len(), 5);
+    assert_eq!(answer["truncated"], false);
+    let scores: Vec<f64> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert!(first["citation"]["line_start"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn english_question_finds_the_incubator_paragraph() {
+    let (status, answer) = get(
+        "/v1/search?q=Which%20district%20of%20Shanghai%20hosts%20the%20large-model%20incubator%20that%20was%20visited%3F&top_k=3",
+    );
+    assert_eq!(status, 200, "{answer}");
+    let found = texts(&answer);
+    assert_eq!(found.len(), 3);
+    assert!(
+        found
+            .iter()
+            .any(|t| t.contains("模速空间") && t.contains("徐汇区")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn filters_restrict_the_candidates_before_ranking() {
+    let question = "人工智能";
+    let (_, all) = post(&json!({"query": question, "top_k": 100}));
+    let total = all["results"].as_array().unwrap().len();
+
+    let (status, dated) = post(&json!({
+        "query": question, "top_k": 100,
+        "filter": {"date_from": "2025-04-29", "date_to": "2025-04-29"}
+    }));
+    assert_eq!(status, 200, "{dated}");
+    let dated = dated["results"].as_array().unwrap();
+    assert!(!dated.is_empty() && dated.len() < total);
+    assert!(dated.iter().all(|r| r["document"]["date"] == "2025-04-29"));
+
+    let (_, titled) = post(&json!({
+        "query": question, "top_k": 3, "filter": {"title": "上海考察"}
+    }));
+    let titled = titled["results"].as_array().unwrap();
+    assert_eq!(titled.len(), 3, "a filter must not thin the top k");
+    assert!(titled.iter().all(|r| r["document"]["title"]
+        .as_str()
+        .unwrap()
+        .contains("上海考察")));
+
+    let (_, elsewhere) = post(&json!({
+        "query": question, "filter": {"document": "no/such/file.txt"}
+    }));
+    assert_eq!(elsewhere["results"], json!([]));
+
+    let (_, confident) = post(&json!({"query": question, "top_k": 100, "min_score": 0.99}));
+    assert_eq!(confident["results"], json!([]));
+}
+
+#[test]
+fn passages_and_related_passages() {
+    let (_, answer) = post(&json!({"query": "模速空间", "top_k": 1}));
+    let id = answer["results"][0]["id"].as_str().unwrap().to_owned();
+
+    let (status, passage) = get(&format!("/v1/passages/{id}"));
+    assert_eq!(status, 200, "{passage}");
+    assert_eq!(passage["id"], id.as_str());
+    assert_eq!(passage["text"], answer["results"][0]["text"]);
+
+    let (status, similar) = get(&format!("/v1/passages/{id}/similar?top_k=4"));
+    assert_eq!(status, 200, "{similar}");
+    let results = similar["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(|r| r["id"] != id.as_str()), "{similar}");
+
+    assert_error(get("/v1/passages/no-such-id"), 404, "unknown_passage");
+    assert_error(
+        get("/v1/passages/no-such-id/similar"),
+        404,
+        "unknown_passage",
+    );
+}
+
+#[test]
+fn health_readiness_and_info() {
+    assert_eq!(get("/health"), (200, json!({"status": "ok"})));
+    assert_eq!(get("/ready"), (200, json!({"status": "ready"})));
+    let (status, info) = get("/v1/info");
+    assert_eq!(status, 200);
+    assert_eq!(info["model"]["id"], DEFAULT_MODEL);
+    assert_eq!(info["model"]["dimensions"], 384);
+    assert!(info["passages"].as_u64().unwrap() >= 20);
+    assert_eq!(info["documents"], 1);
+    assert_eq!(
+        info["index_bytes"].as_u64().unwrap(),
+        info["passages"].as_u64().unwrap() * 384 * 4
+    );
+}
+
+#[test]
+fn a_question_beyond_the_window_is_answered_and_flagged() {
+    let question = "人工智能的发展和监管。".repeat(200);
+    let (status, answer) = post(&json!({ "query": question }));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["truncated"], true);
+    assert_eq!(answer["query_tokens"], 512);
+    assert_eq!(answer["results"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn bad_requests_get_a_status_and_a_json_error() {
+    assert_error(post(&json!({"query": "  \n "})), 400, "empty_query");
+    assert_error(get("/v1/search?q="), 400, "empty_query");
+    assert_error(get("/v1/search"), 422, "invalid_request");
+    assert_error(
+        post(&json!({"query": "a", "top_k": 0})),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        post(&json!({"query": "a", "top_k": 101})),
+        422,
+        "invalid_request",
+    );
+    assert_error(get("/v1/search?q=a&top_k=five"), 422, "invalid_request");
+    assert_error(
+        post(&json!({"query": "a", "top_k": -1})),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        post(&json!({"query": "a", "topk": 3})),
+        422,
+        "invalid_request",
+    );
+    assert_error(post(&json!({"query": 42})), 422, "invalid_request");
+    assert_error(
+        post(&json!({"query": "a", "min_score": 2})),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        post(&json!({"query": "a", "filter": {"date_from": "2025-02-30"}})),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        post(
+            &json!({"query": "a", "filter": {"date_from": "2025-05-01", "date_to": "2025-04-01"}}),
+        ),
+        422,
+        "invalid_request",
+    );
+    let send = |content_type: &str, body: &[u8]| {
+        call(server(), "POST", "/v1/search", Some((content_type, body)))
+    };
+    assert_error(
+        send("application/json", b"{\"query\": "),
+        422,
+        "malformed_json",
+    );
+    assert_error(
+        send("application/json", b"{\"query\": \"\xff\xfe\"}"),
+        422,
+        "malformed_json",
+    );
+    assert_error(
+        send("text/plain", b"{\"query\": \"a\"}"),
+        415,
+        "unsupported_media_type",
+    );
+    let huge = json!({ "query": "长".repeat(40_000) }).to_string();
+    assert_error(
+        send("application/json", huge.as_bytes()),
+        413,
+        "payload_too_large",
+    );
+    assert_error(get("/v1/nothing-here"), 404, "no_route");
+    assert_error(
+        call(server(), "DELETE", "/v1/search", None),
+        405,
+        "method_not_allowed",
+    );
+}
+
+#[test]
+fn concurrent_requests_all_succeed_with_the_sequential_answers() {
+    let questions = [
+        "会议对财政政策和货币政策有什么部署？",
+        "Which district of Shanghai hosts the large-model incubator?",
+        "人工智能治理",
+        "稳就业稳企业稳市场稳预期",
+        "What did the Politburo say about the economy?",
+    ];
+    let ask = |i: usize| post(&json!({"query": questions[i % questions.len()], "top_k": 5}));
+    let sequential: Vec<(u16, Value)> = (0..questions.len()).map(ask).collect();
+    let concurrent: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..50).map(|i| scope.spawn(move || ask(i))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (status, answer)) in concurrent.iter().enumerate() {
+        assert_eq!(*status, 200, "{answer}");
+        let expected = &sequential[i % questions.len()].1;
+        let ids = |a: &Value| {
+            a["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(answer), ids(expected), "question {i}");
+        for (got, want) in answer["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(expected["results"].as_array().unwrap())
+        {
+            let (got, want) = (
+                got["score"].as_f64().unwrap(),
+                want["score"].as_f64().unwrap(),
+            );
+            assert!((got - want).abs() < 1e-4, "question {i}: {got} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn not_ready_until_the_index_is_built() {
+    let server = start(Limits::default(), false);
+    let url = server.url.as_str();
+    assert_eq!(call(url, "GET", "/health", None).0, 200);
+    assert_error(call(url, "GET", "/ready", None), 503, "not_ready");
+    assert_error(
+        call(url, "GET", "/v1/search?q=hello", None),
+        503,
+        "not_ready",
+    );
+    assert_error(call(url, "GET", "/v1/info", None), 503, "not_ready");
+}
+
+#[test]
+fn overload_is_refused_rather_than_queued() {
+    let server = start(
+        Limits {
+            max_in_flight: 0,
+            ..Limits::default()
+        },
+        true,
+    );
+    assert_error(
+        call(server.url.as_str(), "GET", "/v1/search?q=hello", None),
+        503,
+        "overloaded",
+    );
+}
