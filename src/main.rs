@@ -35,6 +35,8 @@ enum Command {
     Embed(commands::embed::EmbedArgs),
     /// Measure embedding latency and throughput (a benchmark, prints figures).
     BenchEmbed(commands::bench::BenchArgs),
+    /// Measure exact index search time as the index grows (a benchmark, prints figures).
+    BenchIndex(commands::bench_index::BenchIndexArgs),
     /// Measure HTTP search throughput and latency under load (a benchmark, prints figures).
     BenchServe(commands::bench_serve::BenchServeArgs),
 }
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         Command::Model(cmd) => commands::model::run(cmd),
         Command::Embed(args) => commands::embed::run(args),
         Command::BenchEmbed(args) => commands::bench::run(args),
+        Command::BenchIndex(args) => commands::bench_index::run(args),
         Command::BenchServe(args) => commands::bench_serve::run(args),
     }
 }

@@ -1,6 +1,7 @@
 //! Subcommands of the `wenda` binary, and the options they share.
 
 pub mod bench;
+pub mod bench_index;
 pub mod bench_serve;
 pub mod embed;
 pub mod engine;
