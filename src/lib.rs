@@ -2,10 +2,12 @@
 //!
 //! Data flows one way through the stages, one module each: [`corpus`] (files → passages),
 //! [`embedding`] (text → vectors), [`index`] (vectors → nearest), [`search`] (question → ranked
-//! passages) and [`http`] (the wire format). [`squad`] reads public benchmark datasets.
+//! passages) and [`http`] (the wire format). [`squad`] reads public benchmark datasets and
+//! [`eval`] scores rankings against known answers.
 
 pub mod corpus;
 pub mod embedding;
+pub mod eval;
 pub mod http;
 pub mod index;
 pub mod search;

@@ -33,6 +33,8 @@ enum Command {
     Model(commands::model::ModelCommand),
     /// Print the embeddings of texts as JSON lines.
     Embed(commands::embed::EmbedArgs),
+    /// Measure retrieval quality per ranking mode on a dataset or question set (prints figures).
+    Eval(commands::eval::EvalArgs),
     /// Measure embedding latency and throughput (a benchmark, prints figures).
     BenchEmbed(commands::bench::BenchArgs),
     /// Measure exact index search time as the index grows (a benchmark, prints figures).
@@ -54,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::Query(args) => commands::query::run(args),
         Command::Model(cmd) => commands::model::run(cmd),
         Command::Embed(args) => commands::embed::run(args),
+        Command::Eval(args) => commands::eval::run(args),
         Command::BenchEmbed(args) => commands::bench::run(args),
         Command::BenchIndex(args) => commands::bench_index::run(args),
         Command::BenchServe(args) => commands::bench_serve::run(args),

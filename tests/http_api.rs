@@ -54,6 +54,7 @@ fn seed_engine() -> SearchEngine {
     let report = corpus::load(&[root().join("seeds")], &ChunkConfig::new(&*model.embedder));
     let (mut cache, _) = VectorCache::open(
         &model.cache_dir,
+        "seeds",
         model.fingerprint,
         model.embedder.dimensions(),
     );
@@ -420,4 +421,34 @@ fn overload_is_refused_rather_than_queued() {
         503,
         "overloaded",
     );
+}
+
+#[test]
+fn every_mode_answers_with_its_score_components() {
+    for mode in ["dense", "lexical", "hybrid"] {
+        let (status, answer) =
+            post(&json!({"query": "模速空间在哪个区？", "mode": mode, "top_k": 3}));
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["mode"], mode);
+        let first = &answer["results"][0];
+        assert!(
+            first["text"].as_str().unwrap().contains("模速空间"),
+            "{mode}: {answer}"
+        );
+        let scores = &first["scores"];
+        assert_eq!(scores["dense"].is_number(), mode != "lexical", "{answer}");
+        assert_eq!(scores["lexical"].is_number(), mode != "dense", "{answer}");
+        assert_eq!(
+            answer["query_tokens"].is_number(),
+            mode != "lexical",
+            "{answer}"
+        );
+    }
+    assert_error(
+        post(&json!({"query": "a", "mode": "fuzzy"})),
+        422,
+        "invalid_request",
+    );
+    let (_, default) = post(&json!({"query": "模速空间"}));
+    assert_eq!(default["mode"], "hybrid");
 }

@@ -56,8 +56,23 @@ pub fn load_engine(model_args: &ModelArgs, corpus_args: &CorpusArgs) -> anyhow::
         report.problems.len() + report.ignored_files,
     );
 
-    let (mut cache, opened) =
-        VectorCache::open(&corpus_args.cache_dir, fingerprint, embedder.dimensions());
+    // Each corpus (by its absolute paths) keeps its own cache file.
+    let scope: Vec<String> = corpus_args
+        .corpus
+        .iter()
+        .map(|p| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        })
+        .collect();
+    let (mut cache, opened) = VectorCache::open(
+        &corpus_args.cache_dir,
+        &scope.join("\n"),
+        fingerprint,
+        embedder.dimensions(),
+    );
     match opened {
         CacheOpened::Empty => tracing::info!(path = %cache.path().display(), "no vector cache yet"),
         CacheOpened::Loaded(vectors) => {

@@ -5,6 +5,7 @@ pub mod bench_index;
 pub mod bench_serve;
 pub mod embed;
 pub mod engine;
+pub mod eval;
 pub mod model;
 pub mod query;
 pub mod serve;

@@ -3,7 +3,7 @@
 use anyhow::bail;
 use wenda::embedding::Role;
 use wenda::http::wire::ScoredPassage;
-use wenda::search::{Filter, IsoDate, SearchParams, DEFAULT_TOP_K, MAX_TOP_K};
+use wenda::search::{Filter, IsoDate, Mode, Question, SearchParams, DEFAULT_TOP_K, MAX_TOP_K};
 
 use super::engine::{load_engine, CorpusArgs};
 use super::ModelArgs;
@@ -19,6 +19,9 @@ pub struct QueryArgs {
     /// How many passages to show.
     #[arg(long, default_value_t = DEFAULT_TOP_K, value_parser = parse_top_k)]
     top_k: usize,
+    /// How to rank: by meaning, by shared words, or both.
+    #[arg(long, value_enum, default_value_t = Mode::default())]
+    mode: Mode,
     /// Only passages of this document (its path as shown in results).
     #[arg(long)]
     document: Option<String>,
@@ -52,8 +55,12 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         bail!("the question is empty");
     }
     let loaded = load_engine(&args.model, &args.corpus)?;
-    let query = loaded.embedder.embed_one(Role::Query, &args.question)?;
-    if query.truncated {
+    let embedding = if args.mode.needs_embedding() {
+        Some(loaded.embedder.embed_one(Role::Query, &args.question)?)
+    } else {
+        None
+    };
+    if embedding.as_ref().is_some_and(|e| e.truncated) {
         eprintln!(
             "note: the question is longer than the model's {} tokens; only its beginning was used",
             loaded.model.max_tokens
@@ -61,6 +68,7 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     }
     let params = SearchParams {
         top_k: args.top_k,
+        mode: args.mode,
         filter: Filter {
             document: args.document,
             title: args.title,
@@ -69,9 +77,13 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         },
         min_score: None,
     };
+    let question = Question {
+        text: &args.question,
+        vector: embedding.as_ref().map(|e| e.vector.as_slice()),
+    };
     let results: Vec<ScoredPassage> = loaded
         .engine
-        .search(&query.vector, &params)
+        .search(&question, &params)?
         .into_iter()
         .map(ScoredPassage::from)
         .collect();

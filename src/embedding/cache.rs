@@ -2,8 +2,9 @@
 //! and a changed file re-embeds only the passages whose text changed.
 //!
 //! An entry is keyed by the SHA-256 of the exact text the model saw ([`TextKey`]). A cache file
-//! belongs to one [`ModelFingerprint`] (weights, tokenizer, configuration and prompts) and is
-//! named after it, so vectors of one model are never served for another. The file, little-endian:
+//! belongs to one [`ModelFingerprint`] (weights, tokenizer, configuration and prompts) and one
+//! scope (the corpus it serves) and is named after both, so vectors of one model are never served
+//! for another and each corpus prunes only its own file. The file, little-endian:
 //!
 //! ```text
 //! "WENDAVEC" | format: u32 | dimensions: u32 | fingerprint: [u8; 32] | entries: u64
@@ -101,13 +102,17 @@ pub struct VectorCache {
 }
 
 impl VectorCache {
-    /// Opens the cache for `fingerprint` in `dir` (created at the first save).
+    /// Opens the cache for `fingerprint` in `dir` (created at the first save). `scope` names
+    /// what the cache is for (the corpus paths): each scope has its own file, so that serving
+    /// one corpus does not evict the vectors of another.
     pub fn open(
         dir: &Path,
+        scope: &str,
         fingerprint: ModelFingerprint,
         dimensions: usize,
     ) -> (Self, CacheOpened) {
-        let path = dir.join(format!("vectors-{}.bin", &fingerprint.hex()[..16]));
+        let scope = hex(&Sha256::digest(scope.as_bytes())[..4]);
+        let path = dir.join(format!("vectors-{}-{scope}.bin", &fingerprint.hex()[..16]));
         let mut cache = Self {
             path,
             fingerprint,
@@ -326,7 +331,7 @@ mod tests {
     }
 
     fn filled_cache(dir: &Path) -> VectorCache {
-        let (mut cache, opened) = VectorCache::open(dir, fingerprint(1), DIMENSIONS);
+        let (mut cache, opened) = VectorCache::open(dir, "test", fingerprint(1), DIMENSIONS);
         assert!(matches!(opened, CacheOpened::Empty));
         cache.insert(TextKey::of("天气"), &[0.1, 0.2, 0.3, 0.4]);
         cache.insert(TextKey::of("weather"), &[-1.0, 0.0, 0.5, 2.0]);
@@ -344,7 +349,7 @@ mod tests {
     fn round_trips_and_leaves_no_temporary_file() {
         let dir = temp_dir("round-trip");
         filled_cache(&dir);
-        let (cache, opened) = VectorCache::open(&dir, fingerprint(1), DIMENSIONS);
+        let (cache, opened) = VectorCache::open(&dir, "test", fingerprint(1), DIMENSIONS);
         assert!(matches!(opened, CacheOpened::Loaded(2)), "{opened:?}");
         assert_eq!(
             cache.get(&TextKey::of("天气")),
@@ -360,7 +365,7 @@ mod tests {
     fn another_model_does_not_see_the_vectors() {
         let dir = temp_dir("other-model");
         filled_cache(&dir);
-        let (cache, opened) = VectorCache::open(&dir, fingerprint(2), DIMENSIONS);
+        let (cache, opened) = VectorCache::open(&dir, "test", fingerprint(2), DIMENSIONS);
         assert!(matches!(opened, CacheOpened::Empty));
         assert!(cache.is_empty());
         fs::remove_dir_all(dir).unwrap();
@@ -375,7 +380,7 @@ mod tests {
         let mut flipped = good.clone();
         flipped[HEADER_BYTES + 40] ^= 1;
         fs::write(&path, &flipped).unwrap();
-        let (cache, opened) = VectorCache::open(&dir, fingerprint(1), DIMENSIONS);
+        let (cache, opened) = VectorCache::open(&dir, "test", fingerprint(1), DIMENSIONS);
         assert!(
             matches!(&opened, CacheOpened::Discarded(CacheError::Corrupt { problem, .. }) if problem.contains("checksum")),
             "{opened:?}"
@@ -383,14 +388,14 @@ mod tests {
         assert!(cache.is_empty());
 
         fs::write(&path, &good[..good.len() - 7]).unwrap();
-        let (_, opened) = VectorCache::open(&dir, fingerprint(1), DIMENSIONS);
+        let (_, opened) = VectorCache::open(&dir, "test", fingerprint(1), DIMENSIONS);
         assert!(
             matches!(opened, CacheOpened::Discarded(CacheError::Corrupt { .. })),
             "{opened:?}"
         );
 
         fs::write(&path, b"garbage").unwrap();
-        let (_, opened) = VectorCache::open(&dir, fingerprint(1), DIMENSIONS);
+        let (_, opened) = VectorCache::open(&dir, "test", fingerprint(1), DIMENSIONS);
         assert!(
             matches!(opened, CacheOpened::Discarded(CacheError::Corrupt { .. })),
             "{opened:?}"
@@ -402,11 +407,21 @@ mod tests {
     fn a_file_of_other_dimensions_is_a_mismatch() {
         let dir = temp_dir("dimensions");
         filled_cache(&dir);
-        let (_, opened) = VectorCache::open(&dir, fingerprint(1), DIMENSIONS + 1);
+        let (_, opened) = VectorCache::open(&dir, "test", fingerprint(1), DIMENSIONS + 1);
         assert!(
             matches!(opened, CacheOpened::Discarded(CacheError::Mismatch { .. })),
             "{opened:?}"
         );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn scopes_have_their_own_files() {
+        let dir = temp_dir("scopes");
+        filled_cache(&dir);
+        let (cache, opened) = VectorCache::open(&dir, "other corpus", fingerprint(1), DIMENSIONS);
+        assert!(matches!(opened, CacheOpened::Empty));
+        assert!(cache.is_empty());
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -110,6 +110,11 @@ impl From<SearchError> for ApiError {
             SearchError::UnknownPassage(_) => {
                 Self::new(StatusCode::NOT_FOUND, "unknown_passage", error.to_string())
             }
+            SearchError::MissingEmbedding(_) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                error.to_string(),
+            ),
         }
     }
 }

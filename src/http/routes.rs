@@ -14,7 +14,7 @@ use super::wire::{
 };
 use super::{ApiError, AppState};
 use crate::embedding::Role;
-use crate::search::{Filter, SearchParams, DEFAULT_TOP_K, MAX_TOP_K};
+use crate::search::{Filter, Question, SearchParams, DEFAULT_TOP_K, MAX_TOP_K};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
@@ -69,28 +69,47 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchRe
         ));
     }
     let params = search_params(request.top_k, request.min_score, request.filter)?;
+    let params = SearchParams {
+        mode: request.mode,
+        ..params
+    };
     let _permit = state
         .permits
         .try_acquire()
         .map_err(|_| ApiError::overloaded())?;
-    let embedding = service
-        .queue
-        .embed(Role::Query, request.query.clone())
-        .await?;
-    let vector = embedding.vector;
+    let embedding = if request.mode.needs_embedding() {
+        Some(
+            service
+                .queue
+                .embed(Role::Query, request.query.clone())
+                .await?,
+        )
+    } else {
+        None
+    };
     // Ranking scans the whole index: off the async workers, so a large corpus cannot stall I/O.
     let ranking_state = Arc::clone(&state);
+    let (text, vector) = (
+        request.query.clone(),
+        embedding.as_ref().map(|e| e.vector.clone()),
+    );
     let results = tokio::task::spawn_blocking(move || {
         let engine = &ranking_state.service().expect("ready above").engine;
-        let ranked = engine.search(&vector, &params);
-        ranked.into_iter().map(ScoredPassage::from).collect()
+        let question = Question {
+            text: &text,
+            vector: vector.as_deref(),
+        };
+        engine
+            .search(&question, &params)
+            .map(|ranked| ranked.into_iter().map(ScoredPassage::from).collect())
     })
     .await
-    .map_err(internal)?;
+    .map_err(internal)??;
     Ok(Json(SearchResponse {
         query: request.query,
-        query_tokens: embedding.tokens,
-        truncated: embedding.truncated,
+        mode: request.mode,
+        query_tokens: embedding.as_ref().map(|e| e.tokens),
+        truncated: embedding.is_some_and(|e| e.truncated),
         results,
         took_ms: elapsed_ms(started),
     }))
@@ -188,6 +207,7 @@ fn search_params(
         top_k,
         filter,
         min_score,
+        ..SearchParams::default()
     })
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Citation, Passage, Position};
-use crate::search::{Filter, IsoDate, Ranked};
+use crate::search::{Filter, IsoDate, Mode, Ranked};
 
 /// `POST /v1/search` body.
 #[derive(Debug, Deserialize)]
@@ -13,6 +13,8 @@ pub struct SearchRequest {
     pub query: String,
     #[serde(default)]
     pub top_k: Option<usize>,
+    #[serde(default)]
+    pub mode: Mode,
     #[serde(default)]
     pub filter: Filter,
     #[serde(default)]
@@ -25,6 +27,7 @@ pub struct SearchRequest {
 pub struct SearchQuery {
     pub q: String,
     pub top_k: Option<usize>,
+    pub mode: Option<Mode>,
     pub min_score: Option<f32>,
     pub document: Option<String>,
     pub title: Option<String>,
@@ -37,6 +40,7 @@ impl From<SearchQuery> for SearchRequest {
         Self {
             query: query.q,
             top_k: query.top_k,
+            mode: query.mode.unwrap_or_default(),
             filter: Filter {
                 document: query.document,
                 title: query.title,
@@ -59,8 +63,10 @@ pub struct SimilarQuery {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SearchResponse {
     pub query: String,
-    /// Tokens the model read of the query (prompt and special tokens included).
-    pub query_tokens: usize,
+    pub mode: Mode,
+    /// Tokens the model read of the query (prompt and special tokens included); absent in
+    /// lexical mode, which does not run the model.
+    pub query_tokens: Option<usize>,
     /// The query was longer than the model's window; only its beginning was used.
     pub truncated: bool,
     pub results: Vec<ScoredPassage>,
@@ -77,16 +83,33 @@ pub struct SimilarResponse {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ScoredPassage {
-    /// Cosine similarity to the query, in [-1, 1].
+    /// What the ranking used: the cosine (dense), the normalised BM25 (lexical) or
+    /// `(1 − w)·cosine + w·lexical` (hybrid).
     pub score: f32,
+    /// The components behind `score`.
+    pub scores: ComponentScores,
     #[serde(flatten)]
     pub passage: PassageView,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ComponentScores {
+    /// Cosine similarity of question and passage embeddings, in [-1, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense: Option<f32>,
+    /// BM25 over shared words divided by the most the question could score, in [0, 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<f32>,
 }
 
 impl From<Ranked<'_>> for ScoredPassage {
     fn from(ranked: Ranked<'_>) -> Self {
         Self {
             score: ranked.score,
+            scores: ComponentScores {
+                dense: ranked.dense,
+                lexical: ranked.lexical,
+            },
             passage: ranked.passage.into(),
         }
     }

@@ -1,0 +1,258 @@
+//! `wenda eval`: retrieval quality per ranking mode (Recall@1/5/10, MRR@10) with query speed.
+//!
+//! Either a SQuAD-format dataset (`--dataset`: its distinct contexts become a JSON-lines corpus,
+//! each question's relevant passage is its own context) or a JSON-lines question set over the
+//! corpus given with `--corpus` (`--questions`, see [`wenda::eval`]).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use wenda::embedding::Role;
+use wenda::eval::{read_questions, EvalQuestion, Metrics};
+use wenda::search::{Mode, Question, SearchEngine, SearchParams, DEFAULT_LEXICAL_WEIGHT};
+use wenda::squad::Dataset;
+
+use super::engine::{load_engine, CorpusArgs};
+use super::ModelArgs;
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+    /// SQuAD-format dataset: its contexts are the corpus, its questions the queries.
+    #[arg(
+        long,
+        conflicts_with = "questions",
+        required_unless_present = "questions"
+    )]
+    dataset: Option<PathBuf>,
+    /// JSON lines `{"question", "expected_ids"?, "expected_substrings"?}` asked over --corpus.
+    #[arg(long)]
+    questions: Option<PathBuf>,
+    /// Ranking modes to evaluate.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "dense,lexical,hybrid"
+    )]
+    modes: Vec<Mode>,
+    /// Lexical weights to evaluate hybrid ranking with (one row each).
+    #[arg(long, value_delimiter = ',', default_values_t = [DEFAULT_LEXICAL_WEIGHT])]
+    lexical_weight: Vec<f32>,
+    /// Questions timed one at a time per mode, embedding included, for QPS and latency.
+    #[arg(long, default_value_t = 300)]
+    timed: usize,
+    /// Use only the first N questions.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Row {
+    mode: Mode,
+    /// For hybrid rows.
+    lexical_weight: Option<f32>,
+    #[serde(flatten)]
+    metrics: Metrics,
+    queries_per_second: f64,
+    p50_ms: f64,
+}
+
+pub fn run(mut args: EvalArgs) -> anyhow::Result<()> {
+    let (name, mut questions) = match (&args.dataset, &args.questions) {
+        (Some(dataset), _) => {
+            let (corpus, questions) = squad_as_corpus(dataset, &args.corpus.cache_dir)?;
+            args.corpus.corpus = vec![corpus];
+            (dataset.display().to_string(), questions)
+        }
+        (None, Some(path)) => (path.display().to_string(), read_questions(path)?),
+        (None, None) => bail!("give --dataset or --questions"),
+    };
+    if let Some(limit) = args.limit {
+        questions.truncate(limit);
+    }
+    let mut loaded = load_engine(&args.model, &args.corpus)?;
+    let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
+    let started = Instant::now();
+    let vectors: Vec<Vec<f32>> = loaded
+        .embedder
+        .embed(Role::Query, &texts)?
+        .into_iter()
+        .map(|e| e.vector)
+        .collect();
+    tracing::info!(
+        questions = texts.len(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "questions embedded"
+    );
+
+    let mut rows = Vec::new();
+    for &mode in &args.modes {
+        let weights: Vec<Option<f32>> = if mode == Mode::Hybrid {
+            args.lexical_weight.iter().copied().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for weight in weights {
+            loaded
+                .engine
+                .set_lexical_weight(weight.unwrap_or(DEFAULT_LEXICAL_WEIGHT));
+            let engine = &loaded.engine;
+            let metrics = quality(engine, mode, &questions, &vectors)?;
+            let (qps, p50) = speed(
+                engine,
+                &loaded.embedder,
+                mode,
+                &texts[..args.timed.min(texts.len())],
+            )?;
+            rows.push(Row {
+                mode,
+                lexical_weight: weight,
+                metrics,
+                queries_per_second: qps,
+                p50_ms: p50.as_secs_f64() * 1e3,
+            });
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_table(&name, loaded.engine.passages().len(), &rows);
+    }
+    Ok(())
+}
+
+/// Writes the dataset's distinct contexts as a JSON-lines corpus (ids `c0`, `c1`, …) and turns
+/// its questions into eval questions expecting their own context.
+fn squad_as_corpus(
+    dataset: &Path,
+    cache_dir: &Path,
+) -> anyhow::Result<(PathBuf, Vec<EvalQuestion>)> {
+    let data = Dataset::read(dataset)?;
+    let dir = cache_dir.join("eval");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let stem = dataset
+        .file_stem()
+        .map_or("dataset".into(), |s| s.to_string_lossy());
+    let path = dir.join(format!("{stem}.jsonl"));
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?,
+    );
+    for (index, context) in data.contexts.iter().enumerate() {
+        let record = serde_json::json!({ "id": format!("c{index}"), "text": context });
+        writeln!(out, "{record}")?;
+    }
+    out.flush()?;
+    let questions = data
+        .questions
+        .into_iter()
+        .map(|q| EvalQuestion {
+            question: q.text,
+            expected_ids: vec![format!("c{}", q.context)],
+            expected_substrings: Vec::new(),
+        })
+        .collect();
+    Ok((path, questions))
+}
+
+fn quality(
+    engine: &SearchEngine,
+    mode: Mode,
+    questions: &[EvalQuestion],
+    vectors: &[Vec<f32>],
+) -> anyhow::Result<Metrics> {
+    let params = SearchParams {
+        top_k: 10,
+        mode,
+        ..SearchParams::default()
+    };
+    let mut metrics = Metrics::default();
+    for (question, vector) in questions.iter().zip(vectors) {
+        let ranked = engine.search(
+            &Question {
+                text: &question.question,
+                vector: Some(vector),
+            },
+            &params,
+        )?;
+        let rank = ranked
+            .iter()
+            .position(|r| question.is_relevant(r.passage))
+            .map(|i| i + 1);
+        metrics.add(rank);
+    }
+    Ok(metrics)
+}
+
+/// Queries per second and median latency of the whole path (embedding, when the mode needs it,
+/// and ranking), one question at a time.
+fn speed(
+    engine: &SearchEngine,
+    embedder: &wenda::embedding::Embedder,
+    mode: Mode,
+    questions: &[&str],
+) -> anyhow::Result<(f64, Duration)> {
+    let params = SearchParams {
+        top_k: 10,
+        mode,
+        ..SearchParams::default()
+    };
+    let mut times = Vec::with_capacity(questions.len());
+    for text in questions {
+        let started = Instant::now();
+        let vector = if mode.needs_embedding() {
+            Some(embedder.embed_one(Role::Query, text)?.vector)
+        } else {
+            None
+        };
+        let question = Question {
+            text,
+            vector: vector.as_deref(),
+        };
+        std::hint::black_box(engine.search(&question, &params)?);
+        times.push(started.elapsed());
+    }
+    if times.is_empty() {
+        return Ok((0.0, Duration::ZERO));
+    }
+    let total: Duration = times.iter().sum();
+    times.sort();
+    Ok((
+        times.len() as f64 / total.as_secs_f64(),
+        times[times.len() / 2],
+    ))
+}
+
+fn print_table(name: &str, passages: usize, rows: &[Row]) {
+    let questions = rows.first().map_or(0, |r| r.metrics.questions);
+    println!("{name}: {questions} questions over {passages} passages");
+    println!(
+        "{:<14} {:>6} {:>6} {:>6} {:>7} {:>9} {:>8}",
+        "mode", "R@1", "R@5", "R@10", "MRR@10", "queries/s", "p50 ms"
+    );
+    for row in rows {
+        let label = match row.lexical_weight {
+            Some(w) => format!("{:?} w={w}", row.mode).to_lowercase(),
+            None => format!("{:?}", row.mode).to_lowercase(),
+        };
+        let m = &row.metrics;
+        println!(
+            "{label:<14} {:>6.3} {:>6.3} {:>6.3} {:>7.3} {:>9.1} {:>8.2}",
+            m.recall_at_1,
+            m.recall_at_5,
+            m.recall_at_10,
+            m.mrr_at_10,
+            row.queries_per_second,
+            row.p50_ms
+        );
+    }
+}
