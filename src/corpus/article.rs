@@ -144,11 +144,11 @@ mod tests {
         let meta = &articles[1].meta;
         assert_eq!(
             meta.title.as_deref(),
-            Some("习近平在中共中央政治局第二十次集体学习时强调坚持自立自强")
+            Some("习近平在中共中央政治局第二十次集体学习时强调 坚持自立自强")
         );
         assert_eq!(
             meta.dateline.as_deref(),
-            Some("（2025年04月26日来源：新华网）")
+            Some("（2025年04月26日 来源：新华网）")
         );
         let date = meta.date.as_ref().unwrap();
         assert_eq!(

@@ -4,9 +4,11 @@
 //! Extracted text carries whitespace that means nothing: hard wraps, page-break indentation, and
 //! spaces the extractor put between digits and Han characters (`4 月 25 日`). Chinese and Japanese
 //! are written without spaces, Latin words need one. So a run of whitespace (line breaks included)
-//! becomes a single space only when the characters on both sides belong to space-separated
-//! scripts, and disappears otherwise. The one rule serves within lines, across wrapped lines and
-//! when paragraphs are merged, so the text never depends on how it happened to be wrapped.
+//! becomes a single space when the characters on both sides belong to space-separated scripts,
+//! and disappears otherwise, with one exception: a space *within a line* between two Han (or kana)
+//! characters was put there by the author, as in headlines (`学习时强调 坚持自立自强`) and
+//! datelines (`25日电 中共中央`), and is kept. The rules serve within lines, across wrapped lines
+//! and when paragraphs are merged, so the text never depends on how it happened to be wrapped.
 
 use std::ops::Range;
 
@@ -38,9 +40,39 @@ pub(crate) fn columns(c: char) -> usize {
     }
 }
 
-/// Whether whitespace between `before` and `after` has to survive as a space.
-fn needs_space(before: char, after: char) -> bool {
-    !is_cjk(before) && !is_cjk(after)
+/// What separated the next word from the previous one in the source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+enum Gap {
+    /// Nothing: the text continues.
+    #[default]
+    None,
+    /// Spaces or tabs within a line.
+    InLine,
+    /// A line break (wrapped lines, separate lines or merged paragraphs).
+    Break,
+}
+
+/// Whether whitespace of kind `gap` between `before` and `after` has to survive as a space.
+fn needs_space(gap: Gap, before: char, after: char) -> bool {
+    match gap {
+        Gap::None => false,
+        Gap::InLine if is_cjk_letter(before) && is_cjk_letter(after) => true,
+        Gap::InLine | Gap::Break => !is_cjk(before) && !is_cjk(after),
+    }
+}
+
+/// Whitespace that ends a line (page breaks and Unicode line separators included).
+pub(crate) fn is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
+/// CJK characters other than punctuation and full-width forms: what an author's space separates
+/// in headlines and datelines.
+fn is_cjk_letter(c: char) -> bool {
+    is_cjk(c) && !matches!(c, '\u{3000}'..='\u{303F}' | '\u{FF00}'..='\u{FFEF}')
 }
 
 /// Normalised text plus a map from its byte offsets back to byte offsets in the source file.
@@ -54,8 +86,8 @@ pub(crate) struct MappedText {
     /// Start of each verbatim run of non-whitespace: (offset in `text`, offset in the source).
     /// Sorted by both; a run extends to the next one, less the synthetic space before it.
     runs: Vec<(usize, usize)>,
-    /// Whitespace was seen after the last character and not yet emitted.
-    pending_space: bool,
+    /// Whitespace seen after the last character and not yet emitted (or dropped).
+    gap: Gap,
 }
 
 impl MappedText {
@@ -82,27 +114,36 @@ impl MappedText {
                 .find(|c: char| !c.is_whitespace())
                 .unwrap_or(after_word.len());
             if space_len > 0 {
-                self.pending_space = true;
+                let breaks = after_word[..space_len].contains(is_line_break);
+                self.gap = self.gap.max(if breaks { Gap::Break } else { Gap::InLine });
             }
             offset += word_len + space_len;
             rest = &after_word[space_len..];
         }
-        self.pending_space = true;
+        self.gap = Gap::Break;
     }
 
     /// Appends another mapped text, as a separate line would be.
     pub(crate) fn append(&mut self, other: &MappedText) {
+        // `other` starts on a new line.
+        self.gap = Gap::Break;
         for (i, &(start, source)) in other.runs.iter().enumerate() {
             let end = other
                 .runs
                 .get(i + 1)
                 .map_or(other.text.len(), |&(next, _)| next);
-            // Runs were separated by whitespace in the source; the space `other` kept between
-            // them, if any, ends the run and is decided again by the same rule here.
-            self.pending_space = true;
-            self.push_verbatim(source, other.text[start..end].trim_end_matches(' '));
+            // Runs were separated by whitespace in the source. A space `other` kept ends the run;
+            // kept, it was one the rules keep within a line, so the gap is decided again as one.
+            let run = &other.text[start..end];
+            let word = run.trim_end_matches(' ');
+            self.push_verbatim(source, word);
+            self.gap = if word.len() < run.len() {
+                Gap::InLine
+            } else {
+                Gap::Break
+            };
         }
-        self.pending_space = true;
+        self.gap = Gap::Break;
     }
 
     /// Appends `word`, which contains no whitespace and sits at byte `source_offset`.
@@ -114,13 +155,13 @@ impl MappedText {
             .text
             .chars()
             .next_back()
-            .is_some_and(|last| self.pending_space && needs_space(last, first));
+            .is_some_and(|last| needs_space(self.gap, last, first));
         if spaced {
             self.text.push(' ');
         }
         self.runs.push((self.text.len(), source_offset));
         self.text.push_str(word);
-        self.pending_space = false;
+        self.gap = Gap::None;
     }
 
     /// Source byte range of `range`, a range of the text that starts and ends on non-whitespace.
@@ -163,6 +204,20 @@ mod tests {
     }
 
     #[test]
+    fn an_authors_space_between_han_characters_within_a_line_is_kept() {
+        assert_eq!(
+            normalised(&["学习时强调 坚持自立自强 突出应用导向  "]),
+            "学习时强调 坚持自立自强 突出应用导向"
+        );
+        assert_eq!(
+            normalised(&["（2025 年 04 月 25 日 来源：新华网） "]),
+            "（2025年04月25日 来源：新华网）"
+        );
+        assert_eq!(normalised(&["稳就业、 稳企业"]), "稳就业、稳企业");
+        assert_eq!(normalised(&["集体 ", "学习时强调"]), "集体学习时强调");
+    }
+
+    #[test]
     fn wrapped_lines_rejoin_by_the_same_rule() {
         assert_eq!(
             normalised(&["分析研究当前经", " 济形势"]),
@@ -178,7 +233,7 @@ mod tests {
         let mut text = MappedText::default();
         text.push(0, &source[..6]);
         text.push(7, &source[7..15]);
-        assert_eq!(text.as_str(), "ab cd中文");
+        assert_eq!(text.as_str(), "ab cd中 文");
         let mapped = text.source_range(3..text.as_str().len());
         assert_eq!(&source[mapped], "cd\n 中 文");
         let han = text.as_str().find('文').unwrap();
@@ -194,6 +249,12 @@ mod tests {
         second.push(8, "three 四");
         first.append(&second);
         assert_eq!(first.as_str(), "one two three四");
+        let mut title = MappedText::default();
+        title.push(0, "学习时强调 坚持");
+        let mut joined = MappedText::default();
+        joined.push(0, "集体");
+        joined.append(&title);
+        assert_eq!(joined.as_str(), "集体学习时强调 坚持");
         let start = first.as_str().find("two").unwrap();
         let mapped = first.source_range(start..first.as_str().len());
         assert_eq!(&source[mapped], "two\nthree 四");
