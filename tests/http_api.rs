@@ -452,3 +452,96 @@ fn every_mode_answers_with_its_score_components() {
     let (_, default) = post(&json!({"query": "模速空间"}));
     assert_eq!(default["mode"], "hybrid");
 }
+
+fn embed(body: &Value) -> (u16, Value) {
+    let bytes = body.to_string().into_bytes();
+    call(
+        server(),
+        "POST",
+        "/v1/embeddings",
+        Some(("application/json", &bytes)),
+    )
+}
+
+#[test]
+fn openai_compatible_embeddings() {
+    let (status, answer) = embed(&json!({
+        "input": ["模速空间位于徐汇区。", "The incubator is in Xuhui."],
+        "model": "text-embedding-3-small"
+    }));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["object"], "list");
+    assert_eq!(answer["model"], DEFAULT_MODEL);
+    let data = answer["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    for (i, item) in data.iter().enumerate() {
+        assert_eq!(item["object"], "embedding");
+        assert_eq!(item["index"], i);
+        let vector: Vec<f64> = item["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        assert_eq!(vector.len(), 384);
+        let norm: f64 = vector.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "{norm}");
+    }
+    assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 10);
+
+    // The same text as a passage (default) and as a query gets different prompts.
+    let (_, passage) = embed(&json!({"input": "人工智能"}));
+    let (_, query) = embed(&json!({"input": "人工智能", "input_type": "query"}));
+    assert_ne!(
+        passage["data"][0]["embedding"],
+        query["data"][0]["embedding"]
+    );
+    let (_, again) = embed(&json!({"input": ["人工智能"]}));
+    let first = passage["data"][0]["embedding"].as_array().unwrap();
+    let second = again["data"][0]["embedding"].as_array().unwrap();
+    for (a, b) in first.iter().zip(second) {
+        assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-4);
+    }
+
+    // Base64 carries the same little-endian f32 values (what the official clients ask for).
+    let (_, encoded) = embed(&json!({"input": "人工智能", "encoding_format": "base64"}));
+    let text = encoded["data"][0]["embedding"].as_str().unwrap();
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap();
+    let decoded: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    assert_eq!(decoded.len(), 384);
+    for (a, b) in decoded.iter().zip(first) {
+        assert!((f64::from(*a) - b.as_f64().unwrap()).abs() < 1e-4);
+    }
+
+    // A body larger than a search's is accepted; texts beyond the window are truncated and say so.
+    let long: Vec<String> = (0..3)
+        .map(|i| format!("第{i}段。{}", "长".repeat(9_000)))
+        .collect();
+    let (status, answer) = embed(&json!({ "input": long }));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["data"].as_array().unwrap().len(), 3);
+    assert_eq!(answer["data"][0]["truncated"], true);
+    assert_eq!(answer["usage"]["prompt_tokens"], 3 * 512);
+
+    assert_error(embed(&json!({"input": []})), 422, "invalid_request");
+    let too_many: Vec<&str> = vec!["a"; 129];
+    assert_error(embed(&json!({ "input": too_many })), 422, "invalid_request");
+    assert_error(embed(&json!({"input": ["a", " "]})), 400, "empty_input");
+    assert_error(
+        embed(&json!({"input": "a", "dimensions": 256})),
+        422,
+        "invalid_request",
+    );
+    assert_error(embed(&json!({"input": [1, 2, 3]})), 422, "invalid_request");
+    assert_error(
+        embed(&json!({"input": "a", "input_type": "document"})),
+        422,
+        "invalid_request",
+    );
+}

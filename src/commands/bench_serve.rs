@@ -93,10 +93,7 @@ pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
 /// Builds the index and serves it on a free local port from a background runtime.
 fn start_server(args: &ServeArgs) -> anyhow::Result<(String, tokio::runtime::Runtime)> {
     let loaded = load_engine(&args.model, &args.corpus)?;
-    let state = AppState::new(http::Limits {
-        max_body_bytes: args.max_body_bytes,
-        max_in_flight: args.max_in_flight,
-    });
+    let state = AppState::new(args.limits());
     state.set_ready(args.service(loaded));
     let runtime = tokio::runtime::Runtime::new()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;

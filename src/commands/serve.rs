@@ -32,10 +32,11 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    fn limits(&self) -> Limits {
+    pub fn limits(&self) -> Limits {
         Limits {
             max_body_bytes: self.max_body_bytes,
             max_in_flight: self.max_in_flight,
+            ..Limits::default()
         }
     }
 

@@ -26,10 +26,11 @@ pub enum QueueError {
     Failed(String),
 }
 
+/// Texts of one request; they are embedded in the same pass as whatever else is waiting.
 struct Job {
     role: Role,
-    text: String,
-    reply: oneshot::Sender<Result<Embedding, QueueError>>,
+    texts: Vec<String>,
+    reply: oneshot::Sender<Result<Vec<Embedding>, QueueError>>,
 }
 
 /// Handle to the embedding worker; cheap to share behind an `Arc`. The worker stops when the
@@ -39,7 +40,8 @@ pub struct EmbedQueue {
 }
 
 impl EmbedQueue {
-    /// Starts the worker. At most `capacity` texts wait; at most `max_batch` share a pass.
+    /// Starts the worker. At most `capacity` requests wait; a pass takes waiting requests until
+    /// they hold `max_batch` texts (a single larger request is embedded whole).
     pub fn start(embedder: Arc<Embedder>, capacity: usize, max_batch: usize) -> Self {
         let (sender, receiver) = mpsc::sync_channel(capacity.max(1));
         std::thread::Builder::new()
@@ -51,9 +53,22 @@ impl EmbedQueue {
 
     /// Embeds `text` in `role`, sharing a forward pass with whatever else is waiting.
     pub async fn embed(&self, role: Role, text: String) -> Result<Embedding, QueueError> {
+        let mut embeddings = self.embed_all(role, vec![text]).await?;
+        Ok(embeddings.remove(0))
+    }
+
+    /// Embeds `texts` in `role`; the result follows their order.
+    pub async fn embed_all(
+        &self,
+        role: Role,
+        texts: Vec<String>,
+    ) -> Result<Vec<Embedding>, QueueError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
         let (reply, answer) = oneshot::channel();
         self.sender
-            .try_send(Job { role, text, reply })
+            .try_send(Job { role, texts, reply })
             .map_err(|e| match e {
                 TrySendError::Full(_) => QueueError::Full,
                 TrySendError::Disconnected(_) => QueueError::Stopped,
@@ -64,10 +79,14 @@ impl EmbedQueue {
 
 fn work(embedder: &Embedder, receiver: &Receiver<Job>, max_batch: usize) {
     while let Ok(first) = receiver.recv() {
+        let mut waiting = first.texts.len();
         let mut batch = vec![first];
-        while batch.len() < max_batch {
+        while waiting < max_batch {
             match receiver.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => {
+                    waiting += job.texts.len();
+                    batch.push(job);
+                }
                 Err(_) => break,
             }
         }
@@ -83,16 +102,21 @@ fn work(embedder: &Embedder, receiver: &Receiver<Job>, max_batch: usize) {
 }
 
 fn answer(embedder: &Embedder, role: Role, jobs: Vec<Job>) {
-    let texts: Vec<&str> = jobs.iter().map(|job| job.text.as_str()).collect();
+    let texts: Vec<&str> = jobs
+        .iter()
+        .flat_map(|job| job.texts.iter().map(String::as_str))
+        .collect();
     match embedder.embed(role, &texts) {
         Ok(embeddings) => {
-            for (job, embedding) in jobs.into_iter().zip(embeddings) {
+            let mut embeddings = embeddings.into_iter();
+            for job in jobs {
+                let own: Vec<Embedding> = embeddings.by_ref().take(job.texts.len()).collect();
                 // The requester may have gone away (client disconnected); nothing to do then.
-                let _ = job.reply.send(Ok(embedding));
+                let _ = job.reply.send(Ok(own));
             }
         }
         Err(error) => {
-            tracing::error!(%error, texts = jobs.len(), "embedding a batch failed");
+            tracing::error!(%error, texts = texts.len(), "embedding a batch failed");
             for job in jobs {
                 let _ = job.reply.send(Err(QueueError::Failed(error.to_string())));
             }

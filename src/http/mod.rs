@@ -18,7 +18,7 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -31,7 +31,10 @@ use crate::search::SearchEngine;
 /// Bounds on the work one server accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Largest body of a search request.
     pub max_body_bytes: usize,
+    /// Largest body of an embeddings request, which carries up to 128 passages.
+    pub max_embeddings_body_bytes: usize,
     pub max_in_flight: usize,
 }
 
@@ -39,6 +42,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            max_embeddings_body_bytes: 4 * 1024 * 1024,
             max_in_flight: 64,
         }
     }
@@ -91,6 +95,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/passages/{id}", get(routes::passage))
         .route("/v1/passages/{id}/similar", get(routes::similar))
+        .route(
+            "/v1/embeddings",
+            post(routes::embeddings).layer(DefaultBodyLimit::max(
+                state.limits.max_embeddings_body_bytes,
+            )),
+        )
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))

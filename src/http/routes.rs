@@ -9,8 +9,9 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 
 use super::wire::{
-    Info, PassageView, ScoredPassage, SearchQuery, SearchRequest, SearchResponse, SimilarQuery,
-    SimilarResponse, Status,
+    EmbeddingData, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EncodingFormat, Info,
+    PassageView, ScoredPassage, SearchQuery, SearchRequest, SearchResponse, SimilarQuery,
+    SimilarResponse, Status, Usage,
 };
 use super::{ApiError, AppState};
 use crate::embedding::Role;
@@ -157,6 +158,75 @@ pub async fn similar(
         results,
         took_ms: elapsed_ms(started),
     }))
+}
+
+/// Most texts one `/v1/embeddings` request may carry.
+pub const MAX_EMBEDDING_INPUTS: usize = 128;
+
+pub async fn embeddings(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<EmbeddingsRequest>, JsonRejection>,
+) -> Answer<EmbeddingsResponse> {
+    let Json(request) = body?;
+    let service = state.service()?;
+    let texts = request.input.into_texts();
+    if texts.is_empty() || texts.len() > MAX_EMBEDDING_INPUTS {
+        return Err(ApiError::invalid(format!(
+            "input must hold 1 to {MAX_EMBEDDING_INPUTS} texts, got {}",
+            texts.len()
+        )));
+    }
+    if let Some(index) = texts.iter().position(|t| t.trim().is_empty()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_input",
+            format!("input {index} is empty"),
+        ));
+    }
+    if let Some(dimensions) = request.dimensions {
+        if dimensions != service.model.dimensions {
+            return Err(ApiError::invalid(format!(
+                "dimensions {dimensions} is not available: the model's vectors have {}",
+                service.model.dimensions
+            )));
+        }
+    }
+    let _permit = state
+        .permits
+        .try_acquire()
+        .map_err(|_| ApiError::overloaded())?;
+    let role = request.input_type.unwrap_or(Role::Passage);
+    let embedded = service.queue.embed_all(role, texts).await?;
+    let tokens = embedded.iter().map(|e| e.tokens).sum();
+    let data = embedded
+        .into_iter()
+        .enumerate()
+        .map(|(index, embedding)| EmbeddingData {
+            object: "embedding".into(),
+            index,
+            truncated: embedding.truncated,
+            embedding: match request.encoding_format {
+                EncodingFormat::Float => EmbeddingVector::Float(embedding.vector),
+                EncodingFormat::Base64 => EmbeddingVector::Base64(base64_floats(&embedding.vector)),
+            },
+        })
+        .collect();
+    Ok(Json(EmbeddingsResponse {
+        object: "list".into(),
+        data,
+        model: service.model.id.clone(),
+        usage: Usage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
+    }))
+}
+
+/// Base64 of the little-endian bytes of `values`, as OpenAI's `encoding_format: base64`.
+fn base64_floats(values: &[f32]) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 pub async fn no_route(method: Method, uri: Uri) -> ApiError {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Citation, Passage, Position};
+use crate::embedding::Role;
 use crate::search::{Filter, IsoDate, Mode, Ranked};
 
 /// `POST /v1/search` body.
@@ -180,4 +181,82 @@ pub struct ModelInfo {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Status {
     pub status: String,
+}
+
+/// `POST /v1/embeddings`, as OpenAI's embeddings API takes it. `model`, `user` and other fields
+/// OpenAI clients send are accepted; `model` does not select anything (one model is served).
+#[derive(Debug, Deserialize)]
+pub struct EmbeddingsRequest {
+    pub input: EmbeddingsInput,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub encoding_format: EncodingFormat,
+    /// Must equal the model's dimensions when given (wenda does not shorten vectors).
+    #[serde(default)]
+    pub dimensions: Option<usize>,
+    /// `"passage"` (default: texts to index) or `"query"` (questions): decides the model's
+    /// prompt. The name follows the `input_type` convention of other embedding APIs.
+    #[serde(default)]
+    pub input_type: Option<Role>,
+}
+
+/// One text or several.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EmbeddingsInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl EmbeddingsInput {
+    pub fn into_texts(self) -> Vec<String> {
+        match self {
+            Self::One(text) => vec![text],
+            Self::Many(texts) => texts,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncodingFormat {
+    /// A JSON array of numbers.
+    #[default]
+    Float,
+    /// Base64 of the little-endian f32 bytes (what the official OpenAI clients ask for).
+    Base64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmbeddingsResponse {
+    /// Always `"list"`.
+    pub object: String,
+    pub data: Vec<EmbeddingData>,
+    pub model: String,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EmbeddingData {
+    /// Always `"embedding"`.
+    pub object: String,
+    pub index: usize,
+    pub embedding: EmbeddingVector,
+    /// The input was longer than the model's window and only its beginning was embedded.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EmbeddingVector {
+    Float(Vec<f32>),
+    Base64(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens the model read, prompts and special tokens included.
+    pub prompt_tokens: usize,
+    pub total_tokens: usize,
 }
