@@ -70,6 +70,7 @@ fn start(limits: Limits, ready: bool) -> Server {
         state.set_ready(Service {
             engine: seed_engine(),
             queue: EmbedQueue::start(Arc::clone(&model.embedder), 64, 32),
+            embedder: Arc::clone(&model.embedder),
             model: ModelInfo {
                 id: DEFAULT_MODEL.into(),
                 dimensions: model.embedder.dimensions(),
@@ -541,6 +542,56 @@ fn openai_compatible_embeddings() {
     assert_error(embed(&json!({"input": [1, 2, 3]})), 422, "invalid_request");
     assert_error(
         embed(&json!({"input": "a", "input_type": "document"})),
+        422,
+        "invalid_request",
+    );
+}
+
+#[test]
+fn context_blocks_for_chatbots() {
+    let (status, answer) = post(&json!({
+        "query": "模速空间在哪个区？", "top_k": 4, "context": {"max_chars": 400}
+    }));
+    assert_eq!(status, 200, "{answer}");
+    let context = &answer["context"];
+    let text = context["text"].as_str().unwrap();
+    assert!(text.chars().count() <= 400, "{text}");
+    assert!(text.starts_with("[1] "), "{text}");
+    assert!(text.contains("(2025-04-29, 新华网)\n"), "{text}");
+    let citations = context["citations"].as_array().unwrap();
+    assert!(!citations.is_empty());
+    assert_eq!(
+        citations.len() + context["omitted"].as_u64().unwrap() as usize,
+        4
+    );
+    for (i, citation) in citations.iter().enumerate() {
+        assert_eq!(citation["number"], i + 1);
+        assert_eq!(citation["id"], answer["results"][i]["id"]);
+        assert!(text.contains(&format!("[{}] ", i + 1)));
+    }
+
+    let (_, by_tokens) =
+        get("/v1/search?q=%E6%A8%A1%E9%80%9F%E7%A9%BA%E9%97%B4&top_k=3&context_tokens=60");
+    assert_eq!(by_tokens["context"]["cut"], true, "{by_tokens}");
+    assert!(by_tokens["context"]["text"]
+        .as_str()
+        .unwrap()
+        .ends_with('…'));
+    let (_, none) = post(&json!({"query": "模速空间"}));
+    assert!(none.get("context").is_none());
+
+    assert_error(
+        post(&json!({"query": "a", "context": {"max_chars": 10, "max_tokens": 10}})),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        post(&json!({"query": "a", "context": {}})),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        post(&json!({"query": "a", "context": {"max_chars": 0}})),
         422,
         "invalid_request",
     );

@@ -44,7 +44,12 @@ impl ServeArgs {
     pub fn service(&self, loaded: Loaded) -> Service {
         Service {
             engine: loaded.engine,
-            queue: EmbedQueue::start(loaded.embedder, self.max_in_flight, self.max_batch),
+            queue: EmbedQueue::start(
+                Arc::clone(&loaded.embedder),
+                self.max_in_flight,
+                self.max_batch,
+            ),
+            embedder: loaded.embedder,
             model: loaded.model,
         }
     }

@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 
 pub use error::ApiError;
 
-use crate::embedding::EmbedQueue;
+use crate::embedding::{EmbedQueue, Embedder};
 use crate::search::SearchEngine;
 
 /// Bounds on the work one server accepts.
@@ -52,6 +52,8 @@ impl Default for Limits {
 pub struct Service {
     pub engine: SearchEngine,
     pub queue: EmbedQueue,
+    /// For measuring context blocks in tokens.
+    pub embedder: Arc<Embedder>,
     pub model: wire::ModelInfo,
 }
 

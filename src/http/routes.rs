@@ -9,13 +9,13 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 
 use super::wire::{
-    EmbeddingData, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse, EncodingFormat, Info,
-    PassageView, ScoredPassage, SearchQuery, SearchRequest, SearchResponse, SimilarQuery,
-    SimilarResponse, Status, Usage,
+    ContextBudget, EmbeddingData, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse,
+    EncodingFormat, Info, PassageView, ScoredPassage, SearchQuery, SearchRequest, SearchResponse,
+    SimilarQuery, SimilarResponse, Status, Usage,
 };
 use super::{ApiError, AppState};
 use crate::embedding::Role;
-use crate::search::{Filter, Question, SearchParams, DEFAULT_TOP_K, MAX_TOP_K};
+use crate::search::{self, Filter, Question, SearchError, SearchParams, DEFAULT_TOP_K, MAX_TOP_K};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
@@ -70,6 +70,7 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchRe
         ));
     }
     let params = search_params(request.top_k, request.min_score, request.filter)?;
+    let budget = request.context.map(context_budget).transpose()?;
     let params = SearchParams {
         mode: request.mode,
         ..params
@@ -94,15 +95,25 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchRe
         request.query.clone(),
         embedding.as_ref().map(|e| e.vector.clone()),
     );
-    let results = tokio::task::spawn_blocking(move || {
+    let (results, context) = tokio::task::spawn_blocking(move || {
         let engine = &ranking_state.service().expect("ready above").engine;
         let question = Question {
             text: &text,
             vector: vector.as_deref(),
         };
-        engine
-            .search(&question, &params)
-            .map(|ranked| ranked.into_iter().map(ScoredPassage::from).collect())
+        let service = ranking_state.service().expect("ready above");
+        let ranked = engine.search(&question, &params)?;
+        let context = budget.map(|budget| match budget {
+            Budget::Chars(max) => search::context(&ranked, max, &|t: &str| t.chars().count()),
+            Budget::Tokens(max) => search::context(&ranked, max, &|t: &str| {
+                service
+                    .embedder
+                    .token_count(Role::Passage, t)
+                    .unwrap_or(usize::MAX)
+            }),
+        });
+        let results: Vec<ScoredPassage> = ranked.into_iter().map(ScoredPassage::from).collect();
+        Ok::<_, SearchError>((results, context))
     })
     .await
     .map_err(internal)??;
@@ -112,6 +123,7 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchRe
         query_tokens: embedding.as_ref().map(|e| e.tokens),
         truncated: embedding.is_some_and(|e| e.truncated),
         results,
+        context,
         took_ms: elapsed_ms(started),
     }))
 }
@@ -279,6 +291,34 @@ fn search_params(
         min_score,
         ..SearchParams::default()
     })
+}
+
+/// A context budget, checked.
+enum Budget {
+    Chars(usize),
+    Tokens(usize),
+}
+
+/// Most characters (or tokens) a context block may be asked to fill.
+const MAX_CONTEXT_BUDGET: usize = 1_000_000;
+
+fn context_budget(budget: ContextBudget) -> Result<Budget, ApiError> {
+    let budget = match (budget.max_chars, budget.max_tokens) {
+        (Some(chars), None) => Budget::Chars(chars),
+        (None, Some(tokens)) => Budget::Tokens(tokens),
+        _ => {
+            return Err(ApiError::invalid(
+                "context takes exactly one of max_chars and max_tokens",
+            ))
+        }
+    };
+    let (Budget::Chars(size) | Budget::Tokens(size)) = budget;
+    if !(1..=MAX_CONTEXT_BUDGET).contains(&size) {
+        return Err(ApiError::invalid(format!(
+            "the context budget must be between 1 and {MAX_CONTEXT_BUDGET}, got {size}"
+        )));
+    }
+    Ok(budget)
 }
 
 fn elapsed_ms(started: Instant) -> f64 {

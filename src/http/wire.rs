@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::corpus::{Citation, Passage, Position};
 use crate::embedding::Role;
-use crate::search::{Filter, IsoDate, Mode, Ranked};
+use crate::search::{Context, Filter, IsoDate, Mode, Ranked};
 
 /// `POST /v1/search` body.
 #[derive(Debug, Deserialize)]
@@ -20,6 +20,20 @@ pub struct SearchRequest {
     pub filter: Filter,
     #[serde(default)]
     pub min_score: Option<f32>,
+    /// Also return a prompt-ready context block of the results, within this budget.
+    #[serde(default)]
+    pub context: Option<ContextBudget>,
+}
+
+/// The size of a context block: characters or tokens (of the embedding model's tokenizer, a
+/// close proxy for most LLMs' on Chinese text); exactly one.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextBudget {
+    #[serde(default)]
+    pub max_chars: Option<usize>,
+    #[serde(default)]
+    pub max_tokens: Option<usize>,
 }
 
 /// `GET /v1/search` query string: the POST body's fields, with the filter's fields inline.
@@ -34,6 +48,8 @@ pub struct SearchQuery {
     pub title: Option<String>,
     pub date_from: Option<IsoDate>,
     pub date_to: Option<IsoDate>,
+    pub context_chars: Option<usize>,
+    pub context_tokens: Option<usize>,
 }
 
 impl From<SearchQuery> for SearchRequest {
@@ -49,6 +65,12 @@ impl From<SearchQuery> for SearchRequest {
                 date_to: query.date_to,
             },
             min_score: query.min_score,
+            context: (query.context_chars.is_some() || query.context_tokens.is_some()).then_some(
+                ContextBudget {
+                    max_chars: query.context_chars,
+                    max_tokens: query.context_tokens,
+                },
+            ),
         }
     }
 }
@@ -71,6 +93,9 @@ pub struct SearchResponse {
     /// The query was longer than the model's window; only its beginning was used.
     pub truncated: bool,
     pub results: Vec<ScoredPassage>,
+    /// When asked for: the results as a numbered context block with its citations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Context>,
     pub took_ms: f64,
 }
 

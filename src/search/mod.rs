@@ -14,6 +14,7 @@
 //! cache does not already hold.
 
 mod build;
+mod context;
 mod filter;
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 pub use build::{build, BuildError, BuildStats};
+pub use context::{context, Context, ContextCitation};
 pub use filter::{Filter, IsoDate};
 
 use crate::corpus::{Document, Passage, PassageId};
