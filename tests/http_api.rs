@@ -124,14 +124,13 @@ fn get(path: &str) -> (u16, Value) {
     call(server(), "GET", path, None)
 }
 
-fn post(body: &Value) -> (u16, Value) {
+fn post_json(path: &str, body: &Value) -> (u16, Value) {
     let bytes = body.to_string().into_bytes();
-    call(
-        server(),
-        "POST",
-        "/v1/search",
-        Some(("application/json", &bytes)),
-    )
+    call(server(), "POST", path, Some(("application/json", &bytes)))
+}
+
+fn post(body: &Value) -> (u16, Value) {
+    post_json("/v1/search", body)
 }
 
 fn assert_error(answer: (u16, Value), status: u16, code: &str) {
@@ -455,13 +454,7 @@ fn every_mode_answers_with_its_score_components() {
 }
 
 fn embed(body: &Value) -> (u16, Value) {
-    let bytes = body.to_string().into_bytes();
-    call(
-        server(),
-        "POST",
-        "/v1/embeddings",
-        Some(("application/json", &bytes)),
-    )
+    post_json("/v1/embeddings", body)
 }
 
 #[test]

@@ -13,6 +13,11 @@ pub struct ArticleDate {
 }
 
 impl ArticleDate {
+    /// How to show the date: ISO when it is a recognised day, else as printed.
+    pub fn label(&self) -> &str {
+        self.iso.as_deref().unwrap_or(&self.text)
+    }
+
     /// Keeps `text` and derives the ISO form when `text` is a date and nothing else
     /// (a trailing time, as in `2025-04-25T08:00:00Z`, is allowed).
     pub fn parse(text: &str) -> Self {

@@ -170,10 +170,7 @@ impl From<&Passage> for PassageView {
             document: DocumentRef {
                 path: passage.citation.path.clone(),
                 title: article.title.clone(),
-                date: article
-                    .date
-                    .as_ref()
-                    .map(|d| d.iso.clone().unwrap_or_else(|| d.text.clone())),
+                date: article.date.as_ref().map(|d| d.label().to_owned()),
                 source: article.source.clone(),
                 url: article.url.clone(),
             },

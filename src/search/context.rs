@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Ranked;
+use crate::corpus::ArticleDate;
 
 /// The context block and what its numbers cite.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,11 +72,8 @@ pub fn context(ranked: &[Ranked<'_>], budget: usize, measure: &dyn Fn(&str) -> u
 /// `[n] title (date, source)` on one line, the passage text on the next.
 fn entry(number: usize, ranked: &Ranked<'_>) -> String {
     let article = &ranked.passage.article;
-    let date = article
-        .date
-        .as_ref()
-        .map(|d| d.iso.clone().unwrap_or_else(|| d.text.clone()));
-    let about: Vec<&str> = [date.as_deref(), article.source.as_deref()]
+    let date = article.date.as_ref().map(ArticleDate::label);
+    let about: Vec<&str> = [date, article.source.as_deref()]
         .into_iter()
         .flatten()
         .collect();
@@ -97,10 +95,7 @@ fn citation(number: usize, ranked: &Ranked<'_>) -> ContextCitation {
         number,
         id: passage.id.to_string(),
         title: article.title.clone(),
-        date: article
-            .date
-            .as_ref()
-            .map(|d| d.iso.clone().unwrap_or_else(|| d.text.clone())),
+        date: article.date.as_ref().map(|d| d.label().to_owned()),
         source: article.source.clone(),
         url: article.url.clone(),
         path: passage.citation.path.clone(),
@@ -132,7 +127,7 @@ fn longest_prefix_within(text: &str, budget: usize, measure: &dyn Fn(&str) -> us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::{ArticleDate, ArticleMeta, Citation, Passage, PassageId, Position};
+    use crate::corpus::{ArticleMeta, Citation, Passage, PassageId, Position};
 
     fn passage(id: &str, text: &str) -> Passage {
         Passage {
