@@ -152,9 +152,11 @@ impl SearchEngine {
                 *unit_ids.entry(key).or_insert(next)
             })
             .collect();
-        let texts: Vec<_> = passages.iter().map(Passage::embedding_text).collect();
+        // Words are indexed from the passage text alone. A title is shared by every passage of
+        // its article, so it cannot tell them apart, while BM25's length normalisation would make
+        // it count most in the shortest (and least informative) ones.
+        let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
         let lexical = LexicalIndex::build(Analyzer::default(), &texts);
-        drop(texts);
         Self {
             passages,
             folded_titles,
