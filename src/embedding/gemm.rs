@@ -20,8 +20,8 @@ use super::vector_math::gelu;
 
 /// Rows of the output tile one microkernel call computes.
 const MR: usize = 6;
-/// Columns of a packed panel (two AVX registers of 8 lanes).
-const NR: usize = 16;
+/// Columns of a packed panel (two AVX registers of 8 lanes), in both kernels.
+pub(super) const NR: usize = 16;
 /// Rows handed to one parallel task, so a task's slice of the left matrix stays in L2 (a multiple
 /// of both kernels' tile heights).
 const ROWS_PER_TASK: usize = 48;

@@ -16,10 +16,13 @@
 
 use rayon::prelude::*;
 
+use super::gemm::NR;
+
+// The AVX2 kernel holds one group of a panel (16 columns × 4 bytes) in two registers.
+const _: () = assert!(NR == 16);
+
 /// Values along `k` that share one scale, in both operands (ggml's block length).
 pub const BLOCK: usize = 32;
-/// Columns of a packed panel, as in the f32 path (two registers of 8 × 32-bit lanes).
-pub const NR: usize = 16;
 /// Rows of the output tile one microkernel call computes: 6 rows × 2 registers of 16-bit block
 /// sums, the two weight registers and a broadcast fill the 16 AVX2 registers (the f32 accumulators,
 /// touched once per block, live on the stack). Measured 10-20% faster than 4 rows.
