@@ -32,13 +32,13 @@ pub const MR: usize = 6;
 const GROUP: usize = 4;
 /// Added to each stored weight so that it is unsigned.
 const WEIGHT_OFFSET: i32 = 8;
-/// Weights must lie in this range to be held here (Q4_0's -8..=7, plus +8 for safety: the 16-bit
-/// bound above holds for stored values up to 16).
+/// Weights must lie in this range to be held here: Q4_0's -8..=7 and the +8 that gemm's search for
+/// exact scales also accepts (the 16-bit bound above holds for stored values up to 16).
 pub const WEIGHT_RANGE: std::ops::RangeInclusive<i32> = -8..=8;
 
 /// A `k × n` matrix of block-scaled small integers, packed for the microkernel: `ceil(n / 16)`
 /// panels, each holding, for every group of 4 values along `k`, 16 columns × 4 bytes (one AVX2
-/// register per 8 columns), then the panel's scales as `k / 32` rows of 16.
+/// register per 8 columns), and the panel's scales as `k / 32` rows of 16.
 #[derive(Debug, Clone)]
 pub struct BlockPanels {
     k: usize,
@@ -81,10 +81,7 @@ impl BlockPanels {
         Self { k, values, scales }
     }
 
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
+    /// Panel `p`: columns `16p .. 16p + 16`.
     pub fn panel(&self, p: usize) -> Panel<'_> {
         let (len, blocks) = (self.k * NR, self.k / BLOCK * NR);
         Panel {
