@@ -7,8 +7,8 @@
 //!
 //! Submodules, in the order data meets them: [`resolve`] finds the model files (with [`pypi`] and
 //! [`e5s1`] as the offline route), [`config`] reads what the files say, [`batching`] plans forward
-//! passes, [`bert`] is wenda's own encoder, running on [`gemm`], [`attention`] and
-//! [`vector_math`].
+//! passes, [`bert`] is wenda's own encoder, running on [`gemm`] (with [`int8`] for block-stored
+//! weights), [`attention`] and [`vector_math`].
 
 pub mod attention;
 pub mod batching;
@@ -17,6 +17,7 @@ pub mod cache;
 pub mod config;
 pub mod e5s1;
 pub mod gemm;
+pub mod int8;
 pub mod pypi;
 pub mod queue;
 pub mod resolve;
