@@ -37,7 +37,7 @@ fn model() -> &'static Model {
             .resolve(DEFAULT_MODEL)
             .expect("the model (run ./scripts/test.sh, which fetches it)");
         let embedder = Embedder::load(&files, Backend::Native, BatchLimits::default()).unwrap();
-        let fingerprint = ModelFingerprint::of(&files, embedder.config()).unwrap();
+        let fingerprint = ModelFingerprint::of(&files, &embedder).unwrap();
         let cache_dir =
             std::env::temp_dir().join(format!("wenda-http-test-{}", std::process::id()));
         Model {

@@ -24,7 +24,7 @@ impl Fixture {
             .resolve(DEFAULT_MODEL)
             .unwrap();
         let embedder = Embedder::load(&files, Backend::Native, BatchLimits::default()).unwrap();
-        let fingerprint = ModelFingerprint::of(&files, embedder.config()).unwrap();
+        let fingerprint = ModelFingerprint::of(&files, &embedder).unwrap();
         let dir = std::env::temp_dir().join(format!("wenda-cache-test-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(dir.join("corpus")).unwrap();

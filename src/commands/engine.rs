@@ -36,7 +36,7 @@ pub struct Loaded {
 pub fn load_engine(model_args: &ModelArgs, corpus_args: &CorpusArgs) -> anyhow::Result<Loaded> {
     let started = Instant::now();
     let (files, embedder) = model_args.resolve_and_load(model_args.backend)?;
-    let fingerprint = ModelFingerprint::of(&files, embedder.config())
+    let fingerprint = ModelFingerprint::of(&files, &embedder)
         .context("fingerprinting the model for the vector cache")?;
 
     let report = corpus::load(&corpus_args.corpus, &ChunkConfig::new(&embedder));

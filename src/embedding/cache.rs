@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{EmbeddingError, ModelConfig, ModelFiles};
+use super::{Backend, Embedder, EmbeddingError, ModelFiles, NATIVE_ENCODER_REVISION};
 
 const MAGIC: &[u8; 8] = b"WENDAVEC";
 const FORMAT: u32 = 1;
@@ -36,8 +36,8 @@ pub struct ModelFingerprint([u8; 32]);
 
 impl ModelFingerprint {
     /// Hashes everything that decides a passage's vector: the weights, the tokenizer, the model
-    /// configuration, pooling and the passage prompt.
-    pub fn of(files: &ModelFiles, config: &ModelConfig) -> Result<Self, EmbeddingError> {
+    /// configuration, pooling, the passage prompt and the encoder implementation.
+    pub fn of(files: &ModelFiles, embedder: &Embedder) -> Result<Self, EmbeddingError> {
         let mut hasher = Sha256::new();
         for path in [&files.weights, &files.tokenizer, &files.config] {
             let mut file = File::open(path).map_err(|e| EmbeddingError::io(path, e))?;
@@ -45,8 +45,13 @@ impl ModelFingerprint {
                 io::copy(&mut file, &mut hasher).map_err(|e| EmbeddingError::io(path, e))?;
             hasher.update(bytes.to_le_bytes());
         }
+        let config = embedder.config();
         hasher.update(format!("{:?}", config.pooling));
         hasher.update(config.prompts.passage.as_bytes());
+        match embedder.backend() {
+            Backend::Native => hasher.update(format!("native {NATIVE_ENCODER_REVISION}")),
+            Backend::CandleTransformers => hasher.update("candle-transformers"),
+        }
         Ok(Self(hasher.finalize().into()))
     }
 

@@ -99,6 +99,11 @@ pub struct Embedding {
     pub truncated: bool,
 }
 
+/// Revision of the native encoder's arithmetic: part of the vector cache's model fingerprint, so
+/// that vectors computed by an earlier kernel (say, f32 before the int8 path) are not mixed with
+/// new ones. Bump it whenever a change alters the vectors the native backend produces.
+pub const NATIVE_ENCODER_REVISION: u32 = 2;
+
 /// Which implementation runs the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Backend {
@@ -183,6 +188,7 @@ pub struct Embedder {
     /// Never truncates, so callers sizing passages learn true lengths.
     counter: Tokenizer,
     limits: BatchLimits,
+    backend: Backend,
 }
 
 impl Embedder {
@@ -216,12 +222,18 @@ impl Embedder {
             tokenizer,
             counter,
             limits,
+            backend,
         })
     }
 
     /// What the model's files declare (dimensions, pooling, prompts, window).
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// Which implementation runs the encoder.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Vector dimensions.
