@@ -21,7 +21,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub use error::ApiError;
 
@@ -82,6 +82,13 @@ impl AppState {
 
     fn service(&self) -> Result<&Service, ApiError> {
         self.service.get().ok_or_else(ApiError::not_ready)
+    }
+
+    /// A slot among the requests in progress, held until dropped; 503 when all are taken.
+    fn permit(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        self.permits
+            .try_acquire()
+            .map_err(|_| ApiError::overloaded())
     }
 }
 

@@ -13,7 +13,7 @@ use super::wire::{
     EncodingFormat, Info, PassageView, ScoredPassage, SearchQuery, SearchRequest, SearchResponse,
     SimilarQuery, SimilarResponse, Status, Usage,
 };
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Service};
 use crate::embedding::Role;
 use crate::search::{self, Filter, Question, SearchError, SearchParams, DEFAULT_TOP_K, MAX_TOP_K};
 
@@ -75,10 +75,7 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchRe
         mode: request.mode,
         ..params
     };
-    let _permit = state
-        .permits
-        .try_acquire()
-        .map_err(|_| ApiError::overloaded())?;
+    let _permit = state.permit()?;
     let embedding = if request.mode.needs_embedding() {
         Some(
             service
@@ -89,20 +86,14 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchRe
     } else {
         None
     };
-    // Ranking scans the whole index: off the async workers, so a large corpus cannot stall I/O.
-    let ranking_state = Arc::clone(&state);
-    let (text, vector) = (
-        request.query.clone(),
-        embedding.as_ref().map(|e| e.vector.clone()),
-    );
-    let (results, context) = tokio::task::spawn_blocking(move || {
-        let engine = &ranking_state.service().expect("ready above").engine;
+    let text = request.query.clone();
+    let vector = embedding.as_ref().map(|e| e.vector.clone());
+    let (results, context) = off_runtime(&state, move |service| {
         let question = Question {
             text: &text,
             vector: vector.as_deref(),
         };
-        let service = ranking_state.service().expect("ready above");
-        let ranked = engine.search(&question, &params)?;
+        let ranked = service.engine.search(&question, &params)?;
         let context = budget.map(|budget| match budget {
             Budget::Chars(max) => search::context(&ranked, max, &|t: &str| t.chars().count()),
             Budget::Tokens(max) => search::context(&ranked, max, &|t: &str| {
@@ -115,8 +106,7 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchRe
         let results: Vec<ScoredPassage> = ranked.into_iter().map(ScoredPassage::from).collect();
         Ok::<_, SearchError>((results, context))
     })
-    .await
-    .map_err(internal)??;
+    .await??;
     Ok(Json(SearchResponse {
         query: request.query,
         mode: request.mode,
@@ -151,20 +141,15 @@ pub async fn similar(
     let Query(query) = query?;
     state.service()?;
     let params = search_params(query.top_k, query.min_score, Filter::default())?;
-    let _permit = state
-        .permits
-        .try_acquire()
-        .map_err(|_| ApiError::overloaded())?;
-    let ranking_state = Arc::clone(&state);
+    let _permit = state.permit()?;
     let passage_id = id.clone();
-    let results = tokio::task::spawn_blocking(move || {
-        let engine = &ranking_state.service().expect("ready above").engine;
-        engine
+    let results = off_runtime(&state, move |service| {
+        service
+            .engine
             .similar(&passage_id, &params)
             .map(|ranked| ranked.into_iter().map(ScoredPassage::from).collect())
     })
-    .await
-    .map_err(internal)??;
+    .await??;
     Ok(Json(SimilarResponse {
         id,
         results,
@@ -203,10 +188,7 @@ pub async fn embeddings(
             )));
         }
     }
-    let _permit = state
-        .permits
-        .try_acquire()
-        .map_err(|_| ApiError::overloaded())?;
+    let _permit = state.permit()?;
     let role = request.input_type.unwrap_or(Role::Passage);
     let embedded = service.queue.embed_all(role, texts).await?;
     let tokens = embedded.iter().map(|e| e.tokens).sum();
@@ -325,11 +307,21 @@ fn elapsed_ms(started: Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
-fn internal(error: tokio::task::JoinError) -> ApiError {
-    tracing::error!(%error, "a ranking task failed");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "ranking failed",
-    )
+/// Runs `work` on the ready service on a blocking thread: ranking scans the whole index, and a
+/// large corpus must not stall the async workers' I/O. Call only once the service is ready.
+async fn off_runtime<T: Send + 'static>(
+    state: &Arc<AppState>,
+    work: impl FnOnce(&Service) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || work(state.service().expect("checked ready before")))
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "a ranking task failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "ranking failed",
+            )
+        })
 }

@@ -25,6 +25,8 @@ pub use build::{build, BuildError, BuildStats};
 pub use context::{context, Context, ContextCitation};
 pub use filter::{Filter, IsoDate};
 
+use filter::CompiledFilter;
+
 use crate::corpus::{Document, Passage, PassageId};
 use crate::index::{dot, Analyzer, Hit, LexicalIndex, VectorIndex};
 
@@ -207,26 +209,26 @@ impl SearchEngine {
         params: &SearchParams,
     ) -> Result<Vec<Ranked<'_>>, SearchError> {
         let filter = params.filter.compile();
-        let accept =
-            |row: usize| filter.accepts(&self.passages[row], self.folded_titles[row].as_deref());
+        let accept = |row: usize| self.admits(&filter, row);
         let vector = || {
             question
                 .vector
                 .ok_or(SearchError::MissingEmbedding(params.mode))
         };
-        let ranked = match params.mode {
+        let min_score = params.min_score;
+        Ok(match params.mode {
             Mode::Dense => {
                 let query = vector()?;
                 let hits =
                     self.one_per_unit(params.top_k, &|k| self.vectors.search(query, k, &accept));
-                self.describe(hits, Some(query), None)
+                self.describe(hits, Some(query), None, min_score)
             }
             Mode::Lexical => {
                 let scores = self.lexical.scores(question.text);
                 let hits = self.one_per_unit(params.top_k, &|k| {
                     self.lexical.search_scores(&scores, k, &accept)
                 });
-                self.describe(hits, None, Some(&scores))
+                self.describe(hits, None, Some(&scores), min_score)
             }
             Mode::Hybrid => {
                 let query = vector()?;
@@ -236,13 +238,9 @@ impl SearchEngine {
                 let hits = self.one_per_unit(params.top_k, &|k| {
                     self.vectors.search_adjusted(query, k, &accept, &blend)
                 });
-                self.describe(hits, Some(query), Some(&scores))
+                self.describe(hits, Some(query), Some(&scores), min_score)
             }
-        };
-        Ok(ranked
-            .into_iter()
-            .filter(|r| params.min_score.is_none_or(|min| r.score >= min))
-            .collect())
+        })
     }
 
     /// The passages closest in meaning to passage `id`, itself excluded, best first (dense
@@ -252,17 +250,14 @@ impl SearchEngine {
             .row_of(id)
             .ok_or_else(|| SearchError::UnknownPassage(id.to_owned()))?;
         let filter = params.filter.compile();
-        let accept = |other: usize| {
-            other != row
-                && filter.accepts(&self.passages[other], self.folded_titles[other].as_deref())
-        };
+        let accept = |other: usize| other != row && self.admits(&filter, other);
         let query = self.vectors.vector(row);
         let hits = self.one_per_unit(params.top_k, &|k| self.vectors.search(query, k, &accept));
-        Ok(self
-            .describe(hits, Some(query), None)
-            .into_iter()
-            .filter(|r| params.min_score.is_none_or(|min| r.score >= min))
-            .collect())
+        Ok(self.describe(hits, Some(query), None, params.min_score))
+    }
+
+    fn admits(&self, filter: &CompiledFilter<'_>, row: usize) -> bool {
+        filter.accepts(&self.passages[row], self.folded_titles[row].as_deref())
     }
 
     /// The best `top_k` hits of `fetch`, keeping the best piece of each paragraph group: asks
@@ -285,13 +280,17 @@ impl SearchEngine {
         }
     }
 
+    /// Turns hits into results with their score components, leaving out those below
+    /// `min_score`.
     fn describe(
         &self,
         hits: Vec<Hit>,
         query: Option<&[f32]>,
         lexical: Option<&[f32]>,
+        min_score: Option<f32>,
     ) -> Vec<Ranked<'_>> {
         hits.into_iter()
+            .filter(|hit| min_score.is_none_or(|min| hit.score >= min))
             .map(|hit| Ranked {
                 passage: &self.passages[hit.row],
                 score: hit.score,
