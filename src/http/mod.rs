@@ -16,9 +16,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::{get, post};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -94,27 +95,66 @@ impl AppState {
 
 /// All routes.
 pub fn router(state: Arc<AppState>) -> Router {
+    let limits = state.limits;
     Router::new()
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
         .route("/v1/info", get(routes::info))
         .route(
             "/v1/search",
-            get(routes::search_get).post(routes::search_post),
+            limit_body(
+                get(routes::search_get).post(routes::search_post),
+                limits.max_body_bytes,
+            ),
         )
         .route("/v1/passages/{id}", get(routes::passage))
         .route("/v1/passages/{id}/similar", get(routes::similar))
         .route(
             "/v1/embeddings",
-            post(routes::embeddings).layer(DefaultBodyLimit::max(
-                state.limits.max_embeddings_body_bytes,
-            )),
+            limit_body(post(routes::embeddings), limits.max_embeddings_body_bytes),
         )
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Bodies a refused request may still send that are read and discarded (see
+/// [`refuse_oversized`]); beyond this the connection is simply closed.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Caps the bodies `route` accepts at `limit` bytes: the extractors stop reading there, and a
+/// body declared larger is refused before the handler runs.
+fn limit_body(route: MethodRouter<Arc<AppState>>, limit: usize) -> MethodRouter<Arc<AppState>> {
+    route
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(move |request, next| {
+            refuse_oversized(limit, request, next)
+        }))
+}
+
+/// Answers 413 to a body whose declared length exceeds `limit`, after reading and discarding it.
+/// Closing a connection with unread data makes the kernel reset it, and a client that sends its
+/// whole body before reading the answer (most do) would then get a reset instead of the 413.
+async fn refuse_oversized(limit: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    match declared {
+        Some(length) if length > limit => {
+            if length <= DRAIN_LIMIT {
+                let _ = axum::body::to_bytes(request.into_body(), DRAIN_LIMIT).await;
+            }
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body has {length} bytes; this route accepts at most {limit}"),
+            )
+            .into_response()
+        }
+        _ => next.run(request).await,
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests finish.
