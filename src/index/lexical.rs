@@ -6,7 +6,8 @@
 //! whose words the corpus lacks (an English question over Chinese text) scores near zero
 //! everywhere, which is what lets hybrid ranking ignore lexical evidence when there is none.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use rayon::prelude::*;
 
@@ -17,6 +18,10 @@ use super::topk::{Hit, TopK};
 const K1: f32 = 1.2;
 /// How much a long passage's frequencies are discounted.
 const B: f32 = 0.75;
+/// Terms in more than this share of the rows are not highlighted.
+pub const HIGHLIGHT_MAX_ROW_SHARE: f32 = 0.5;
+/// Terms in at most this many rows are always highlighted, whatever their share.
+pub const HIGHLIGHT_ALWAYS_ROWS: usize = 8;
 
 #[derive(Debug, Clone, Copy)]
 struct Posting {
@@ -109,6 +114,45 @@ impl LexicalIndex {
         scores
     }
 
+    /// Where `text` contains the query's informative terms, as sorted, disjoint character
+    /// ranges: what a result list highlights. Terms in more than
+    /// [`HIGHLIGHT_MAX_ROW_SHARE`] of the rows (的, 了, "the") carry no information and would
+    /// mark half of every passage, so they are left out (unless the corpus is so small that
+    /// no term is in more than [`HIGHLIGHT_ALWAYS_ROWS`] rows). So are one-character terms:
+    /// in Chinese they are mostly particles (了, 对, 时), whose count a small corpus cannot tell
+    /// from a content word's.
+    pub fn highlights(&self, query: &str, text: &str) -> Vec<Range<usize>> {
+        let common = (self.len() as f32 * HIGHLIGHT_MAX_ROW_SHARE) as usize;
+        let wanted: HashSet<String> = self
+            .analyzer
+            .terms(query)
+            .into_iter()
+            .filter(|term| {
+                let rows = self
+                    .term_ids
+                    .get(term)
+                    .map_or(0, |&id| self.postings[id].len());
+                term.chars().count() > 1 && rows <= common.max(HIGHLIGHT_ALWAYS_ROWS)
+            })
+            .collect();
+        let mut spans: Vec<Range<usize>> = self
+            .analyzer
+            .located_terms(text)
+            .into_iter()
+            .filter(|located| wanted.contains(&located.term))
+            .map(|located| located.chars)
+            .collect();
+        spans.sort_by_key(|span| (span.start, span.end));
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+        for span in spans {
+            match merged.last_mut() {
+                Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+                _ => merged.push(span),
+            }
+        }
+        merged
+    }
+
     /// The `k` rows that score best for `query` among those `accept` admits, best first. Rows
     /// sharing no term with the query are never returned.
     pub fn search(&self, query: &str, k: usize, accept: &dyn Fn(usize) -> bool) -> Vec<Hit> {
@@ -157,6 +201,42 @@ mod tests {
         assert_eq!(hits.iter().map(|h| h.row).collect::<Vec<_>>(), [1]);
         let hits = index.search("incubators districts", 10, &|_| true);
         assert_eq!(hits[0].row, 3, "stemmed and lower-cased: {hits:?}");
+    }
+
+    #[test]
+    fn highlights_mark_query_terms_as_disjoint_character_ranges() {
+        let index = index();
+        let text = "上海模速空间是人工智能大模型孵化平台。";
+        let marked: Vec<String> = index
+            .highlights("人工智能孵化？", text)
+            .into_iter()
+            .map(|span| text.chars().skip(span.start).take(span.len()).collect())
+            .collect();
+        assert_eq!(marked, ["人工智能", "孵化"]);
+        let text = "Incubators in Xuhui";
+        let spans = index.highlights("Which incubator?", text);
+        assert_eq!(
+            spans,
+            vec![Range { start: 0, end: 10 }],
+            "stemmed match, marked as written"
+        );
+        assert!(index.highlights("量子色动力学", text).is_empty());
+    }
+
+    #[test]
+    fn terms_in_most_rows_are_not_highlighted() {
+        let texts: Vec<String> = (0..20)
+            .map(|i| format!("第{i}条的新闻说明了发展"))
+            .chain(["模速空间的发展".to_owned()])
+            .collect();
+        let index = LexicalIndex::build(Analyzer::default(), &texts);
+        let text = "模速空间的发展";
+        let spans = index.highlights("模速空间的发展", text);
+        assert_eq!(
+            spans,
+            vec![Range { start: 0, end: 4 }],
+            "的 and 发展 are in every row"
+        );
     }
 
     #[test]

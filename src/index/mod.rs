@@ -10,6 +10,6 @@ mod topk;
 mod vector;
 
 pub use lexical::LexicalIndex;
-pub use terms::Analyzer;
+pub use terms::{Analyzer, LocatedTerm};
 pub use topk::Hit;
 pub use vector::{dot, IndexError, VectorIndex, PARALLEL_ROWS};

@@ -4,8 +4,17 @@
 //! share terms. Latin words are lower-cased and reduced to their English stem (`Districts` →
 //! `district`). Punctuation and whitespace are not terms.
 
+use std::ops::Range;
+
 use jieba_rs::Jieba;
 use rust_stemmers::{Algorithm, Stemmer};
+
+/// A term and the characters (Unicode scalar values, not bytes) of the text it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocatedTerm {
+    pub term: String,
+    pub chars: Range<usize>,
+}
 
 /// Splits text into the terms both the index and queries use.
 pub struct Analyzer {
@@ -25,12 +34,23 @@ impl Default for Analyzer {
 impl Analyzer {
     /// The terms of `text`, in order, repeats included (BM25 counts them).
     pub fn terms(&self, text: &str) -> Vec<String> {
+        self.located_terms(text)
+            .into_iter()
+            .map(|located| located.term)
+            .collect()
+    }
+
+    /// The terms of `text` with where each was found. Spans overlap where search-mode
+    /// segmentation emits the words inside a longer one.
+    pub fn located_terms(&self, text: &str) -> Vec<LocatedTerm> {
         self.jieba
             .cut_for_search(text, true)
             .into_iter()
-            .map(|token| token.word)
-            .filter(|word| word.chars().any(char::is_alphanumeric))
-            .map(|word| self.normalise(word))
+            .filter(|token| token.word.chars().any(char::is_alphanumeric))
+            .map(|token| LocatedTerm {
+                term: self.normalise(token.word),
+                chars: token.start..token.end,
+            })
             .collect()
     }
 
@@ -68,6 +88,24 @@ mod tests {
             ["which", "district", "host", "incub", "gpt", "gpt-4", "2025"],
             "{terms:?}"
         );
+    }
+
+    #[test]
+    fn located_terms_point_at_their_characters() {
+        let text = "在徐汇区，Districts";
+        let chars: Vec<char> = text.chars().collect();
+        let found: Vec<(String, String)> = Analyzer::default()
+            .located_terms(text)
+            .into_iter()
+            .map(|located| (chars[located.chars].iter().collect(), located.term))
+            .collect();
+        for (source, term) in [("徐汇", "徐汇"), ("Districts", "district")] {
+            assert!(
+                found.contains(&(source.into(), term.into())),
+                "{source} → {term} in {found:?}"
+            );
+        }
+        assert!(found.iter().all(|(source, _)| source != "，"), "{found:?}");
     }
 
     #[test]

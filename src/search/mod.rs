@@ -18,6 +18,7 @@ mod context;
 mod filter;
 
 use std::collections::{HashMap, HashSet};
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +40,18 @@ pub const DEFAULT_TOP_K: usize = 5;
 pub const DEFAULT_LEXICAL_WEIGHT: f32 = 0.2;
 
 /// How passages are ranked.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Cosine similarity of embeddings: paraphrases, other languages.
@@ -196,6 +208,12 @@ impl SearchEngine {
 
     pub fn passage(&self, id: &str) -> Option<&Passage> {
         self.row_of(id).map(|row| &self.passages[row])
+    }
+
+    /// Where `passage` contains the informative words of `question`, as sorted, disjoint ranges
+    /// of characters (Unicode scalar values) of its text.
+    pub fn highlights(&self, question: &str, passage: &Passage) -> Vec<Range<usize>> {
+        self.lexical.highlights(question, &passage.text)
     }
 
     fn row_of(&self, id: &str) -> Option<usize> {
