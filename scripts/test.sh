@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The project's test command: fetch the default model if it is missing, then run every test in the
-# release profile (Candle's kernels are far too slow unoptimised for the model tests).
+# The project's test command: fetch the default model and install headless Chromium if they are
+# missing, then run every test in the release profile (Candle's kernels are far too slow
+# unoptimised for the model tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One build serves both steps: `cargo run` would build the binary again without the test-only
 # dependencies' features, doubling the build on a fresh machine.
 cargo test --release --no-run
 "${CARGO_TARGET_DIR:-target}/release/wenda" model fetch
+./scripts/install-browser.sh
 cargo test --release "$@"

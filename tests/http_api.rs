@@ -1,156 +1,12 @@
 //! The HTTP API end to end: the real model over the seed corpus, served on an ephemeral port and
 //! queried over real HTTP.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+mod common;
 
+use common::{assert_error, call, get, post, post_json, server, start, texts};
 use serde_json::{json, Value};
-use wenda::corpus::{self, ChunkConfig};
-use wenda::embedding::{
-    Backend, BatchLimits, EmbedQueue, Embedder, ModelFingerprint, ModelLocator, VectorCache,
-    DEFAULT_MODEL,
-};
-use wenda::http::wire::ModelInfo;
-use wenda::http::{self, AppState, Limits, Service};
-use wenda::search::{self, SearchEngine};
-
-/// A server running on a background runtime for the whole test binary.
-struct Server {
-    url: String,
-    _runtime: tokio::runtime::Runtime,
-}
-
-struct Model {
-    embedder: Arc<Embedder>,
-    fingerprint: ModelFingerprint,
-    cache_dir: PathBuf,
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn model() -> &'static Model {
-    static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let files = ModelLocator::new(root().join("models"))
-            .resolve(DEFAULT_MODEL)
-            .expect("the model (run ./scripts/test.sh, which fetches it)");
-        let embedder = Embedder::load(&files, Backend::Native, BatchLimits::default()).unwrap();
-        let fingerprint = ModelFingerprint::of(&files, &embedder).unwrap();
-        let cache_dir =
-            std::env::temp_dir().join(format!("wenda-http-test-{}", std::process::id()));
-        Model {
-            embedder: Arc::new(embedder),
-            fingerprint,
-            cache_dir,
-        }
-    })
-}
-
-/// The seed corpus, indexed (vectors shared between servers through the cache).
-fn seed_engine() -> SearchEngine {
-    let model = model();
-    let report = corpus::load(&[root().join("seeds")], &ChunkConfig::new(&*model.embedder));
-    let (mut cache, _) = VectorCache::open(
-        &model.cache_dir,
-        "seeds",
-        model.fingerprint,
-        model.embedder.dimensions(),
-    );
-    search::build(report, &model.embedder, &mut cache, &mut |_, _| {})
-        .unwrap()
-        .0
-}
-
-fn start(limits: Limits, ready: bool) -> Server {
-    let state = AppState::new(limits);
-    if ready {
-        let model = model();
-        state.set_ready(Service {
-            engine: seed_engine(),
-            queue: EmbedQueue::start(Arc::clone(&model.embedder), 64, 32),
-            embedder: Arc::clone(&model.embedder),
-            model: ModelInfo {
-                id: DEFAULT_MODEL.into(),
-                dimensions: model.embedder.dimensions(),
-                pooling: "mean".into(),
-                max_tokens: model.embedder.config().max_tokens,
-            },
-        });
-    }
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    runtime.spawn(http::serve(
-        listener,
-        http::router(state),
-        std::future::pending(),
-    ));
-    Server {
-        url,
-        _runtime: runtime,
-    }
-}
-
-fn server() -> &'static str {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    &SERVER.get_or_init(|| start(Limits::default(), true)).url
-}
-
-/// Sends a request and returns the status and the JSON body (every answer must be JSON).
-fn call(base: &str, method: &str, path: &str, body: Option<(&str, &[u8])>) -> (u16, Value) {
-    let request = ureq::request(method, &format!("{base}{path}"));
-    let response = match body {
-        Some((content_type, bytes)) => request.set("Content-Type", content_type).send_bytes(bytes),
-        None => request.call(),
-    };
-    let response = match response {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(error) => panic!("{method} {path}: {error}"),
-    };
-    let status = response.status();
-    let text = response.into_string().unwrap();
-    let json = serde_json::from_str(&text).unwrap_or_else(|e| {
-        panic!("{method} {path} answered {status} with non-JSON {text:?}: {e}")
-    });
-    (status, json)
-}
-
-fn get(path: &str) -> (u16, Value) {
-    call(server(), "GET", path, None)
-}
-
-fn post_json(path: &str, body: &Value) -> (u16, Value) {
-    let bytes = body.to_string().into_bytes();
-    call(server(), "POST", path, Some(("application/json", &bytes)))
-}
-
-fn post(body: &Value) -> (u16, Value) {
-    post_json("/v1/search", body)
-}
-
-fn assert_error(answer: (u16, Value), status: u16, code: &str) {
-    assert_eq!(answer.0, status, "{}", answer.1);
-    assert_eq!(answer.1["error"]["code"], code, "{}", answer.1);
-    assert!(
-        !answer.1["error"]["message"].as_str().unwrap().is_empty(),
-        "{}",
-        answer.1
-    );
-}
-
-fn texts(answer: &Value) -> Vec<&str> {
-    answer["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["text"].as_str().unwrap())
-        .collect()
-}
+use wenda::embedding::DEFAULT_MODEL;
+use wenda::http::Limits;
 
 #[test]
 fn chinese_question_finds_the_ai_study_session() {
@@ -173,6 +29,20 @@ fn chinese_question_finds_the_ai_study_session() {
         .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
     assert!(first["citation"]["line_start"].as_u64().unwrap() > 0);
+
+    // Highlights are code-point ranges of the question's words, in order and disjoint.
+    let question: &str = answer["query"].as_str().unwrap();
+    let chars: Vec<char> = first["text"].as_str().unwrap().chars().collect();
+    let spans: Vec<(usize, usize)> = serde_json::from_value(first["highlights"].clone()).unwrap();
+    assert!(!spans.is_empty(), "{first}");
+    assert!(spans.windows(2).all(|w| w[0].1 < w[1].0), "{spans:?}");
+    for (start, end) in spans {
+        let marked: String = chars[start..end].iter().collect();
+        assert!(
+            marked.chars().count() > 1 && question.contains(&marked),
+            "{marked:?}"
+        );
+    }
 }
 
 #[test]

@@ -100,7 +100,7 @@ fn start_server(args: &ServeArgs) -> anyhow::Result<(String, tokio::runtime::Run
     let url = format!("http://{}", listener.local_addr()?);
     runtime.spawn(http::serve(
         listener,
-        http::router(state),
+        http::router(state, &[]),
         std::future::pending(),
     ));
     Ok((url, runtime))

@@ -29,6 +29,15 @@ pub struct ServeArgs {
     /// Most questions embedded together in one forward pass.
     #[arg(long, default_value_t = 32)]
     pub max_batch: usize,
+    /// `Host` names (or `host:port`) the MCP endpoint accepts, as a defence against DNS
+    /// rebinding; repeat or separate with commas. Default: localhost, 127.0.0.1 and ::1.
+    /// Add the public name when serving beyond this machine; `*` accepts any.
+    #[arg(
+        long = "allowed-host",
+        env = "WENDA_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
 }
 
 impl ServeArgs {
@@ -71,10 +80,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         addr = %listener.local_addr()?,
         "listening; /ready answers 503 until the index is built"
     );
+    if !args.addr.ip().is_loopback() && args.allowed_hosts.is_empty() {
+        tracing::warn!(
+            "/mcp answers only requests addressed to localhost; pass --allowed-host with the \
+             name clients use to reach this server"
+        );
+    }
     let state = AppState::new(args.limits());
     let mut server = tokio::spawn(http::serve(
         listener,
-        http::router(Arc::clone(&state)),
+        http::router(Arc::clone(&state), &args.allowed_hosts),
         shutdown_signal(),
     ));
 

@@ -111,7 +111,7 @@ pub struct ArticleMeta {
 }
 
 /// Where a passage sits in its document. All numbers are 1-based.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Position {
     /// Article within the document (for JSON lines: the record's line number).
     pub article: usize,
@@ -125,7 +125,7 @@ pub struct Position {
 }
 
 /// Where a passage's text is in the source file, for a person to check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Citation {
     /// The document's path, as in [`Document::path`].
     pub path: String,

@@ -8,6 +8,9 @@
 //! shared forward passes.
 
 mod error;
+mod mcp;
+mod openapi;
+mod pages;
 mod routes;
 pub mod wire;
 
@@ -15,14 +18,17 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Extension, Request};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::MethodRouter;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, SemaphorePermit};
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 
@@ -93,28 +99,37 @@ impl AppState {
     }
 }
 
-/// All routes.
-pub fn router(state: Arc<AppState>) -> Router {
+/// All routes. Each is added from its handler's `#[utoipa::path]` (path, method and
+/// description in one place), which also makes it part of the OpenAPI document served at
+/// `/openapi.json`, so the router serves nothing the document leaves out. `allowed_hosts` are
+/// the `Host` values `/mcp` accepts (empty: loopback names only; `*`: any).
+pub fn router(state: Arc<AppState>, allowed_hosts: &[String]) -> Router {
     let limits = state.limits;
-    Router::new()
-        .route("/health", get(routes::health))
-        .route("/ready", get(routes::ready))
-        .route("/v1/info", get(routes::info))
-        .route(
-            "/v1/search",
-            limit_body(
-                get(routes::search_get).post(routes::search_post),
-                limits.max_body_bytes,
-            ),
-        )
-        .route("/v1/passages/{id}", get(routes::passage))
-        .route("/v1/passages/{id}/similar", get(routes::similar))
-        .route(
-            "/v1/embeddings",
-            limit_body(post(routes::embeddings), limits.max_embeddings_body_bytes),
-        )
+    let mcp = mcp::service(Arc::clone(&state), allowed_hosts, limits.max_body_bytes);
+    let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(pages::search_page))
+        .routes(routes!(pages::docs_page))
+        .routes(routes!(openapi::document))
+        .routes(routes!(routes::health))
+        .routes(routes!(routes::ready))
+        .routes(routes!(routes::info))
+        .routes(limit_body(
+            routes!(routes::search_get, routes::search_post),
+            limits.max_body_bytes,
+        ))
+        .routes(routes!(routes::passage))
+        .routes(routes!(routes::similar))
+        .routes(limit_body(
+            routes!(routes::embeddings),
+            limits.max_embeddings_body_bytes,
+        ))
+        .routes(limit_body(routes!(mcp::endpoint), limits.max_body_bytes))
+        .split_for_parts();
+    router
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(Extension(openapi::ServedDocument(Arc::new(document))))
+        .layer(Extension(mcp))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
@@ -125,12 +140,17 @@ const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Caps the bodies `route` accepts at `limit` bytes: the extractors stop reading there, and a
 /// body declared larger is refused before the handler runs.
-fn limit_body(route: MethodRouter<Arc<AppState>>, limit: usize) -> MethodRouter<Arc<AppState>> {
-    route
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn(move |request, next| {
-            refuse_oversized(limit, request, next)
-        }))
+fn limit_body(
+    (schemas, paths, route): UtoipaMethodRouter<Arc<AppState>>,
+    limit: usize,
+) -> UtoipaMethodRouter<Arc<AppState>> {
+    let route: MethodRouter<Arc<AppState>> =
+        route
+            .layer(DefaultBodyLimit::max(limit))
+            .layer(middleware::from_fn(move |request, next| {
+                refuse_oversized(limit, request, next)
+            }));
+    (schemas, paths, route)
 }
 
 /// Answers 413 to a body whose declared length exceeds `limit`, after reading and discarding it.

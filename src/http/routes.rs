@@ -1,4 +1,6 @@
-//! Request handlers: validate, do the work, answer in the wire format.
+//! Request handlers: validate, do the work, answer in the wire format. Each handler's
+//! `#[utoipa::path]` is its entry in the OpenAPI document; the search, passage and similar
+//! operations are also what the MCP tools call.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 
+use super::error::ErrorBody;
 use super::wire::{
     ContextBudget, EmbeddingData, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse,
     EncodingFormat, Info, PassageView, ScoredPassage, SearchQuery, SearchRequest, SearchResponse,
@@ -19,12 +22,20 @@ use crate::search::{self, Filter, Question, SearchError, SearchParams, DEFAULT_T
 
 type Answer<T> = Result<Json<T>, ApiError>;
 
+/// Liveness: 200 while the process runs, even before the index is ready.
+#[utoipa::path(get, path = "/health", tag = "service",
+    responses((status = 200, description = "The process is up.", body = Status)))]
 pub async fn health() -> Json<Status> {
     Json(Status {
         status: "ok".into(),
     })
 }
 
+/// Readiness: 200 once the model is loaded and the corpus indexed; 503 `not_ready` before.
+#[utoipa::path(get, path = "/ready", tag = "service", responses(
+    (status = 200, description = "Searches will be answered.", body = Status),
+    (status = 503, description = "`not_ready`: the index is still being built.", body = ErrorBody),
+))]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Answer<Status> {
     state.service()?;
     Ok(Json(Status {
@@ -32,6 +43,11 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Answer<Status> {
     }))
 }
 
+/// What is served: version, model, and the size of the index.
+#[utoipa::path(get, path = "/v1/info", tag = "service", responses(
+    (status = 200, body = Info),
+    (status = 503, description = "`not_ready`", body = ErrorBody),
+))]
 pub async fn info(State(state): State<Arc<AppState>>) -> Answer<Info> {
     let service = state.service()?;
     Ok(Json(Info {
@@ -43,23 +59,54 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Answer<Info> {
     }))
 }
 
+/// Search the corpus (query string form of `POST /v1/search`).
+///
+/// Returns the passages that best answer the question `q`, best first, each with its text,
+/// document title, date, source, and citation (file and lines).
+#[utoipa::path(get, path = "/v1/search", tag = "search", operation_id = "searchGet",
+    params(SearchQuery), responses(
+    (status = 200, description = "The best passages, best first.", body = SearchResponse),
+    (status = 400, description = "`empty_query`: `q` is empty.", body = ErrorBody),
+    (status = 422, description = "`invalid_request`: a parameter is unknown or out of range.", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `overloaded`: retry shortly.", body = ErrorBody),
+))]
 pub async fn search_get(
     State(state): State<Arc<AppState>>,
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Answer<SearchResponse> {
     let Query(query) = query?;
-    search(state, query.into()).await
+    search(&state, query.into()).await.map(Json)
 }
 
+/// Search the corpus of news passages with a natural-language question.
+///
+/// Returns the passages that best answer `query`, best first. Each result has the passage
+/// `text`, its `document` (title, date, source), a `score`, and a `citation` (file and lines)
+/// to show the user. Ask in Chinese or English; `filter` narrows by document, title or date.
+/// Add `context` to also get the results as a numbered block, ready to paste into a prompt,
+/// with the citations its numbers refer to.
+#[utoipa::path(post, path = "/v1/search", tag = "search", operation_id = "search",
+    request_body = SearchRequest, responses(
+    (status = 200, description = "The best passages, best first.", body = SearchResponse),
+    (status = 400, description = "`empty_query`: the query is empty.", body = ErrorBody),
+    (status = 413, description = "`payload_too_large`: the body is over the limit (64 KiB by default).", body = ErrorBody),
+    (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
+    (status = 422, description = "`malformed_json` or `invalid_request`: a field is missing, unknown or out of range.", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `overloaded`: retry shortly.", body = ErrorBody),
+))]
 pub async fn search_post(
     State(state): State<Arc<AppState>>,
     body: Result<Json<SearchRequest>, JsonRejection>,
 ) -> Answer<SearchResponse> {
     let Json(request) = body?;
-    search(state, request).await
+    search(&state, request).await.map(Json)
 }
 
-async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchResponse> {
+/// Answers a search; shared by the HTTP routes and the MCP `search` tool.
+pub(super) async fn search(
+    state: &Arc<AppState>,
+    request: SearchRequest,
+) -> Result<SearchResponse, ApiError> {
     let started = Instant::now();
     let service = state.service()?;
     if request.query.trim().is_empty() {
@@ -88,7 +135,7 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchRe
     };
     let text = request.query.clone();
     let vector = embedding.as_ref().map(|e| e.vector.clone());
-    let (results, context) = off_runtime(&state, move |service| {
+    let (results, context) = off_runtime(state, move |service| {
         let question = Question {
             text: &text,
             vector: vector.as_deref(),
@@ -103,11 +150,20 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchRe
                     .unwrap_or(usize::MAX)
             }),
         });
-        let results: Vec<ScoredPassage> = ranked.into_iter().map(ScoredPassage::from).collect();
+        let results: Vec<ScoredPassage> = ranked
+            .into_iter()
+            .map(|ranked| {
+                let highlights = service.engine.highlights(&text, ranked.passage);
+                ScoredPassage {
+                    highlights: Some(highlights.into_iter().map(|s| [s.start, s.end]).collect()),
+                    ..ranked.into()
+                }
+            })
+            .collect();
         Ok::<_, SearchError>((results, context))
     })
     .await??;
-    Ok(Json(SearchResponse {
+    Ok(SearchResponse {
         query: request.query,
         mode: request.mode,
         query_tokens: embedding.as_ref().map(|e| e.tokens),
@@ -115,51 +171,95 @@ async fn search(state: Arc<AppState>, request: SearchRequest) -> Answer<SearchRe
         results,
         context,
         took_ms: elapsed_ms(started),
-    }))
+    })
 }
 
+/// Get one passage by id (as given in search results), with its document and citation.
+#[utoipa::path(get, path = "/v1/passages/{id}", tag = "search", operation_id = "getPassage",
+    params(("id" = String, Path, description = "A passage id from a search result, e.g. `000_6b84f5fb9e9426be.txt~2.1`.")),
+    responses(
+    (status = 200, body = PassageView),
+    (status = 404, description = "`unknown_passage`: no passage has this id.", body = ErrorBody),
+    (status = 503, description = "`not_ready`", body = ErrorBody),
+))]
 pub async fn passage(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Answer<PassageView> {
     let Path(id) = id?;
-    let service = state.service()?;
-    let passage = service
-        .engine
-        .passage(&id)
-        .ok_or_else(|| crate::search::SearchError::UnknownPassage(id.clone()))?;
-    Ok(Json(passage.into()))
+    find_passage(&state, &id).map(Json)
 }
 
+/// Looks up a passage; shared by the HTTP route and the MCP `get_passage` tool.
+pub(super) fn find_passage(state: &AppState, id: &str) -> Result<PassageView, ApiError> {
+    let passage = state
+        .service()?
+        .engine
+        .passage(id)
+        .ok_or_else(|| SearchError::UnknownPassage(id.to_owned()))?;
+    Ok(passage.into())
+}
+
+/// Find the passages closest in meaning to one passage (itself and its own paragraph
+/// excluded): "more like this".
+#[utoipa::path(get, path = "/v1/passages/{id}/similar", tag = "search", operation_id = "similarPassages",
+    params(("id" = String, Path, description = "A passage id from a search result."), SimilarQuery),
+    responses(
+    (status = 200, description = "The closest passages, best first.", body = SimilarResponse),
+    (status = 404, description = "`unknown_passage`: no passage has this id.", body = ErrorBody),
+    (status = 422, description = "`invalid_request`: a parameter is unknown or out of range.", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `overloaded`", body = ErrorBody),
+))]
 pub async fn similar(
     State(state): State<Arc<AppState>>,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<SimilarQuery>, QueryRejection>,
 ) -> Answer<SimilarResponse> {
-    let started = Instant::now();
     let Path(id) = id?;
     let Query(query) = query?;
+    find_similar(&state, id, query).await.map(Json)
+}
+
+/// Ranks the passages related to passage `id`; shared by the HTTP route and the MCP
+/// `similar_passages` tool.
+pub(super) async fn find_similar(
+    state: &Arc<AppState>,
+    id: String,
+    query: SimilarQuery,
+) -> Result<SimilarResponse, ApiError> {
+    let started = Instant::now();
     state.service()?;
     let params = search_params(query.top_k, query.min_score, Filter::default())?;
     let _permit = state.permit()?;
     let passage_id = id.clone();
-    let results = off_runtime(&state, move |service| {
+    let results = off_runtime(state, move |service| {
         service
             .engine
             .similar(&passage_id, &params)
             .map(|ranked| ranked.into_iter().map(ScoredPassage::from).collect())
     })
     .await??;
-    Ok(Json(SimilarResponse {
+    Ok(SimilarResponse {
         id,
         results,
         took_ms: elapsed_ms(started),
-    }))
+    })
 }
 
 /// Most texts one `/v1/embeddings` request may carry.
 pub const MAX_EMBEDDING_INPUTS: usize = 128;
 
+/// OpenAI-compatible embeddings: the served model's vectors for up to 128 texts.
+///
+/// Texts are embedded as passages (texts to index) unless `input_type` is `query` (questions).
+#[utoipa::path(post, path = "/v1/embeddings", tag = "embeddings", operation_id = "createEmbeddings",
+    request_body = EmbeddingsRequest, responses(
+    (status = 200, body = EmbeddingsResponse),
+    (status = 400, description = "`empty_input`: an input is empty.", body = ErrorBody),
+    (status = 413, description = "`payload_too_large`: the body is over 4 MiB.", body = ErrorBody),
+    (status = 422, description = "`malformed_json` or `invalid_request`: more than 128 inputs, or `dimensions` other than the model's.", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `overloaded`", body = ErrorBody),
+))]
 pub async fn embeddings(
     State(state): State<Arc<AppState>>,
     body: Result<Json<EmbeddingsRequest>, JsonRejection>,

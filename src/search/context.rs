@@ -7,7 +7,7 @@ use super::Ranked;
 use crate::corpus::ArticleDate;
 
 /// The context block and what its numbers cite.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Context {
     /// Paste into a prompt; passages are separated by blank lines.
     pub text: String,
@@ -20,7 +20,7 @@ pub struct Context {
 }
 
 /// What `[number]` in the context refers to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ContextCitation {
     pub number: usize,
     pub id: String,

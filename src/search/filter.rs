@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 use crate::corpus::Passage;
 
 /// A calendar day written `YYYY-MM-DD`, checked when parsed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, format = Date, example = "2025-04-26")]
 pub struct IsoDate(String);
 
 impl TryFrom<String> for IsoDate {
@@ -58,7 +61,7 @@ impl IsoDate {
 }
 
 /// Conditions a passage must meet, all of them, to be ranked. The default admits everything.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// The passage's document path, exactly as results show it.

@@ -1,0 +1,244 @@
+//! The MCP endpoint (`/mcp`): wenda's search as tools an AI assistant can call, over the
+//! Model Context Protocol's Streamable HTTP transport (the official SDK, `rmcp`).
+//!
+//! The server is stateless: every POST carries one JSON-RPC message and gets its answer as
+//! `application/json`, so nothing is kept between requests and any number of clients may
+//! connect. The tools call the same code as the HTTP routes; a request the API would refuse
+//! (empty question, unknown passage, `top_k` out of range) comes back as a tool result with
+//! `isError: true` and the API's message, which the model can read and correct.
+
+use std::sync::Arc;
+
+use axum::extract::{Extension, Request};
+use axum::response::Response;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{schemars, tool, tool_handler, tool_router, ServerHandler};
+use serde::{Deserialize, Serialize};
+
+use super::routes;
+use super::wire::{PassageView, ScoredPassage, SearchRequest, SimilarQuery};
+use super::{ApiError, AppState};
+use crate::search::{Filter, IsoDate, Mode};
+
+/// The tower service behind `/mcp`.
+pub type McpService = StreamableHttpService<Tools, LocalSessionManager>;
+
+/// The `/mcp` service over `state`. `allowed_hosts` are the `Host` values accepted (the
+/// transport's defence against DNS rebinding); empty keeps the SDK's loopback-only default.
+pub fn service(
+    state: Arc<AppState>,
+    allowed_hosts: &[String],
+    max_body_bytes: usize,
+) -> McpService {
+    let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(max_body_bytes);
+    if allowed_hosts.iter().any(|host| host == "*") {
+        config = config.disable_allowed_hosts();
+    } else if !allowed_hosts.is_empty() {
+        config = config.with_allowed_hosts(allowed_hosts.iter().cloned());
+    }
+    StreamableHttpService::new(
+        move || Ok(Tools::new(Arc::clone(&state))),
+        Arc::default(),
+        config,
+    )
+}
+
+/// The Model Context Protocol endpoint (Streamable HTTP, stateless, JSON responses).
+///
+/// POST one JSON-RPC message (`initialize`, `tools/list`, `tools/call`, …). Tools: `search`,
+/// `get_passage`, `similar_passages`. Point an MCP client at this URL.
+#[utoipa::path(post, path = "/mcp", tag = "mcp", operation_id = "mcp",
+    request_body(content = Object, content_type = "application/json",
+        description = "A JSON-RPC 2.0 message of the Model Context Protocol."),
+    responses(
+        (status = 200, description = "The JSON-RPC response.", content_type = "application/json"),
+        (status = 202, description = "A notification was accepted."),
+        (status = 403, description = "The `Host` is not allowed (see `--allowed-host`)."),
+        (status = 406, description = "`Accept` must list `application/json` and `text/event-stream`."),
+    ))]
+pub async fn endpoint(Extension(service): Extension<McpService>, request: Request) -> Response {
+    service.handle(request).await.map(axum::body::Body::new)
+}
+
+/// The MCP server: one per request (the transport is stateless), cheap to make.
+#[derive(Clone)]
+pub struct Tools {
+    state: Arc<AppState>,
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SearchArgs {
+    /// The question or search text, in any language (Chinese and English work best). Full
+    /// questions work better than keywords.
+    question: String,
+    /// How many passages to return, 1 to 100 (default 5).
+    top_k: Option<usize>,
+    /// Only passages of this document: its `path`, exactly as results show it.
+    document: Option<String>,
+    /// Only passages whose article title contains this text.
+    title: Option<String>,
+    /// Only passages dated on or after this day, `YYYY-MM-DD`.
+    date_from: Option<String>,
+    /// Only passages dated on or before this day, `YYYY-MM-DD`.
+    date_to: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct PassageArgs {
+    /// A passage id, as returned by `search` or `similar_passages`.
+    id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SimilarArgs {
+    /// A passage id, as returned by `search` or `similar_passages`.
+    id: String,
+    /// How many passages to return, 1 to 100 (default 5).
+    top_k: Option<usize>,
+}
+
+#[tool_router]
+impl Tools {
+    fn new(state: Arc<AppState>) -> Self {
+        Self {
+            state,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Finds the passages of the corpus that best answer a question.
+    #[tool(
+        description = "Search the document collection (news articles) for the passages that best \
+            answer a question. Returns numbered passages with title, date and source, each with \
+            an id (for get_passage and similar_passages) and a citation (file and lines). Cite \
+            passages by title and date when you use them.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn search(&self, Parameters(args): Parameters<SearchArgs>) -> CallToolResult {
+        let request = match search_request(args) {
+            Ok(request) => request,
+            Err(message) => return tool_error(&ApiError::invalid(message)),
+        };
+        match routes::search(&self.state, request).await {
+            Ok(response) => answer(render_results(&response.results), &response),
+            Err(error) => tool_error(&error),
+        }
+    }
+
+    /// One passage in full, by id.
+    #[tool(
+        description = "Get one passage by its id (from search or similar_passages), with its \
+            document's title, date, source and citation.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_passage(&self, Parameters(args): Parameters<PassageArgs>) -> CallToolResult {
+        match routes::find_passage(&self.state, &args.id) {
+            Ok(passage) => answer(render_passage(None, &passage), &passage),
+            Err(error) => tool_error(&error),
+        }
+    }
+
+    /// The passages closest in meaning to one passage.
+    #[tool(
+        description = "Find passages related in meaning to a given passage (by id), e.g. other \
+            reports on the same event. The passage itself is not included.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn similar_passages(&self, Parameters(args): Parameters<SimilarArgs>) -> CallToolResult {
+        let query = SimilarQuery {
+            top_k: args.top_k,
+            min_score: None,
+        };
+        match routes::find_similar(&self.state, args.id, query).await {
+            Ok(response) => answer(render_results(&response.results), &response),
+            Err(error) => tool_error(&error),
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Tools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("wenda", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "wenda searches a collection of documents (Chinese news articles by default) \
+                 by meaning. Call `search` with the user's question, answer from the passages \
+                 it returns and cite them; use `similar_passages` to find related coverage and \
+                 `get_passage` to fetch a passage by id.",
+            )
+    }
+}
+
+/// The search the tool's arguments ask for, or why they are invalid.
+fn search_request(args: SearchArgs) -> Result<SearchRequest, String> {
+    let date = |text: Option<String>| text.map(IsoDate::try_from).transpose();
+    Ok(SearchRequest {
+        query: args.question,
+        top_k: args.top_k,
+        mode: Mode::default(),
+        filter: Filter {
+            document: args.document,
+            title: args.title,
+            date_from: date(args.date_from)?,
+            date_to: date(args.date_to)?,
+        },
+        min_score: None,
+        context: None,
+    })
+}
+
+/// A successful result: text for the model, and the API's JSON as structured content for
+/// programs.
+fn answer(text: String, structured: &impl Serialize) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = serde_json::to_value(structured).ok();
+    result
+}
+
+fn tool_error(error: &ApiError) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(format!(
+        "{}: {}",
+        error.code, error.message
+    ))])
+}
+
+fn render_results(results: &[ScoredPassage]) -> String {
+    if results.is_empty() {
+        return "No passage matches.".into();
+    }
+    let entries: Vec<String> = results
+        .iter()
+        .enumerate()
+        .map(|(i, result)| render_passage(Some(i + 1), &result.passage))
+        .collect();
+    entries.join("\n\n")
+}
+
+/// `[n] title (date, source)`, the text, then the id and citation on their own line.
+fn render_passage(number: Option<usize>, passage: &PassageView) -> String {
+    let document = &passage.document;
+    let mut heading = number.map(|n| format!("[{n}] ")).unwrap_or_default();
+    heading.push_str(document.title.as_deref().unwrap_or(&document.path));
+    let about: Vec<&str> = [document.date.as_deref(), document.source.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !about.is_empty() {
+        heading.push_str(&format!(" ({})", about.join(", ")));
+    }
+    let citation = &passage.citation;
+    format!(
+        "{heading}\n{}\nid: {} · {} lines {}–{}",
+        passage.text, passage.id, citation.path, citation.line_start, citation.line_end
+    )
+}

@@ -1,0 +1,59 @@
+//! The API's self-description: the OpenAPI 3.1 document at `/openapi.json`, generated from the
+//! handlers' `#[utoipa::path]` attributes and the wire types, so it cannot drift from the code.
+//! The router is built from the same attributes (see [`super::router`]).
+
+use std::sync::Arc;
+
+use axum::extract::Extension;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::server::Server;
+use utoipa::openapi::OpenApi as Document;
+use utoipa::OpenApi;
+
+use super::error::ErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "wenda",
+        description = "Question answering over a document collection (Chinese news articles by \
+            default): ask a question in Chinese, English or another language and get the passages \
+            that answer it, with title, date, source and a citation (file and lines). Also: a \
+            prompt-ready context block for chatbots, related passages, OpenAI-compatible \
+            embeddings, and an MCP endpoint for AI assistants.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    tags(
+        (name = "search", description = "Find passages that answer a question; related passages."),
+        (name = "embeddings", description = "The served model's vectors, OpenAI-compatible."),
+        (name = "mcp", description = "Model Context Protocol (Streamable HTTP) for AI assistants."),
+        (name = "service", description = "Health, readiness, what is served, and these pages."),
+    ),
+    components(schemas(ErrorBody))
+)]
+pub struct ApiDoc;
+
+/// The document, serialised once; the `servers` entry is filled per request.
+#[derive(Clone)]
+pub struct ServedDocument(pub Arc<Document>);
+
+/// This API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
+    responses((status = 200, description = "This document.", content_type = "application/json")))]
+pub async fn document(
+    Extension(document): Extension<ServedDocument>,
+    headers: HeaderMap,
+) -> Response {
+    let mut document = (*document.0).clone();
+    // Tools that call the API from the document (LLM actions) need an absolute server URL;
+    // the one the client used is the right one.
+    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        let scheme = headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("http");
+        document.servers = Some(vec![Server::new(format!("{scheme}://{host}"))]);
+    }
+    axum::Json(document).into_response()
+}
