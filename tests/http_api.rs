@@ -43,6 +43,8 @@ fn chinese_question_finds_the_ai_study_session() {
             "{marked:?}"
         );
     }
+    let (_, plain) = post(&json!({"query": question, "highlight": false}));
+    assert!(plain["results"][0].get("highlights").is_none(), "{plain}");
 }
 
 #[test]

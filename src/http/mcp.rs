@@ -194,6 +194,8 @@ fn search_request(args: SearchArgs) -> Result<SearchRequest, String> {
         },
         min_score: None,
         context: None,
+        // The tool's text has no markup to show them in.
+        highlight: Some(false),
     })
 }
 

@@ -134,6 +134,7 @@ pub(super) async fn search(
         None
     };
     let text = request.query.clone();
+    let highlight = request.highlight.unwrap_or(true);
     let vector = embedding.as_ref().map(|e| e.vector.clone());
     let (results, context) = off_runtime(state, move |service| {
         let question = Question {
@@ -150,12 +151,16 @@ pub(super) async fn search(
                     .unwrap_or(usize::MAX)
             }),
         });
+        let highlighter = highlight.then(|| service.engine.highlighter(&text));
         let results: Vec<ScoredPassage> = ranked
             .into_iter()
             .map(|ranked| {
-                let highlights = service.engine.highlights(&text, ranked.passage);
+                let highlights = highlighter.as_ref().map(|highlighter| {
+                    let spans = highlighter.spans(&ranked.passage.text);
+                    spans.into_iter().map(|s| [s.start, s.end]).collect()
+                });
                 ScoredPassage {
-                    highlights: Some(highlights.into_iter().map(|s| [s.start, s.end]).collect()),
+                    highlights,
                     ..ranked.into()
                 }
             })

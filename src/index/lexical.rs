@@ -114,16 +114,15 @@ impl LexicalIndex {
         scores
     }
 
-    /// Where `text` contains the query's informative terms, as sorted, disjoint character
-    /// ranges: what a result list highlights. Terms in more than
-    /// [`HIGHLIGHT_MAX_ROW_SHARE`] of the rows (的, 了, "the") carry no information and would
-    /// mark half of every passage, so they are left out (unless the corpus is so small that
-    /// no term is in more than [`HIGHLIGHT_ALWAYS_ROWS`] rows). So are one-character terms:
-    /// in Chinese they are mostly particles (了, 对, 时), whose count a small corpus cannot tell
-    /// from a content word's.
-    pub fn highlights(&self, query: &str, text: &str) -> Vec<Range<usize>> {
+    /// What to highlight for `query` in the texts of results. Terms in more than
+    /// [`HIGHLIGHT_MAX_ROW_SHARE`] of the rows (的, "the") carry no information and would mark
+    /// half of every passage, so they are left out (unless the corpus is so small that no term
+    /// is in more than [`HIGHLIGHT_ALWAYS_ROWS`] rows). So are one-character terms: in Chinese
+    /// they are mostly particles (了, 对, 时), whose count a small corpus cannot tell from a
+    /// content word's.
+    pub fn highlighter(&self, query: &str) -> Highlighter<'_> {
         let common = (self.len() as f32 * HIGHLIGHT_MAX_ROW_SHARE) as usize;
-        let wanted: HashSet<String> = self
+        let wanted = self
             .analyzer
             .terms(query)
             .into_iter()
@@ -135,22 +134,10 @@ impl LexicalIndex {
                 term.chars().count() > 1 && rows <= common.max(HIGHLIGHT_ALWAYS_ROWS)
             })
             .collect();
-        let mut spans: Vec<Range<usize>> = self
-            .analyzer
-            .located_terms(text)
-            .into_iter()
-            .filter(|located| wanted.contains(&located.term))
-            .map(|located| located.chars)
-            .collect();
-        spans.sort_by_key(|span| (span.start, span.end));
-        let mut merged: Vec<Range<usize>> = Vec::with_capacity(spans.len());
-        for span in spans {
-            match merged.last_mut() {
-                Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
-                _ => merged.push(span),
-            }
+        Highlighter {
+            analyzer: &self.analyzer,
+            wanted,
         }
-        merged
     }
 
     /// The `k` rows that score best for `query` among those `accept` admits, best first. Rows
@@ -173,6 +160,37 @@ impl LexicalIndex {
             }
         }
         top.into_sorted()
+    }
+}
+
+/// The informative terms of one query, ready to be found in result texts.
+pub struct Highlighter<'a> {
+    analyzer: &'a Analyzer,
+    wanted: HashSet<String>,
+}
+
+impl Highlighter<'_> {
+    /// Where `text` contains the query's terms, as sorted, disjoint character ranges.
+    pub fn spans(&self, text: &str) -> Vec<Range<usize>> {
+        if self.wanted.is_empty() {
+            return Vec::new();
+        }
+        let mut spans: Vec<Range<usize>> = self
+            .analyzer
+            .located_terms(text)
+            .into_iter()
+            .filter(|located| self.wanted.contains(&located.term))
+            .map(|located| located.chars)
+            .collect();
+        spans.sort_by_key(|span| (span.start, span.end));
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(spans.len());
+        for span in spans {
+            match merged.last_mut() {
+                Some(last) if span.start <= last.end => last.end = last.end.max(span.end),
+                _ => merged.push(span),
+            }
+        }
+        merged
     }
 }
 
@@ -208,19 +226,20 @@ mod tests {
         let index = index();
         let text = "上海模速空间是人工智能大模型孵化平台。";
         let marked: Vec<String> = index
-            .highlights("人工智能孵化？", text)
+            .highlighter("人工智能孵化？")
+            .spans(text)
             .into_iter()
             .map(|span| text.chars().skip(span.start).take(span.len()).collect())
             .collect();
         assert_eq!(marked, ["人工智能", "孵化"]);
         let text = "Incubators in Xuhui";
-        let spans = index.highlights("Which incubator?", text);
+        let spans = index.highlighter("Which incubator?").spans(text);
         assert_eq!(
             spans,
             vec![Range { start: 0, end: 10 }],
             "stemmed match, marked as written"
         );
-        assert!(index.highlights("量子色动力学", text).is_empty());
+        assert!(index.highlighter("量子色动力学").spans(text).is_empty());
     }
 
     #[test]
@@ -231,7 +250,7 @@ mod tests {
             .collect();
         let index = LexicalIndex::build(Analyzer::default(), &texts);
         let text = "模速空间的发展";
-        let spans = index.highlights("模速空间的发展", text);
+        let spans = index.highlighter("模速空间的发展").spans(text);
         assert_eq!(
             spans,
             vec![Range { start: 0, end: 4 }],

@@ -9,7 +9,7 @@ mod terms;
 mod topk;
 mod vector;
 
-pub use lexical::LexicalIndex;
+pub use lexical::{Highlighter, LexicalIndex};
 pub use terms::{Analyzer, LocatedTerm};
 pub use topk::Hit;
 pub use vector::{dot, IndexError, VectorIndex, PARALLEL_ROWS};

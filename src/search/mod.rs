@@ -18,7 +18,6 @@ mod context;
 mod filter;
 
 use std::collections::{HashMap, HashSet};
-use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +28,7 @@ pub use filter::{Filter, IsoDate};
 use filter::CompiledFilter;
 
 use crate::corpus::{Document, Passage, PassageId};
-use crate::index::{dot, Analyzer, Hit, LexicalIndex, VectorIndex};
+use crate::index::{dot, Analyzer, Highlighter, Hit, LexicalIndex, VectorIndex};
 
 /// Most results one search may ask for.
 pub const MAX_TOP_K: usize = 100;
@@ -210,10 +209,10 @@ impl SearchEngine {
         self.row_of(id).map(|row| &self.passages[row])
     }
 
-    /// Where `passage` contains the informative words of `question`, as sorted, disjoint ranges
-    /// of characters (Unicode scalar values) of its text.
-    pub fn highlights(&self, question: &str, passage: &Passage) -> Vec<Range<usize>> {
-        self.lexical.highlights(question, &passage.text)
+    /// Finds the informative words of `question` in result texts, as sorted, disjoint ranges of
+    /// characters (Unicode scalar values).
+    pub fn highlighter(&self, question: &str) -> Highlighter<'_> {
+        self.lexical.highlighter(question)
     }
 
     fn row_of(&self, id: &str) -> Option<usize> {
