@@ -173,6 +173,12 @@ fn bad_requests_get_a_status_and_a_json_error() {
         422,
         "invalid_request",
     );
+    // serde would read an array as the struct's fields in order; positions are not names.
+    for nested in [json!({"filter": ["a.txt"]}), json!({"context": [300]})] {
+        let mut body = nested;
+        body["query"] = json!("a");
+        assert_error(post(&body), 422, "invalid_request");
+    }
     assert_error(post(&json!({"query": 42})), 422, "invalid_request");
     assert_error(
         post(&json!({"query": "a", "min_score": 2})),

@@ -262,6 +262,7 @@ pub const MAX_EMBEDDING_INPUTS: usize = 128;
     (status = 200, body = EmbeddingsResponse),
     (status = 400, description = "`empty_input`: an input is empty.", body = ErrorBody),
     (status = 413, description = "`payload_too_large`: the body is over 4 MiB.", body = ErrorBody),
+    (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
     (status = 422, description = "`malformed_json` or `invalid_request`: more than 128 inputs, or `dimensions` other than the model's.", body = ErrorBody),
     (status = 503, description = "`not_ready` or `overloaded`", body = ErrorBody),
 ))]

@@ -14,7 +14,11 @@ use crate::search::{Context, Filter, IsoDate, Mode, Ranked};
 pub struct SearchRequest {
     /// The question or search text, in any language the model knows (Chinese, English, …).
     /// Full questions work best.
-    #[schema(example = "中央政治局集体学习时对人工智能发展提出了什么要求？")]
+    #[schema(
+        example = "中央政治局集体学习时对人工智能发展提出了什么要求？",
+        min_length = 1,
+        pattern = r"\S"
+    )]
     pub query: String,
     /// How many passages to return, 1 to 100 (default 5).
     #[serde(default)]
@@ -25,7 +29,7 @@ pub struct SearchRequest {
     #[serde(default)]
     pub mode: Mode,
     /// Narrows the passages considered before ranking.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub filter: Filter,
     /// Leave out results whose cosine similarity to the query is below this (−1 to 1).
     #[serde(default)]
@@ -33,7 +37,7 @@ pub struct SearchRequest {
     pub min_score: Option<f32>,
     /// Also return the results as a prompt-ready context block with numbered citations,
     /// filled up to this budget.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub context: Option<ContextBudget>,
     /// Mark where each result contains the query's words (`highlights`); default true.
     /// Turning it off saves about 0.05 ms per result.
@@ -45,14 +49,15 @@ pub struct SearchRequest {
 /// close proxy for most LLMs' on Chinese text); exactly one.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1, max_properties = 1)]
 pub struct ContextBudget {
     /// Most characters of the block (1 to 1,000,000).
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 1_000_000, example = 1500)]
+    #[schema(minimum = 1, maximum = 1_000_000, example = 1500, nullable = false)]
     pub max_chars: Option<usize>,
     /// Most tokens of the block (1 to 1,000,000).
     #[serde(default)]
-    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[schema(minimum = 1, maximum = 1_000_000, nullable = false)]
     pub max_tokens: Option<usize>,
 }
 
@@ -62,7 +67,7 @@ pub struct ContextBudget {
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// The question or search text, in any language the model knows.
-    #[param(example = "模速空间在哪个区？")]
+    #[param(example = "模速空间在哪个区？", min_length = 1, pattern = r"\S")]
     pub q: String,
     /// How many passages to return, 1 to 100 (default 5).
     #[param(minimum = 1, maximum = 100)]
@@ -70,6 +75,7 @@ pub struct SearchQuery {
     /// `hybrid` (default), `dense` or `lexical`.
     pub mode: Option<Mode>,
     /// Leave out results whose cosine similarity to the query is below this (−1 to 1).
+    #[param(minimum = -1.0, maximum = 1.0)]
     pub min_score: Option<f32>,
     /// Only passages of this document (its `path`, exactly as results show it).
     pub document: Option<String>,
@@ -79,9 +85,12 @@ pub struct SearchQuery {
     pub date_from: Option<IsoDate>,
     /// Only passages dated on or before this day (`YYYY-MM-DD`).
     pub date_to: Option<IsoDate>,
-    /// Also return a context block of at most this many characters.
+    /// Also return a context block of at most this many characters (not with
+    /// `context_tokens`).
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub context_chars: Option<usize>,
-    /// Also return a context block of at most this many tokens.
+    /// Also return a context block of at most this many tokens (not with `context_chars`).
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub context_tokens: Option<usize>,
     /// Mark where each result contains the query's words (`highlights`); default true.
     pub highlight: Option<bool>,
@@ -120,6 +129,7 @@ pub struct SimilarQuery {
     #[param(minimum = 1, maximum = 100)]
     pub top_k: Option<usize>,
     /// Leave out results whose cosine similarity is below this (−1 to 1).
+    #[param(minimum = -1.0, maximum = 1.0)]
     pub min_score: Option<f32>,
 }
 
@@ -303,17 +313,41 @@ pub struct EmbeddingsRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum EmbeddingsInput {
-    One(String),
-    Many(Vec<String>),
+    One(NonBlank),
+    /// 1 to 128 texts.
+    Many(Vec<NonBlank>),
 }
+
+/// A text with something besides whitespace in it (checked by the handler).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, min_length = 1, pattern = r"\S")]
+pub struct NonBlank(pub String);
 
 impl EmbeddingsInput {
     pub fn into_texts(self) -> Vec<String> {
         match self {
-            Self::One(text) => vec![text],
-            Self::Many(texts) => texts,
+            Self::One(text) => vec![text.0],
+            Self::Many(texts) => texts.into_iter().map(|text| text.0).collect(),
         }
     }
+}
+
+/// Deserializes a nested object, refusing the array form serde would otherwise accept for a
+/// struct (`"filter": ["a.txt"]` would silently set the first field).
+fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let value = serde_json::Value::deserialize(deserializer)?;
+    if value.is_array() {
+        return Err(D::Error::custom(
+            "expected an object with named fields, found an array",
+        ));
+    }
+    T::deserialize(value).map_err(D::Error::custom)
 }
 
 /// How vectors are written.
