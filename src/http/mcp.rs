@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::routes;
 use super::wire::{PassageView, ScoredPassage, SearchRequest, SimilarQuery};
 use super::{ApiError, AppState};
-use crate::search::{Filter, IsoDate, Mode};
+use crate::search::{heading, Filter, IsoDate, Mode};
 
 /// The tower service behind `/mcp`.
 pub type McpService = StreamableHttpService<Tools, LocalSessionManager>;
@@ -64,7 +64,10 @@ pub fn service(
         (status = 403, description = "The `Host` is not allowed (see `--allowed-host`)."),
         (status = 406, description = "`Accept` must list `application/json` and `text/event-stream`."),
     ))]
-pub async fn endpoint(Extension(service): Extension<McpService>, request: Request) -> Response {
+pub async fn endpoint(
+    Extension(service): Extension<Arc<McpService>>,
+    request: Request,
+) -> Response {
     service.handle(request).await.map(axum::body::Body::new)
 }
 
@@ -226,18 +229,16 @@ fn render_results(results: &[ScoredPassage]) -> String {
     entries.join("\n\n")
 }
 
-/// `[n] title (date, source)`, the text, then the id and citation on their own line.
+/// `[n] title (date, source)` (the path when there is no title), the text, then the id and
+/// citation on their own line.
 fn render_passage(number: Option<usize>, passage: &PassageView) -> String {
     let document = &passage.document;
-    let mut heading = number.map(|n| format!("[{n}] ")).unwrap_or_default();
-    heading.push_str(document.title.as_deref().unwrap_or(&document.path));
-    let about: Vec<&str> = [document.date.as_deref(), document.source.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
-    if !about.is_empty() {
-        heading.push_str(&format!(" ({})", about.join(", ")));
-    }
+    let heading = heading(
+        number,
+        Some(document.title.as_deref().unwrap_or(&document.path)),
+        document.date.as_deref(),
+        document.source.as_deref(),
+    );
     let citation = &passage.citation;
     format!(
         "{heading}\n{}\nid: {} · {} lines {}–{}",

@@ -129,7 +129,7 @@ pub fn router(state: Arc<AppState>, allowed_hosts: &[String]) -> Router {
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(Extension(openapi::ServedDocument(Arc::new(document))))
-        .layer(Extension(mcp))
+        .layer(Extension(Arc::new(mcp)))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

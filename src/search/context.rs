@@ -73,19 +73,31 @@ pub fn context(ranked: &[Ranked<'_>], budget: usize, measure: &dyn Fn(&str) -> u
 fn entry(number: usize, ranked: &Ranked<'_>) -> String {
     let article = &ranked.passage.article;
     let date = article.date.as_ref().map(ArticleDate::label);
-    let about: Vec<&str> = [date, article.source.as_deref()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut heading = format!("[{number}]");
-    if let Some(title) = &article.title {
-        heading.push(' ');
-        heading.push_str(title);
-    }
-    if !about.is_empty() {
-        heading.push_str(&format!(" ({})", about.join(", ")));
-    }
+    let heading = heading(
+        Some(number),
+        article.title.as_deref(),
+        date,
+        article.source.as_deref(),
+    );
     format!("{heading}\n{}", ranked.passage.text)
+}
+
+/// How a cited passage is introduced to a language model: `[n] title (date, source)`, each
+/// part only when known.
+pub fn heading(
+    number: Option<usize>,
+    title: Option<&str>,
+    date: Option<&str>,
+    source: Option<&str>,
+) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    parts.extend(number.map(|n| format!("[{n}]")));
+    parts.extend(title.map(str::to_owned));
+    let about: Vec<&str> = [date, source].into_iter().flatten().collect();
+    if !about.is_empty() {
+        parts.push(format!("({})", about.join(", ")));
+    }
+    parts.join(" ")
 }
 
 fn citation(number: usize, ranked: &Ranked<'_>) -> ContextCitation {

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 pub use build::{build, BuildError, BuildStats};
-pub use context::{context, Context, ContextCitation};
+pub use context::{context, heading, Context, ContextCitation};
 pub use filter::{Filter, IsoDate};
 
 use filter::CompiledFilter;

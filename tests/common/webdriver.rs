@@ -401,20 +401,13 @@ pub fn check_search_page(base: &str) {
     browser.goto(&format!("{base}/"));
 
     // A Chinese question, submitted with the button.
-    let input = browser.find("#q");
-    browser.send_keys(&input, QUESTION_ZH);
-    browser.click(&browser.find("#search button[type=submit]"));
-    browser.wait_for(RESULTS_READY, WAIT);
+    ask(&browser, QUESTION_ZH);
     let url = browser.url();
     assert!(
         url.contains("q="),
         "expected the search in the address (?q=...), saw {url}"
     );
-    let results = browser.find_all(".result");
-    assert!(
-        !results.is_empty(),
-        "expected at least one .result, saw none"
-    );
+    let results = rendered_results(&browser, "search results");
     let first = &results[0];
     for class in ["title", "date", "source", "text"] {
         let text = browser.text(&browser.find_in(first, &format!(".{class}")));
@@ -454,11 +447,7 @@ pub fn check_search_page(base: &str) {
         url.contains("similar="),
         "expected ?similar= in the address after clicking .similar, saw {url}"
     );
-    let similar = browser.find_all(".result");
-    assert!(
-        !similar.is_empty(),
-        "expected similar passages rendered as .result, saw none"
-    );
+    rendered_results(&browser, "similar passages");
     assert_fits_width(&browser, "similar passages");
 
     // The language toggle changes the labels and <html lang>.
@@ -478,11 +467,7 @@ pub fn check_search_page(base: &str) {
 
     // An English question finds the Chinese passages about the incubator (cross-lingual dense
     // retrieval). The passage naming 徐汇 ranks lower with the seed model, so accept either.
-    let input = browser.find("#q");
-    browser.clear(&input);
-    browser.send_keys(&input, QUESTION_EN);
-    browser.click(&button);
-    browser.wait_for(RESULTS_READY, WAIT);
+    ask(&browser, QUESTION_EN);
     let texts: Vec<String> = browser
         .find_all(".result .text")
         .iter()
@@ -511,6 +496,25 @@ pub fn check_search_page(base: &str) {
             "expected every resource from the page's origin {origin}, saw {name}"
         );
     }
+}
+
+/// Types `question` into the search box, submits it with the button and waits for its results.
+fn ask(browser: &Browser, question: &str) {
+    let input = browser.find("#q");
+    browser.clear(&input);
+    browser.send_keys(&input, question);
+    browser.click(&browser.find("#search button[type=submit]"));
+    browser.wait_for(RESULTS_READY, WAIT);
+}
+
+/// The `.result` elements on the page; at least one, or the test fails naming `what`.
+fn rendered_results(browser: &Browser, what: &str) -> Vec<Element> {
+    let results = browser.find_all(".result");
+    assert!(
+        !results.is_empty(),
+        "expected {what} rendered as .result, saw none"
+    );
+    results
 }
 
 /// Asserts the page does not scroll sideways in its 390 px wide viewport. Under phone emulation
