@@ -11,4 +11,6 @@ pub mod eval;
 pub mod http;
 pub mod index;
 pub mod search;
+pub mod service;
 pub mod squad;
+pub mod store;

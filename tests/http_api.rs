@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::{assert_error, call, get, post, post_json, server, start, texts};
+use common::{assert_error, call, get, post, post_json, server, start, texts, Options};
 use serde_json::{json, Value};
 use wenda::embedding::DEFAULT_MODEL;
-use wenda::http::Limits;
 
 #[test]
 fn chinese_question_finds_the_ai_study_session() {
@@ -273,7 +272,10 @@ fn concurrent_requests_all_succeed_with_the_sequential_answers() {
 
 #[test]
 fn not_ready_until_the_index_is_built() {
-    let server = start(Limits::default(), false);
+    let server = start(Options {
+        ready: false,
+        ..Options::default()
+    });
     let url = server.url.as_str();
     assert_eq!(call(url, "GET", "/health", None).0, 200);
     assert_error(call(url, "GET", "/ready", None), 503, "not_ready");
@@ -287,13 +289,10 @@ fn not_ready_until_the_index_is_built() {
 
 #[test]
 fn overload_is_refused_rather_than_queued() {
-    let server = start(
-        Limits {
-            max_in_flight: 0,
-            ..Limits::default()
-        },
-        true,
-    );
+    let server = start(Options {
+        max_in_flight: 0,
+        ..Options::default()
+    });
     assert_error(
         call(server.url.as_str(), "GET", "/v1/search?q=hello", None),
         503,

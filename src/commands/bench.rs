@@ -107,7 +107,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         dataset.contexts.len()
     );
 
-    let mut engines = vec![("wenda", args.model.backend)];
+    let mut engines = vec![("wenda", Backend::from(args.model.backend))];
     if !args.no_baseline {
         engines.push(("candle-transformers", Backend::CandleTransformers));
     }

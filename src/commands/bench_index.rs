@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use wenda::index::VectorIndex;
+use wenda::index::DenseVectors;
 
 #[derive(clap::Args)]
 pub struct BenchIndexArgs {
@@ -37,7 +37,7 @@ pub fn run(args: BenchIndexArgs) -> anyhow::Result<()> {
     );
     let mut random = Lcg(0x5eed);
     for &rows in &args.rows {
-        let mut index = VectorIndex::new(args.dimensions);
+        let mut index = DenseVectors::new(args.dimensions);
         let mut vector = vec![0f32; args.dimensions];
         for _ in 0..rows {
             vector.iter_mut().for_each(|v| *v = random.next());
@@ -47,7 +47,7 @@ pub fn run(args: BenchIndexArgs) -> anyhow::Result<()> {
             .map(|_| {
                 vector.iter_mut().for_each(|v| *v = random.next());
                 let started = Instant::now();
-                std::hint::black_box(index.search(&vector, args.top_k, &|_| true));
+                std::hint::black_box(index.nearest(&vector, args.top_k, &|_| true));
                 started.elapsed()
             })
             .collect();

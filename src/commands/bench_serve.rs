@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use wenda::http::{self, AppState};
 use wenda::squad::Dataset;
 
-use super::engine::load_engine;
+use super::core;
 use super::serve::ServeArgs;
 
 #[derive(clap::Args)]
@@ -92,15 +92,14 @@ pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
 
 /// Builds the index and serves it on a free local port from a background runtime.
 fn start_server(args: &ServeArgs) -> anyhow::Result<(String, tokio::runtime::Runtime)> {
-    let loaded = load_engine(&args.model, &args.corpus)?;
     let state = AppState::new(args.limits());
-    state.set_ready(args.service(loaded));
+    state.set_ready(core::open(&args.model, &args.store, args.capacity())?);
     let runtime = tokio::runtime::Runtime::new()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let url = format!("http://{}", listener.local_addr()?);
     runtime.spawn(http::serve(
         listener,
-        http::router(state, &[]),
+        http::router(state, &[], args.keys()),
         std::future::pending(),
     ));
     Ok((url, runtime))

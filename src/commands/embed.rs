@@ -1,8 +1,6 @@
 //! `wenda embed`: print embeddings of texts, one JSON object per line.
 
-use wenda::embedding::Role;
-
-use super::ModelArgs;
+use super::{ModelArgs, RoleArg};
 
 #[derive(clap::Args)]
 pub struct EmbedArgs {
@@ -10,7 +8,7 @@ pub struct EmbedArgs {
     model: ModelArgs,
     /// Embed the texts as questions or as passages (decides the model's prompt).
     #[arg(long, value_enum, default_value = "query")]
-    role: Role,
+    role: RoleArg,
     /// Texts to embed.
     #[arg(required = true)]
     texts: Vec<String>,
@@ -21,7 +19,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     for (text, embedding) in args
         .texts
         .iter()
-        .zip(embedder.embed(args.role, &args.texts)?)
+        .zip(embedder.embed(args.role.into(), &args.texts)?)
     {
         let line = serde_json::json!({
             "text": text,

@@ -10,20 +10,26 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use wenda::embedding::Role;
+use wenda::embedding::{Embedder, Role};
 use wenda::eval::{read_questions, EvalQuestion, Metrics};
-use wenda::search::{Mode, Question, SearchEngine, SearchParams, DEFAULT_LEXICAL_WEIGHT};
+use wenda::index::IndexReader;
+use wenda::search::{self, Mode, Question, SearchParams, DEFAULT_LEXICAL_WEIGHT};
+use wenda::service::DEFAULT_COLLECTION;
 use wenda::squad::Dataset;
 
-use super::engine::{load_engine, CorpusArgs};
-use super::ModelArgs;
+use super::core::{self, Capacity, StoreArgs};
+use super::{ModeArg, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
     #[command(flatten)]
     model: ModelArgs,
-    #[command(flatten)]
-    corpus: CorpusArgs,
+    /// Corpus the `--questions` are asked over (loaded into its own store under --data-dir).
+    #[arg(long = "corpus", default_value = "seeds")]
+    corpus: Vec<PathBuf>,
+    /// Where evaluation stores are kept (one per dataset or corpus), apart from the served one.
+    #[arg(long, default_value = ".wenda-data/eval")]
+    data_dir: PathBuf,
     /// SQuAD-format dataset: its contexts are the corpus, its questions the queries.
     #[arg(
         long,
@@ -41,7 +47,7 @@ pub struct EvalArgs {
         value_delimiter = ',',
         default_value = "dense,lexical,hybrid"
     )]
-    modes: Vec<Mode>,
+    modes: Vec<ModeArg>,
     /// Lexical weights to evaluate hybrid ranking with (one row each).
     #[arg(long, value_delimiter = ',', default_values_t = [DEFAULT_LEXICAL_WEIGHT])]
     lexical_weight: Vec<f32>,
@@ -58,7 +64,7 @@ pub struct EvalArgs {
 
 #[derive(Serialize)]
 struct Row {
-    mode: Mode,
+    mode: &'static str,
     /// For hybrid rows.
     lexical_weight: Option<f32>,
     #[serde(flatten)]
@@ -67,24 +73,32 @@ struct Row {
     p50_ms: f64,
 }
 
-pub fn run(mut args: EvalArgs) -> anyhow::Result<()> {
-    let (name, mut questions) = match (&args.dataset, &args.questions) {
+pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    let (name, mut questions, store) = match (&args.dataset, &args.questions) {
         (Some(dataset), _) => {
-            let (corpus, questions) = squad_as_corpus(dataset, &args.corpus.cache_dir)?;
-            args.corpus.corpus = vec![corpus];
-            (dataset.display().to_string(), questions)
+            let stem = dataset
+                .file_stem()
+                .map_or("dataset".into(), |s| s.to_string_lossy().into_owned());
+            let data_dir = args.data_dir.join(&stem);
+            let (corpus, questions) = squad_as_corpus(dataset, &data_dir, &stem)?;
+            let store = eval_store(data_dir, vec![corpus]);
+            (dataset.display().to_string(), questions, store)
         }
-        (None, Some(path)) => (path.display().to_string(), read_questions(path)?),
+        (None, Some(path)) => {
+            let store = eval_store(args.data_dir.join("questions"), args.corpus.clone());
+            (path.display().to_string(), read_questions(path)?, store)
+        }
         (None, None) => bail!("give --dataset or --questions"),
     };
     if let Some(limit) = args.limit {
         questions.truncate(limit);
     }
-    let mut loaded = load_engine(&args.model, &args.corpus)?;
+    let core = core::open(&args.model, &store, Capacity::default())?;
+    let reader = core.reader(DEFAULT_COLLECTION)?;
+    let embedder = core.embedder();
     let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
     let started = Instant::now();
-    let vectors: Vec<Vec<f32>> = loaded
-        .embedder
+    let vectors: Vec<Vec<f32>> = embedder
         .embed(Role::Query, &texts)?
         .into_iter()
         .map(|e| e.vector)
@@ -97,25 +111,28 @@ pub fn run(mut args: EvalArgs) -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     for &mode in &args.modes {
+        let mode = Mode::from(mode);
         let weights: Vec<Option<f32>> = if mode == Mode::Hybrid {
             args.lexical_weight.iter().copied().map(Some).collect()
         } else {
             vec![None]
         };
         for weight in weights {
-            loaded
-                .engine
-                .set_lexical_weight(weight.unwrap_or(DEFAULT_LEXICAL_WEIGHT));
-            let engine = &loaded.engine;
-            let metrics = quality(engine, mode, &questions, &vectors)?;
-            let (qps, p50) = speed(
-                engine,
-                &loaded.embedder,
+            let params = SearchParams {
+                top_k: 10,
                 mode,
+                lexical_weight: weight.unwrap_or(DEFAULT_LEXICAL_WEIGHT),
+                ..SearchParams::default()
+            };
+            let metrics = quality(&*reader, &params, &questions, &vectors)?;
+            let (qps, p50) = speed(
+                &*reader,
+                embedder,
+                &params,
                 &texts[..args.timed.min(texts.len())],
             )?;
             rows.push(Row {
-                mode,
+                mode: mode.as_str(),
                 lexical_weight: weight,
                 metrics,
                 queries_per_second: qps,
@@ -126,23 +143,30 @@ pub fn run(mut args: EvalArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print_table(&name, loaded.engine.passages().len(), &rows);
+        print_table(&name, reader.passage_count(), &rows);
     }
     Ok(())
+}
+
+/// A store of its own for one evaluation, filled from `corpus`.
+fn eval_store(data_dir: PathBuf, corpus: Vec<PathBuf>) -> StoreArgs {
+    StoreArgs {
+        data_dir,
+        corpus,
+        no_corpus: false,
+        max_store_bytes: None,
+    }
 }
 
 /// Writes the dataset's distinct contexts as a JSON-lines corpus (ids `c0`, `c1`, …) and turns
 /// its questions into eval questions expecting their own context.
 fn squad_as_corpus(
     dataset: &Path,
-    cache_dir: &Path,
+    dir: &Path,
+    stem: &str,
 ) -> anyhow::Result<(PathBuf, Vec<EvalQuestion>)> {
     let data = Dataset::read(dataset)?;
-    let dir = cache_dir.join("eval");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let stem = dataset
-        .file_stem()
-        .map_or("dataset".into(), |s| s.to_string_lossy());
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{stem}.jsonl"));
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?,
@@ -165,28 +189,24 @@ fn squad_as_corpus(
 }
 
 fn quality(
-    engine: &SearchEngine,
-    mode: Mode,
+    reader: &dyn IndexReader,
+    params: &SearchParams,
     questions: &[EvalQuestion],
     vectors: &[Vec<f32>],
 ) -> anyhow::Result<Metrics> {
-    let params = SearchParams {
-        top_k: 10,
-        mode,
-        ..SearchParams::default()
-    };
     let mut metrics = Metrics::default();
     for (question, vector) in questions.iter().zip(vectors) {
-        let ranked = engine.search(
+        let ranked = search::search(
+            reader,
             &Question {
                 text: &question.question,
                 vector: Some(vector),
             },
-            &params,
+            params,
         )?;
         let rank = ranked
             .iter()
-            .position(|r| question.is_relevant(r.passage))
+            .position(|r| question.is_relevant(&r.passage))
             .map(|i| i + 1);
         metrics.add(rank);
     }
@@ -196,20 +216,15 @@ fn quality(
 /// Queries per second and median latency of the whole path (embedding, when the mode needs it,
 /// and ranking), one question at a time.
 fn speed(
-    engine: &SearchEngine,
-    embedder: &wenda::embedding::Embedder,
-    mode: Mode,
+    reader: &dyn IndexReader,
+    embedder: &Embedder,
+    params: &SearchParams,
     questions: &[&str],
 ) -> anyhow::Result<(f64, Duration)> {
-    let params = SearchParams {
-        top_k: 10,
-        mode,
-        ..SearchParams::default()
-    };
     let mut times = Vec::with_capacity(questions.len());
     for text in questions {
         let started = Instant::now();
-        let vector = if mode.needs_embedding() {
+        let vector = if params.mode.needs_embedding() {
             Some(embedder.embed_one(Role::Query, text)?.vector)
         } else {
             None
@@ -218,7 +233,7 @@ fn speed(
             text,
             vector: vector.as_deref(),
         };
-        std::hint::black_box(engine.search(&question, &params)?);
+        std::hint::black_box(search::search(reader, &question, params)?);
         times.push(started.elapsed());
     }
     if times.is_empty() {
@@ -241,8 +256,8 @@ fn print_table(name: &str, passages: usize, rows: &[Row]) {
     );
     for row in rows {
         let label = match row.lexical_weight {
-            Some(w) => format!("{:?} w={w}", row.mode).to_lowercase(),
-            None => format!("{:?}", row.mode).to_lowercase(),
+            Some(w) => format!("{} w={w}", row.mode),
+            None => row.mode.to_owned(),
         };
         let m = &row.metrics;
         println!(

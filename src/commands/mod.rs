@@ -3,8 +3,8 @@
 pub mod bench;
 pub mod bench_index;
 pub mod bench_serve;
+pub mod core;
 pub mod embed;
-pub mod engine;
 pub mod eval;
 pub mod model;
 pub mod query;
@@ -13,7 +13,10 @@ pub mod serve;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use wenda::embedding::{Backend, BatchLimits, Embedder, ModelFiles, ModelLocator, DEFAULT_MODEL};
+use wenda::embedding::{
+    Backend, BatchLimits, Embedder, ModelFiles, ModelLocator, Role, DEFAULT_MODEL,
+};
+use wenda::search::Mode;
 
 /// Which model to use and where to look for it.
 #[derive(clap::Args, Debug, Clone)]
@@ -25,8 +28,8 @@ pub struct ModelArgs {
     #[arg(long, env = "WENDA_MODELS_DIR", default_value = "models")]
     pub models_dir: PathBuf,
     /// Encoder implementation.
-    #[arg(long, value_enum, default_value_t = Backend::Native)]
-    pub backend: Backend,
+    #[arg(long, value_enum, default_value_t = BackendArg::Native)]
+    pub backend: BackendArg,
     /// Most padded tokens in one forward pass.
     #[arg(long, default_value_t = BatchLimits::default().token_budget)]
     pub batch_tokens: usize,
@@ -39,7 +42,7 @@ impl ModelArgs {
 
     /// Resolves (fetching if needed) and loads the model.
     pub fn load(&self) -> anyhow::Result<Embedder> {
-        self.load_with(self.backend)
+        self.load_with(self.backend.into())
     }
 
     pub fn load_with(&self, backend: Backend) -> anyhow::Result<Embedder> {
@@ -69,5 +72,62 @@ impl ModelArgs {
             "model loaded"
         );
         Ok((files, embedder))
+    }
+}
+
+/// `--backend` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendArg {
+    /// wenda's own BERT forward pass (BERT checkpoints; the fast path).
+    Native,
+    /// candle-transformers' models: the reference implementation.
+    CandleTransformers,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(backend: BackendArg) -> Self {
+        match backend {
+            BackendArg::Native => Self::Native,
+            BackendArg::CandleTransformers => Self::CandleTransformers,
+        }
+    }
+}
+
+/// `--mode` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeArg {
+    /// By meaning: cosine of embeddings.
+    Dense,
+    /// By shared words: BM25.
+    Lexical,
+    /// Both, blended.
+    Hybrid,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::Dense => Self::Dense,
+            ModeArg::Lexical => Self::Lexical,
+            ModeArg::Hybrid => Self::Hybrid,
+        }
+    }
+}
+
+/// `--role` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleArg {
+    /// A question or search text.
+    Query,
+    /// Text that is indexed and retrieved.
+    Passage,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Query => Self::Query,
+            RoleArg::Passage => Self::Passage,
+        }
     }
 }

@@ -1,28 +1,31 @@
-//! `wenda query`: answer one question from the command line, the quickest way to try wenda.
+//! `wenda query`: answer one question from the command line, the quickest way to try wenda. It
+//! goes through the same service core as the HTTP API, so it checks and answers alike.
 
-use anyhow::bail;
-use wenda::embedding::Role;
-use wenda::http::wire::ScoredPassage;
-use wenda::search::{Filter, IsoDate, Mode, Question, SearchParams, DEFAULT_TOP_K, MAX_TOP_K};
+use anyhow::Context;
+use wenda::index::{Filter, IsoDate};
+use wenda::service::{SearchHit, SearchRequest, DEFAULT_COLLECTION};
 
-use super::engine::{load_engine, CorpusArgs};
-use super::ModelArgs;
+use super::core::{self, Capacity, StoreArgs};
+use super::{ModeArg, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct QueryArgs {
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
-    corpus: CorpusArgs,
+    store: StoreArgs,
     /// The question, in any language the model knows.
     question: String,
-    /// How many passages to show.
-    #[arg(long, default_value_t = DEFAULT_TOP_K, value_parser = parse_top_k)]
-    top_k: usize,
+    /// The collection to search.
+    #[arg(long, default_value = DEFAULT_COLLECTION)]
+    collection: String,
+    /// How many passages to show (1 to 100).
+    #[arg(long)]
+    top_k: Option<usize>,
     /// How to rank: by meaning, by shared words, or both.
-    #[arg(long, value_enum, default_value_t = Mode::default())]
-    mode: Mode,
-    /// Only passages of this document (its path as shown in results).
+    #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
+    mode: ModeArg,
+    /// Only passages of this document (its id or path as shown in results).
     #[arg(long)]
     document: Option<String>,
     /// Only passages whose article title contains this text.
@@ -34,16 +37,9 @@ pub struct QueryArgs {
     /// Only passages dated on or before this day (YYYY-MM-DD).
     #[arg(long, value_parser = parse_date)]
     date_to: Option<IsoDate>,
-    /// Print the results as JSON (the API's result objects) instead of text.
+    /// Print the results as JSON lines instead of text.
     #[arg(long)]
     json: bool,
-}
-
-fn parse_top_k(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(k) if (1..=MAX_TOP_K).contains(&k) => Ok(k),
-        _ => Err(format!("expected a number from 1 to {MAX_TOP_K}")),
-    }
 }
 
 fn parse_date(text: &str) -> Result<IsoDate, String> {
@@ -51,61 +47,66 @@ fn parse_date(text: &str) -> Result<IsoDate, String> {
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
-    if args.question.trim().is_empty() {
-        bail!("the question is empty");
-    }
-    let loaded = load_engine(&args.model, &args.corpus)?;
-    let embedding = if args.mode.needs_embedding() {
-        Some(loaded.embedder.embed_one(Role::Query, &args.question)?)
-    } else {
-        None
-    };
-    if embedding.as_ref().is_some_and(|e| e.truncated) {
-        eprintln!(
-            "note: the question is longer than the model's {} tokens; only its beginning was used",
-            loaded.model.max_tokens
-        );
-    }
-    let params = SearchParams {
+    let core = core::open(&args.model, &args.store, Capacity::default())?;
+    let request = SearchRequest {
         top_k: args.top_k,
-        mode: args.mode,
+        mode: args.mode.into(),
         filter: Filter {
             document: args.document,
             title: args.title,
             date_from: args.date_from,
             date_to: args.date_to,
+            ..Filter::default()
         },
-        min_score: None,
+        highlight: false,
+        ..SearchRequest::new(args.question)
     };
-    let question = Question {
-        text: &args.question,
-        vector: embedding.as_ref().map(|e| e.vector.as_slice()),
-    };
-    let results: Vec<ScoredPassage> = loaded
-        .engine
-        .search(&question, &params)?
-        .into_iter()
-        .map(ScoredPassage::from)
-        .collect();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
-        return Ok(());
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let outcome = runtime.block_on(core.search(&args.collection, request))?;
+    if outcome.truncated {
+        eprintln!(
+            "note: the question is longer than the model's {} tokens; only its beginning was used",
+            core.model().max_tokens
+        );
     }
-    if results.is_empty() {
-        println!("no passage matches the filter");
+    if outcome.results.is_empty() && !args.json {
+        println!("no passage matches");
     }
-    for (rank, result) in results.iter().enumerate() {
-        print_result(rank + 1, result);
+    for (rank, hit) in outcome.results.iter().enumerate() {
+        if args.json {
+            println!("{}", json_line(hit));
+        } else {
+            print_result(rank + 1, hit);
+        }
     }
     Ok(())
 }
 
-fn print_result(rank: usize, result: &ScoredPassage) {
-    let passage = &result.passage;
-    let document = &passage.document;
-    let title = document.title.as_deref().unwrap_or("(untitled)");
-    let date = document.date.as_deref().unwrap_or("undated");
-    println!("{rank}. [{:.4}] {title} ({date})", result.score);
+fn json_line(hit: &SearchHit) -> serde_json::Value {
+    let ranked = &hit.ranked;
+    let passage = &ranked.passage;
+    let article = &passage.article;
+    serde_json::json!({
+        "score": ranked.score,
+        "dense": ranked.dense,
+        "lexical": ranked.lexical,
+        "id": passage.id.as_str(),
+        "text": passage.text,
+        "title": article.title,
+        "date": article.date.as_ref().map(|d| d.label()),
+        "source": article.source,
+        "document": passage.citation.path,
+        "line_start": passage.citation.line_start,
+        "line_end": passage.citation.line_end,
+    })
+}
+
+fn print_result(rank: usize, hit: &SearchHit) {
+    let passage = &hit.ranked.passage;
+    let article = &passage.article;
+    let title = article.title.as_deref().unwrap_or("(untitled)");
+    let date = article.date.as_ref().map_or("undated", |d| d.label());
+    println!("{rank}. [{:.4}] {title} ({date})", hit.ranked.score);
     println!(
         "   {}:{}-{}  id {}",
         passage.citation.path, passage.citation.line_start, passage.citation.line_end, passage.id

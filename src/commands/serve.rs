@@ -1,14 +1,13 @@
-//! `wenda serve`: build the index over a corpus and answer questions over HTTP.
+//! `wenda serve`: open the collections and answer questions (and take documents) over HTTP.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use tokio::net::TcpListener;
-use wenda::embedding::EmbedQueue;
-use wenda::http::{self, AppState, Limits, Service};
+use wenda::http::{self, ApiKeys, AppState, Limits};
 
-use super::engine::{load_engine, CorpusArgs, Loaded};
+use super::core::{self, Capacity, StoreArgs};
 use super::ModelArgs;
 
 #[derive(clap::Args)]
@@ -16,18 +15,21 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
-    pub corpus: CorpusArgs,
+    pub store: StoreArgs,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "WENDA_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
-    /// Searches handled at once; more are refused with 503 instead of queueing without bound.
-    #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = Limits::default().max_in_flight)]
+    /// Requests handled at once; more are refused with 503 instead of queueing without bound.
+    #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = Capacity::default().max_in_flight)]
     pub max_in_flight: usize,
-    /// Largest request body accepted, in bytes (413 beyond).
+    /// Largest search request body accepted, in bytes (413 beyond).
     #[arg(long, default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
+    /// Largest document body accepted, in bytes (413 beyond).
+    #[arg(long, default_value_t = Limits::default().max_document_bytes)]
+    pub max_document_bytes: usize,
     /// Most questions embedded together in one forward pass.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = Capacity::default().max_batch)]
     pub max_batch: usize,
     /// `Host` names (or `host:port`) the MCP endpoint accepts, as a defence against DNS
     /// rebinding; repeat or separate with commas. Default: localhost, 127.0.0.1 and ::1.
@@ -38,47 +40,73 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,
+    /// API key that may read and write (repeat, or separate with commas in the environment).
+    #[arg(
+        long = "api-key",
+        env = "WENDA_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// API key that may only read.
+    #[arg(
+        long = "read-api-key",
+        env = "WENDA_READ_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub read_api_keys: Vec<String>,
+    /// Serve without keys on an address other machines can reach (on purpose).
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 impl ServeArgs {
     pub fn limits(&self) -> Limits {
         Limits {
             max_body_bytes: self.max_body_bytes,
-            max_in_flight: self.max_in_flight,
+            max_document_bytes: self.max_document_bytes,
             ..Limits::default()
         }
     }
 
-    /// The ready service over a loaded engine.
-    pub fn service(&self, loaded: Loaded) -> Service {
-        Service {
-            engine: loaded.engine,
-            queue: EmbedQueue::start(
-                Arc::clone(&loaded.embedder),
-                self.max_in_flight,
-                self.max_batch,
-            ),
-            embedder: loaded.embedder,
-            model: loaded.model,
+    pub fn capacity(&self) -> Capacity {
+        Capacity {
+            max_in_flight: self.max_in_flight,
+            max_batch: self.max_batch,
         }
+    }
+
+    pub fn keys(&self) -> ApiKeys {
+        ApiKeys::new(&self.api_keys, &self.read_api_keys)
     }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let keys = args.keys();
+    if keys.is_open() && !args.addr.ip().is_loopback() && !args.no_auth {
+        bail!(
+            "refusing to serve {} without API keys: anyone who can reach it could read and change \
+             every collection. Set a key (--api-key KEY or WENDA_API_KEYS, and --read-api-key for \
+             read-only clients), listen on 127.0.0.1, or pass --no-auth to serve openly on purpose",
+            args.addr
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let result = runtime.block_on(serve(args));
+    let result = runtime.block_on(serve(args, keys));
     // A shutdown during loading leaves the loader running on a blocking thread; don't wait for it.
     runtime.shutdown_background();
     result
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, keys: ApiKeys) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
     tracing::info!(
         addr = %listener.local_addr()?,
-        "listening; /ready answers 503 until the index is built"
+        api_keys = !keys.is_open(),
+        "listening; /ready answers 503 until the collections are loaded"
     );
     if !args.addr.ip().is_loopback() && args.allowed_hosts.is_empty() {
         tracing::warn!(
@@ -89,21 +117,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState::new(args.limits());
     let mut server = tokio::spawn(http::serve(
         listener,
-        http::router(Arc::clone(&state), &args.allowed_hosts),
+        http::router(Arc::clone(&state), &args.allowed_hosts, keys),
         shutdown_signal(),
     ));
 
-    let (model, corpus) = (args.model.clone(), args.corpus.clone());
-    let loader = tokio::task::spawn_blocking(move || load_engine(&model, &corpus));
+    let (model, store, capacity) = (args.model.clone(), args.store.clone(), args.capacity());
+    let loader = tokio::task::spawn_blocking(move || core::open(&model, &store, capacity));
     tokio::select! {
         stopped = &mut server => {
             stopped.context("server task")?.context("serving HTTP")?;
-            tracing::info!("stopped before the index was ready");
+            tracing::info!("stopped before the collections were ready");
             return Ok(());
         }
         loaded = loader => {
-            let loaded = loaded.context("index loader task")??;
-            state.set_ready(args.service(loaded));
+            state.set_ready(loaded.context("loader task")??);
             tracing::info!("ready");
         }
     }

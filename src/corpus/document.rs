@@ -1,11 +1,13 @@
-//! Text documents (`.txt`, `.md`): one file's paragraphs, articles and passages.
+//! Text documents: one document's paragraphs, articles and passages, by [`Layout`].
 
-use crate::corpus::article::articles;
+use crate::corpus::article::{articles, Article};
 use crate::corpus::chunk::{self, Budget};
 use crate::corpus::id::DocumentKey;
 use crate::corpus::source::{join_lines, lines, Line, LineIndex};
 use crate::corpus::text::MappedText;
-use crate::corpus::{pdf_text, ArticleMeta, ChunkConfig, Citation, Format, Passage, Position};
+use crate::corpus::{
+    pdf_text, ArticleMeta, ChunkConfig, Citation, Format, Layout, Passage, Position,
+};
 
 /// What a text file yields.
 #[derive(Debug)]
@@ -17,12 +19,28 @@ pub(crate) struct TextDocument {
     pub(crate) passages: Vec<Vec<Passage>>,
 }
 
-/// Cuts `text`, the contents of the file at `path` (relative to its root), into passages.
-pub(crate) fn parse(path: &str, text: &str, config: &ChunkConfig<'_>) -> TextDocument {
+/// Cuts `text`, the document `path` (a file's path relative to its root, or a document id), into
+/// passages. `defaults` describe the document; for news, each article's own title, date and
+/// source lines take precedence and `defaults` fill in what an article lacks.
+pub(crate) fn parse(
+    path: &str,
+    text: &str,
+    layout: Layout,
+    defaults: &ArticleMeta,
+    config: &ChunkConfig<'_>,
+) -> TextDocument {
     let lines: Vec<Line<'_>> = lines(text).collect();
-    let (format, paragraphs) = match pdf_text::repair(&lines) {
-        Some(paragraphs) => (Format::WrappedText, paragraphs),
-        None => (Format::Text, join_lines(&lines, true, |_| false)),
+    let (format, found) = match layout {
+        Layout::News => match pdf_text::repair(&lines) {
+            Some(paragraphs) => (Format::WrappedText, articles(paragraphs)),
+            None => (Format::Text, articles(join_lines(&lines, true, |_| false))),
+        },
+        Layout::Plain => (
+            Format::Text,
+            one_article(join_lines(&lines, true, |_| false)),
+        ),
+        Layout::Markdown => (Format::Markdown, one_article(markdown_paragraphs(&lines))),
+        Layout::Jsonl => unreachable!("JSON lines are records, not text"),
     };
     let key = DocumentKey::new(path);
     let line_index = LineIndex::new(text);
@@ -38,7 +56,8 @@ pub(crate) fn parse(path: &str, text: &str, config: &ChunkConfig<'_>) -> TextDoc
     };
     let mut metas = Vec::new();
     let mut passages = Vec::new();
-    for (index, article) in articles(paragraphs).into_iter().enumerate() {
+    for (index, mut article) in found.into_iter().enumerate() {
+        article.meta.fill_from(defaults);
         let number = index + 1;
         let budget = Budget::new(config, article.meta.title.as_deref());
         for group in chunk::merge_small(article.paragraphs, &budget) {
@@ -70,4 +89,62 @@ pub(crate) fn parse(path: &str, text: &str, config: &ChunkConfig<'_>) -> TextDoc
         articles: metas,
         passages,
     }
+}
+
+/// The whole text as one article without metadata of its own.
+fn one_article(paragraphs: Vec<MappedText>) -> Vec<Article> {
+    vec![Article {
+        meta: ArticleMeta::default(),
+        paragraphs,
+    }]
+}
+
+/// Paragraphs of Markdown: blank lines separate them, and an ATX heading (`# …` to `###### …`)
+/// is a paragraph of its own, its `#` marker left out of the text (but not of the citation's
+/// line range).
+fn markdown_paragraphs(lines: &[Line<'_>]) -> Vec<MappedText> {
+    let mut paragraphs = Vec::new();
+    let mut current = MappedText::default();
+    for line in lines {
+        let heading = heading_text_start(line.text);
+        if (line.is_blank() || heading.is_some()) && !current.is_empty() {
+            paragraphs.push(std::mem::take(&mut current));
+        }
+        match heading {
+            Some(start) => {
+                let mut heading = MappedText::default();
+                heading.push(line.start + start, &line.text[start..]);
+                if !heading.is_empty() {
+                    paragraphs.push(heading);
+                }
+            }
+            None if !line.is_blank() => current.push(line.start, line.text),
+            None => {}
+        }
+    }
+    if !current.is_empty() {
+        paragraphs.push(current);
+    }
+    paragraphs
+}
+
+/// Where the text of an ATX heading line starts: after up to three spaces, one to six `#` and
+/// a space (or nothing: `#` alone is an empty heading).
+fn heading_text_start(line: &str) -> Option<usize> {
+    let indent = line.len() - line.trim_start_matches(' ').len();
+    if indent > 3 {
+        return None;
+    }
+    let rest = &line[indent..];
+    let hashes = rest.len() - rest.trim_start_matches('#').len();
+    if !(1..=6).contains(&hashes) {
+        return None;
+    }
+    let after = &rest[hashes..];
+    if after.is_empty() {
+        return Some(line.len());
+    }
+    after
+        .starts_with([' ', '\t'])
+        .then(|| line.len() - after.trim_start().len())
 }

@@ -12,7 +12,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::corpus::problem::{Problem, ProblemKind};
-use crate::corpus::{document, jsonl, ChunkConfig, Document, Format, Passage, PassageId};
+use crate::corpus::{
+    parse_document, ArticleMeta, ChunkConfig, Document, DocumentInput, Format, Layout, Passage,
+    PassageId,
+};
 
 /// Everything a load produced.
 #[derive(Debug, Default)]
@@ -25,18 +28,53 @@ pub struct LoadReport {
     pub ignored_files: usize,
 }
 
-/// Loads `paths`, each a file or a directory, into passages sized by `config`.
+/// A supported file found under the paths given, read and decoded.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Where it is on disk.
+    pub path: PathBuf,
+    /// Its path relative to the root it was found under, with `/` separators: the document id.
+    pub id: String,
+    pub layout: Layout,
+    pub text: String,
+}
+
+/// The files of a corpus, before they are cut into passages.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    pub files: Vec<SourceFile>,
+    /// Files that could not be read.
+    pub problems: Vec<Problem>,
+    /// Files in the directories walked that are not of a supported type.
+    pub ignored_files: usize,
+}
+
+/// Finds and reads the supported files of `paths`, each a file or a directory.
 ///
-/// Document paths (and so generated passage ids) are relative to the directory given, or are
-/// the file name for a file given on its own.
+/// Document ids are paths relative to the directory given, or the file name for a file given
+/// on its own.
+pub fn read_files<P: AsRef<Path>>(paths: &[P]) -> FileScan {
+    let mut scan = FileScan::default();
+    for path in paths {
+        scan.read_path(path.as_ref());
+    }
+    scan
+}
+
+/// Loads `paths`, each a file or a directory, into passages sized by `config`. A passage id
+/// taken by an earlier file costs the later one its paragraph group (or record).
 pub fn load<P: AsRef<Path>>(paths: &[P], config: &ChunkConfig<'_>) -> LoadReport {
+    let scan = read_files(paths);
     let mut loader = Loader {
-        config,
-        report: LoadReport::default(),
+        report: LoadReport {
+            problems: scan.problems,
+            ignored_files: scan.ignored_files,
+            ..LoadReport::default()
+        },
         first_seen: HashMap::new(),
     };
-    for path in paths {
-        loader.load_path(path.as_ref());
+    for file in &scan.files {
+        loader.load_file(file, config);
     }
     let report = loader.report;
     tracing::info!(
@@ -49,39 +87,25 @@ pub fn load<P: AsRef<Path>>(paths: &[P], config: &ChunkConfig<'_>) -> LoadReport
     report
 }
 
-/// The kinds of file the corpus reads.
-#[derive(Debug, Clone, Copy)]
-enum FileKind {
-    Text,
-    Jsonl,
-}
-
-impl FileKind {
-    fn of(path: &Path) -> Option<Self> {
-        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
-        match extension.as_str() {
-            "txt" | "md" => Some(Self::Text),
-            "jsonl" => Some(Self::Jsonl),
-            _ => None,
-        }
+/// The layout of a file, by its extension: `.txt` and `.md` are news (or plain text, which
+/// the news rules leave as it is), `.jsonl` records.
+fn layout_of(path: &Path) -> Option<Layout> {
+    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+    match extension.as_str() {
+        "txt" | "md" => Some(Layout::News),
+        "jsonl" => Some(Layout::Jsonl),
+        _ => None,
     }
 }
 
-struct Loader<'a> {
-    config: &'a ChunkConfig<'a>,
-    report: LoadReport,
-    /// Where each passage id was first loaded from: document path and line.
-    first_seen: HashMap<PassageId, (String, usize)>,
-}
-
-impl Loader<'_> {
-    fn load_path(&mut self, path: &Path) {
+impl FileScan {
+    fn read_path(&mut self, path: &Path) {
         match fs::metadata(path) {
             Ok(metadata) if metadata.is_dir() => self.walk(path, path),
-            Ok(_) => match FileKind::of(path) {
-                Some(kind) => {
+            Ok(_) => match layout_of(path) {
+                Some(layout) => {
                     let name = path.file_name().unwrap_or(path.as_os_str());
-                    self.load_file(path, &name.to_string_lossy(), kind);
+                    self.read_file(path, &name.to_string_lossy(), layout);
                 }
                 None => self.problem(path, None, ProblemKind::UnsupportedExtension),
             },
@@ -115,16 +139,16 @@ impl Loader<'_> {
             }
             if is_dir {
                 self.walk(root, &path);
-            } else if let Some(kind) = FileKind::of(&path) {
-                self.load_file(&path, &relative_path(root, &path), kind);
+            } else if let Some(layout) = layout_of(&path) {
+                self.read_file(&path, &relative_path(root, &path), layout);
             } else {
-                self.report.ignored_files += 1;
+                self.ignored_files += 1;
             }
         }
     }
 
-    /// Loads the file at `path`; `relative` is its path relative to its root.
-    fn load_file(&mut self, path: &Path, relative: &str, kind: FileKind) {
+    /// Reads the file at `path`; `id` is its path relative to its root.
+    fn read_file(&mut self, path: &Path, id: &str, layout: Layout) {
         let bytes = match fs::read(path) {
             Ok(bytes) => bytes,
             Err(error) => {
@@ -146,37 +170,58 @@ impl Loader<'_> {
         if text.trim_start_matches('\u{feff}').trim().is_empty() {
             return self.problem(path, None, ProblemKind::Empty);
         }
-        let (format, articles, groups) = match kind {
-            FileKind::Text => {
-                let document = document::parse(relative, &text, self.config);
-                (
-                    document.format,
-                    Some(document.articles.len()),
-                    document.passages,
-                )
-            }
-            FileKind::Jsonl => {
-                let document = jsonl::parse(relative, &text, self.config);
-                for (line, kind) in document.problems {
-                    self.problem(path, Some(line), kind);
-                }
-                (Format::Jsonl, None, document.records)
-            }
-        };
+        self.files.push(SourceFile {
+            path: path.to_owned(),
+            id: id.to_owned(),
+            layout,
+            text,
+        });
+    }
+
+    fn problem(&mut self, path: &Path, line: Option<usize>, kind: ProblemKind) {
+        report(&mut self.problems, path, line, kind);
+    }
+}
+
+struct Loader {
+    report: LoadReport,
+    /// Where each passage id was first loaded from: document path and line.
+    first_seen: HashMap<PassageId, (String, usize)>,
+}
+
+impl Loader {
+    fn load_file(&mut self, file: &SourceFile, config: &ChunkConfig<'_>) {
+        let parsed = parse_document(
+            &DocumentInput {
+                id: &file.id,
+                text: &file.text,
+                layout: file.layout,
+                meta: &ArticleMeta::default(),
+                metadata: &serde_json::Map::new(),
+            },
+            config,
+        );
+        for (line, kind) in parsed.problems {
+            self.problem(&file.path, Some(line), kind);
+        }
         let mut loaded_groups = 0;
         let mut passages = 0;
-        for group in groups {
-            if let Some(count) = self.admit(path, group) {
+        for group in parsed.groups {
+            if let Some(count) = self.admit(&file.path, group) {
                 loaded_groups += 1;
                 passages += count;
             }
         }
-        tracing::debug!(path = %path.display(), passages, "loaded");
+        tracing::debug!(path = %file.path.display(), passages, "loaded");
         self.report.documents.push(Document {
-            path: relative.to_owned(),
-            format,
+            path: file.id.clone(),
+            format: parsed.format,
             // A JSON-lines record counts as an article.
-            articles: articles.unwrap_or(loaded_groups),
+            articles: if parsed.format == Format::Jsonl {
+                loaded_groups
+            } else {
+                parsed.articles
+            },
             passages,
         });
     }
@@ -207,14 +252,19 @@ impl Loader<'_> {
     }
 
     fn problem(&mut self, path: &Path, line: Option<usize>, kind: ProblemKind) {
-        let problem = Problem {
-            path: path.to_owned(),
-            line,
-            kind,
-        };
-        tracing::warn!("skipped {problem}");
-        self.report.problems.push(problem);
+        report(&mut self.report.problems, path, line, kind);
     }
+}
+
+/// Logs a problem and adds it to `problems`.
+fn report(problems: &mut Vec<Problem>, path: &Path, line: Option<usize>, kind: ProblemKind) {
+    let problem = Problem {
+        path: path.to_owned(),
+        line,
+        kind,
+    };
+    tracing::warn!("skipped {problem}");
+    problems.push(problem);
 }
 
 /// `path` relative to `root`, with `/` between components whatever the platform.

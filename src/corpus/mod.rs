@@ -12,6 +12,7 @@ mod chunk;
 mod date;
 mod document;
 mod id;
+mod input;
 mod jsonl;
 mod load;
 mod pdf_text;
@@ -28,7 +29,8 @@ use serde::{Deserialize, Serialize};
 
 pub use date::ArticleDate;
 pub use id::PassageId;
-pub use load::{load, LoadReport};
+pub use input::{parse_document, DocumentInput, Layout, ParsedDocument};
+pub use load::{load, read_files, FileScan, LoadReport, SourceFile};
 pub use problem::{Problem, ProblemKind};
 
 /// Counts the tokens the embedding model sees for a passage, including whatever the model adds
@@ -80,6 +82,8 @@ pub enum Format {
     Text,
     /// Text extracted from a PDF, hard-wrapped and double-spaced; repaired before use.
     WrappedText,
+    /// Markdown: headings are paragraphs of their own.
+    Markdown,
     /// JSON lines, one ready passage per line.
     Jsonl,
 }
@@ -110,8 +114,26 @@ pub struct ArticleMeta {
     pub url: Option<String>,
 }
 
+impl ArticleMeta {
+    /// Takes from `defaults` what this article does not say itself.
+    pub fn fill_from(&mut self, defaults: &ArticleMeta) {
+        let fill = |own: &mut Option<String>, default: &Option<String>| {
+            if own.is_none() {
+                own.clone_from(default);
+            }
+        };
+        fill(&mut self.title, &defaults.title);
+        fill(&mut self.dateline, &defaults.dateline);
+        fill(&mut self.source, &defaults.source);
+        fill(&mut self.url, &defaults.url);
+        if self.date.is_none() {
+            self.date.clone_from(&defaults.date);
+        }
+    }
+}
+
 /// Where a passage sits in its document. All numbers are 1-based.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     /// Article within the document (for JSON lines: the record's line number).
     pub article: usize,
@@ -124,10 +146,10 @@ pub struct Position {
     pub pieces: usize,
 }
 
-/// Where a passage's text is in the source file, for a person to check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Where a passage's text is in its document, for a person to check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Citation {
-    /// The document's path, as in [`Document::path`].
+    /// The document: a file's path as in [`Document::path`], or the id a document was given.
     pub path: String,
     /// 1-based, inclusive.
     pub line_start: usize,

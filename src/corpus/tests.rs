@@ -214,7 +214,13 @@ fn seed_paragraphs_come_back_whole_and_citable() {
 fn seed_file_loses_and_repeats_nothing() {
     let source = fs::read_to_string(seeds().join(SEED_FILE)).unwrap();
     let config = ChunkConfig::new(&SimpleCounter);
-    let document = document::parse(SEED_FILE, &source, &config);
+    let document = document::parse(
+        SEED_FILE,
+        &source,
+        Layout::News,
+        &ArticleMeta::default(),
+        &config,
+    );
     assert_eq!(reassembled(&document), non_whitespace(&source));
 
     let report = load_seeds();
@@ -251,7 +257,13 @@ fn long_paragraphs_are_split_within_budget_with_overlap() {
         max_tokens: 100,
         ..ChunkConfig::new(&counter)
     };
-    let document = document::parse("long.txt", &paragraph, &config);
+    let document = document::parse(
+        "long.txt",
+        &paragraph,
+        Layout::News,
+        &ArticleMeta::default(),
+        &config,
+    );
     let pieces = &document.passages[0];
     assert!(pieces.len() > 1);
     let mut fresh = String::new();
@@ -523,7 +535,13 @@ fn check_document(text: &str) -> Result<(), TestCaseError> {
         min_tokens: 8,
         ..ChunkConfig::new(&counter)
     };
-    let document = document::parse("doc.txt", text, &config);
+    let document = document::parse(
+        "doc.txt",
+        text,
+        Layout::News,
+        &ArticleMeta::default(),
+        &config,
+    );
     let expected = non_whitespace(text.strip_prefix('\u{feff}').unwrap_or(text));
     prop_assert_eq!(reassembled(&document), expected);
     for passage in document.passages.iter().flatten() {
@@ -559,4 +577,117 @@ proptest! {
     fn pdf_like_text_segments_without_loss(text in pdf_like_text()) {
         check_document(&text)?;
     }
+}
+
+fn parse_as(layout: Layout, text: &str, meta: &ArticleMeta) -> ParsedDocument {
+    let metadata = serde_json::json!({"lang": "zh"})
+        .as_object()
+        .cloned()
+        .unwrap();
+    let input = DocumentInput {
+        id: "doc 1",
+        text,
+        layout,
+        meta,
+        metadata: &metadata,
+    };
+    parse_document(&input, &ChunkConfig::new(&SimpleCounter))
+}
+
+#[test]
+fn plain_text_is_one_article_with_the_given_metadata() {
+    let meta = ArticleMeta {
+        title: Some("给定标题".into()),
+        date: Some(ArticleDate::parse("2025-04-29")),
+        ..ArticleMeta::default()
+    };
+    // A dateline in plain text is text, not the start of an article.
+    let text = "第一段第一行\n第一段第二行。\n\n（2025年04月25日来源：新华网）\n\n第二段。";
+    let parsed = parse_as(Layout::Plain, text, &meta);
+    assert_eq!((parsed.format, parsed.articles), (Format::Text, 1));
+    let passages = parsed.into_passages();
+    let all: String = passages.iter().map(|p| p.text.as_str()).collect();
+    assert!(
+        all.contains("第一段第一行第一段第二行。"),
+        "joined without a space: {all}"
+    );
+    assert!(all.contains("来源：新华网"), "{all}");
+    for passage in &passages {
+        assert_eq!(passage.article.title.as_deref(), Some("给定标题"));
+        assert_eq!(passage.article.date.as_ref().unwrap().label(), "2025-04-29");
+        assert_eq!(passage.metadata["lang"], "zh");
+        assert_eq!(passage.citation.path, "doc 1");
+        assert!(
+            passage.id.as_str().starts_with("doc~201~"),
+            "{}",
+            passage.id
+        );
+    }
+}
+
+#[test]
+fn markdown_headings_are_paragraphs_without_their_markers() {
+    let text =
+        "# 标题一\n正文第一段，内容足够长以便独立成段落。\n\n## 小节\n\n#不是标题\n    # 缩进代码";
+    let parsed = parse_as(Layout::Markdown, text, &ArticleMeta::default());
+    assert_eq!(parsed.format, Format::Markdown);
+    let passages = parsed.into_passages();
+    let all: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
+    let joined = all.join("|");
+    assert!(joined.starts_with("标题一"), "{joined}");
+    assert!(
+        joined.contains("小节") && !joined.contains("## "),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("#不是标题"),
+        "not a heading without a space: {joined}"
+    );
+    assert!(
+        joined.contains("#缩进代码"),
+        "indented four spaces: {joined}"
+    );
+    // Citations point into the heading line, after its marker.
+    let first = &passages[0];
+    assert_eq!(first.citation.line_start, 1);
+    assert!(text[first.citation.byte_start..].starts_with("标题一"));
+}
+
+#[test]
+fn news_articles_keep_their_own_metadata_and_take_the_rest_from_the_document() {
+    let text = "会议召开\n\n（2025年04月25日来源：新华网）\n\n新华社北京4月25日电 会议分析研究了当前经济形势。";
+    let meta = ArticleMeta {
+        title: Some("文档标题".into()),
+        source: Some("其他来源".into()),
+        url: Some("https://example.org/a".into()),
+        ..ArticleMeta::default()
+    };
+    let passages = parse_as(Layout::News, text, &meta).into_passages();
+    assert!(!passages.is_empty());
+    for passage in &passages {
+        assert_eq!(passage.article.title.as_deref(), Some("会议召开"));
+        assert_eq!(passage.article.source.as_deref(), Some("新华网"));
+        assert_eq!(
+            passage.article.url.as_deref(),
+            Some("https://example.org/a")
+        );
+    }
+}
+
+#[test]
+fn repeated_record_ids_within_a_document_are_skipped_and_reported() {
+    let text = "{\"id\": \"a\", \"text\": \"第一条。\"}\n{\"id\": \"a\", \"text\": \"第二条。\"}\n{\"id\": \"b\", \"text\": \"第三条。\"}";
+    let parsed = parse_as(Layout::Jsonl, text, &ArticleMeta::default());
+    assert_eq!(parsed.articles, 2);
+    assert_eq!(parsed.problems.len(), 1);
+    assert!(matches!(
+        parsed.problems[0],
+        (2, ProblemKind::DuplicateId { .. })
+    ));
+    let ids: Vec<String> = parsed
+        .into_passages()
+        .iter()
+        .map(|p| p.id.to_string())
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
 }

@@ -162,7 +162,7 @@ impl BertEncoder {
         };
         let hidden = config.hidden_size;
         let count = config.num_attention_heads;
-        if count == 0 || hidden % count != 0 {
+        if count == 0 || !hidden.is_multiple_of(count) {
             return Err(EmbeddingError::Unsupported(format!(
                 "hidden size {hidden} is not divisible by {count} heads"
             )));

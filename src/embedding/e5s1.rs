@@ -345,7 +345,7 @@ fn read_tensor(
         )));
     }
     let expected_bytes = if entry.quantized {
-        if expected % Q4_BLOCK_VALUES != 0 {
+        if !expected.is_multiple_of(Q4_BLOCK_VALUES) {
             return Err(bad(format!("{expected} elements do not fill Q4_0 blocks")));
         }
         expected / Q4_BLOCK_VALUES * Q4_BLOCK_BYTES

@@ -123,7 +123,7 @@ fn fill_panels(panels: &mut [f32], k: usize, n: usize, at: impl Fn(usize, usize)
 /// largest magnitude divided by 1..=8 (ggml Q4_0, whose values are -8·d ... 7·d). Q8_0's wider
 /// integers would overflow the integer kernel's 16-bit sums, so such weights stay f32.
 fn exact_blocks(weight: &[f32], n: usize, k: usize) -> Option<Vec<f32>> {
-    if k % BLOCK != 0 {
+    if !k.is_multiple_of(BLOCK) {
         return None;
     }
     let mut scales = Vec::with_capacity(n * k / BLOCK);

@@ -311,7 +311,7 @@ unsafe fn microkernel_avx2<const ROWS: usize>(
             sums[r][0] = _mm256_add_epi16(sums[r][0], _mm256_maddubs_epi16(w0, x4));
             sums[r][1] = _mm256_add_epi16(sums[r][1], _mm256_maddubs_epi16(w1, x4));
         }
-        if (kk + GROUP) % BLOCK == 0 {
+        if (kk + GROUP).is_multiple_of(BLOCK) {
             let block = kk / BLOCK;
             let w_scales = panel.scales.as_ptr().add(block * NR);
             let w_scales = [_mm256_loadu_ps(w_scales), _mm256_loadu_ps(w_scales.add(8))];

@@ -13,9 +13,9 @@
 pub mod attention;
 pub mod batching;
 pub mod bert;
-pub mod cache;
 pub mod config;
 pub mod e5s1;
+pub mod fingerprint;
 pub mod gemm;
 pub mod int8;
 pub mod pypi;
@@ -31,8 +31,8 @@ use candle_transformers::models::{bert as hf_bert, xlm_roberta};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 pub use batching::BatchLimits;
-pub use cache::{CacheError, CacheOpened, ModelFingerprint, TextKey, VectorCache};
 pub use config::{Architecture, ModelConfig, Pooling, Prompts};
+pub use fingerprint::{ModelFingerprint, TextKey};
 pub use queue::{EmbedQueue, QueueError};
 pub use resolve::{ModelFiles, ModelLocator, ModelOrigin, DEFAULT_MODEL};
 
@@ -78,18 +78,7 @@ impl EmbeddingError {
 }
 
 /// What a text is for; decides the prompt the model sees in front of it.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// A question or search text.
     Query,
@@ -107,13 +96,13 @@ pub struct Embedding {
     pub truncated: bool,
 }
 
-/// Revision of the native encoder's arithmetic: part of the vector cache's model fingerprint, so
-/// that vectors computed by an earlier kernel (say, f32 before the int8 path) are not mixed with
-/// new ones. Bump it whenever a change alters the vectors the native backend produces.
+/// Revision of the native encoder's arithmetic: part of the model fingerprint stored vectors are
+/// kept under, so that vectors computed by an earlier kernel (say, f32 before the int8 path) are
+/// not mixed with new ones. Bump it whenever a change alters the vectors the native backend produces.
 pub const NATIVE_ENCODER_REVISION: u32 = 2;
 
 /// Which implementation runs the encoder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backend {
     /// wenda's own BERT forward pass (BERT checkpoints; the fast path).
     #[default]

@@ -1,19 +1,27 @@
-//! Embeds the texts of many concurrent requests in shared forward passes.
+//! Embeds the texts of many concurrent requests in shared forward passes, questions first.
 //!
-//! One worker thread owns the forward passes. Requests wait in a bounded channel; the worker takes
-//! the first, then every request already waiting (up to `max_batch`), and embeds them together. A
-//! pass over sixteen short questions costs far less than sixteen passes, because the weights are
-//! streamed from memory once for all of them. As in text-embeddings-inference there is no timer:
-//! a batch is whatever arrived while the previous pass ran, so a lone request never waits for
-//! company. A full channel refuses new work at once ([`QueueError::Full`]), so overload shows up
-//! as an error the caller can report rather than as an ever-growing wait.
+//! One worker thread owns the forward passes. Requests wait in two bounded lanes: questions
+//! ([`Role::Query`]) and passages ([`Role::Passage`]: documents being written, `/v1/embeddings`).
+//! Whenever it is free, the worker takes every waiting question (up to `max_batch`) and embeds
+//! them together: a pass over sixteen short questions costs far less than sixteen passes, because
+//! the weights are streamed from memory once for all of them. Only when no question waits does it
+//! take passage work, one slice at a time: large passage requests are cut into slices of at most
+//! [`PASSAGE_SLICE_TOKENS`] tokens, so a question that arrives during a large import waits for one
+//! slice, not for the import. As in text-embeddings-inference there is no timer: a batch is
+//! whatever arrived while the previous pass ran, so a lone request never waits for company. A
+//! full lane refuses new work at once ([`QueueError::Full`]), so overload shows up as an error
+//! the caller can report rather than as an ever-growing wait.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
 use super::{Embedder, Embedding, Role};
+
+/// Most tokens of passage text one slice of passage work holds (about a third of a second of
+/// the worker's time on two cores): the longest a question waits behind passage work.
+pub const PASSAGE_SLICE_TOKENS: usize = 1_024;
 
 /// Why a queued text got no embedding.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -26,29 +34,54 @@ pub enum QueueError {
     Failed(String),
 }
 
-/// Texts of one request; they are embedded in the same pass as whatever else is waiting.
+/// Texts embedded in one pass with whatever else is waiting in their lane.
 struct Job {
-    role: Role,
     texts: Vec<String>,
     reply: oneshot::Sender<Result<Vec<Embedding>, QueueError>>,
 }
 
+#[derive(Default)]
+struct Lanes {
+    queries: VecDeque<Job>,
+    passages: VecDeque<Job>,
+    stopped: bool,
+}
+
+struct Shared {
+    lanes: Mutex<Lanes>,
+    work: Condvar,
+    capacity: usize,
+}
+
+impl Shared {
+    fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Handle to the embedding worker; cheap to share behind an `Arc`. The worker stops when the
-/// last handle is dropped.
+/// handle is dropped.
 pub struct EmbedQueue {
-    sender: SyncSender<Job>,
+    shared: Arc<Shared>,
+    embedder: Arc<Embedder>,
 }
 
 impl EmbedQueue {
-    /// Starts the worker. At most `capacity` requests wait; a pass takes waiting requests until
-    /// they hold `max_batch` texts (a single larger request is embedded whole).
+    /// Starts the worker. A lane holding `capacity` jobs refuses more; a pass takes waiting
+    /// questions until they hold `max_batch` texts.
     pub fn start(embedder: Arc<Embedder>, capacity: usize, max_batch: usize) -> Self {
-        let (sender, receiver) = mpsc::sync_channel(capacity.max(1));
+        let shared = Arc::new(Shared {
+            lanes: Mutex::default(),
+            work: Condvar::new(),
+            capacity: capacity.max(1),
+        });
+        let worker = Arc::clone(&shared);
+        let model = Arc::clone(&embedder);
         std::thread::Builder::new()
             .name("wenda-embed".into())
-            .spawn(move || work(&embedder, &receiver, max_batch.max(1)))
+            .spawn(move || work(&model, &worker, max_batch.max(1)))
             .expect("spawning the embedding worker thread");
-        Self { sender }
+        Self { shared, embedder }
     }
 
     /// Embeds `text` in `role`, sharing a forward pass with whatever else is waiting.
@@ -57,7 +90,8 @@ impl EmbedQueue {
         Ok(embeddings.remove(0))
     }
 
-    /// Embeds `texts` in `role`; the result follows their order.
+    /// Embeds `texts` in `role`; the result follows their order. Passage texts are cut into
+    /// slices that queue one after another, each behind any question that arrives meanwhile.
     pub async fn embed_all(
         &self,
         role: Role,
@@ -66,38 +100,104 @@ impl EmbedQueue {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let (reply, answer) = oneshot::channel();
-        self.sender
-            .try_send(Job { role, texts, reply })
-            .map_err(|e| match e {
-                TrySendError::Full(_) => QueueError::Full,
-                TrySendError::Disconnected(_) => QueueError::Stopped,
-            })?;
-        answer.await.map_err(|_| QueueError::Stopped)?
+        let slices = match role {
+            Role::Query => vec![texts],
+            Role::Passage => self.slices(texts),
+        };
+        let answers = {
+            let mut lanes = self.shared.lanes();
+            if lanes.stopped {
+                return Err(QueueError::Stopped);
+            }
+            let lane = match role {
+                Role::Query => &mut lanes.queries,
+                Role::Passage => &mut lanes.passages,
+            };
+            // A lane at capacity refuses; one admitted takes all the request's slices, so a
+            // request is never half queued.
+            if lane.len() >= self.shared.capacity {
+                return Err(QueueError::Full);
+            }
+            let mut answers = Vec::with_capacity(slices.len());
+            for texts in slices {
+                let (reply, answer) = oneshot::channel();
+                lane.push_back(Job { texts, reply });
+                answers.push(answer);
+            }
+            answers
+        };
+        self.shared.work.notify_one();
+        let mut embeddings = Vec::new();
+        for answer in answers {
+            embeddings.extend(answer.await.map_err(|_| QueueError::Stopped)??);
+        }
+        Ok(embeddings)
+    }
+
+    /// Cuts passage texts into slices of at most [`PASSAGE_SLICE_TOKENS`] tokens (a longer
+    /// text is a slice alone).
+    fn slices(&self, texts: Vec<String>) -> Vec<Vec<String>> {
+        let window = self.embedder.config().max_tokens;
+        let mut slices: Vec<Vec<String>> = Vec::new();
+        let mut tokens = 0;
+        for text in texts {
+            let count = self
+                .embedder
+                .token_count(Role::Passage, &text)
+                .unwrap_or(window)
+                .min(window);
+            match slices.last_mut() {
+                Some(slice) if tokens + count <= PASSAGE_SLICE_TOKENS => {
+                    slice.push(text);
+                    tokens += count;
+                }
+                _ => {
+                    slices.push(vec![text]);
+                    tokens = count;
+                }
+            }
+        }
+        slices
     }
 }
 
-fn work(embedder: &Embedder, receiver: &Receiver<Job>, max_batch: usize) {
-    while let Ok(first) = receiver.recv() {
-        let mut waiting = first.texts.len();
-        let mut batch = vec![first];
-        while waiting < max_batch {
-            match receiver.try_recv() {
-                Ok(job) => {
-                    waiting += job.texts.len();
-                    batch.push(job);
+impl Drop for EmbedQueue {
+    fn drop(&mut self) {
+        self.shared.lanes().stopped = true;
+        self.shared.work.notify_all();
+    }
+}
+
+fn work(embedder: &Embedder, shared: &Shared, max_batch: usize) {
+    loop {
+        let (role, jobs) = {
+            let mut lanes = shared.lanes();
+            loop {
+                if !lanes.queries.is_empty() {
+                    let mut jobs = Vec::new();
+                    let mut texts = 0;
+                    while texts < max_batch {
+                        let Some(job) = lanes.queries.pop_front() else {
+                            break;
+                        };
+                        texts += job.texts.len();
+                        jobs.push(job);
+                    }
+                    break (Role::Query, jobs);
                 }
-                Err(_) => break,
+                if let Some(job) = lanes.passages.pop_front() {
+                    break (Role::Passage, vec![job]);
+                }
+                if lanes.stopped {
+                    return;
+                }
+                lanes = shared
+                    .work
+                    .wait(lanes)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
-        }
-        for role in [Role::Query, Role::Passage] {
-            let (jobs, rest): (Vec<Job>, Vec<Job>) =
-                batch.into_iter().partition(|job| job.role == role);
-            batch = rest;
-            if !jobs.is_empty() {
-                answer(embedder, role, jobs);
-            }
-        }
+        };
+        answer(embedder, role, jobs);
     }
 }
 

@@ -7,8 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::embedding::QueueError;
-use crate::search::SearchError;
+use crate::service::ServiceError;
 
 /// An error response. `code` is stable and meant for programs; `message` is for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +25,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, for programs: `empty_query`, `invalid_request`, `unknown_passage`, `not_ready`, …
+    /// Stable, for programs: `empty_query`, `invalid_request`, `unknown_collection`,
+    /// `unknown_document`, `unknown_passage`, `not_ready`, `unauthorized`, …
     #[schema(example = "invalid_request")]
     pub code: String,
     /// For people: what was wrong and what is accepted.
@@ -110,30 +110,53 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-impl From<SearchError> for ApiError {
-    fn from(error: SearchError) -> Self {
-        match error {
-            SearchError::UnknownPassage(_) => {
-                Self::new(StatusCode::NOT_FOUND, "unknown_passage", error.to_string())
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        let (status, code) = match &error {
+            ServiceError::EmptyQuery => (StatusCode::BAD_REQUEST, "empty_query"),
+            ServiceError::EmptyInput(_) => (StatusCode::BAD_REQUEST, "empty_input"),
+            ServiceError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
+            ServiceError::InvalidName(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
+            ServiceError::UnknownCollection(_) => (StatusCode::NOT_FOUND, "unknown_collection"),
+            ServiceError::UnknownPassage(_) => (StatusCode::NOT_FOUND, "unknown_passage"),
+            ServiceError::UnknownDocument { .. } => (StatusCode::NOT_FOUND, "unknown_document"),
+            ServiceError::NoPassages(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_passages"),
+            ServiceError::PassageConflict { .. } => (StatusCode::CONFLICT, "passage_id_conflict"),
+            ServiceError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            ServiceError::StorageUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
             }
-            SearchError::MissingEmbedding(_) => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                error.to_string(),
-            ),
+            ServiceError::EmbeddingFailed(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "embedding_failed")
+            }
+            ServiceError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(%error, "request failed");
         }
+        Self::new(status, code, error.to_string())
     }
 }
 
-impl From<QueueError> for ApiError {
-    fn from(error: QueueError) -> Self {
-        match error {
-            QueueError::Full => Self::overloaded(),
-            QueueError::Stopped | QueueError::Failed(_) => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "embedding_failed",
-                error.to_string(),
-            ),
+/// A JSON object body deserialised into `T`. Unlike `axum::Json`, it refuses a top-level array,
+/// which serde would otherwise read as a struct's fields in order (`["q"]` as `{"query": "q"}`).
+pub struct Body<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for Body<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        if !value.is_object() {
+            return Err(ApiError::invalid("the body must be a JSON object"));
         }
+        serde_json::from_value(value)
+            .map(Body)
+            .map_err(|error| ApiError::invalid(format!("invalid body: {error}")))
     }
 }

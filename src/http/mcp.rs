@@ -3,9 +3,10 @@
 //!
 //! The server is stateless: every POST carries one JSON-RPC message and gets its answer as
 //! `application/json`, so nothing is kept between requests and any number of clients may
-//! connect. The tools call the same code as the HTTP routes; a request the API would refuse
-//! (empty question, unknown passage, `top_k` out of range) comes back as a tool result with
-//! `isError: true` and the API's message, which the model can read and correct.
+//! connect. The tools call the same service core as the HTTP routes and answer with the API's
+//! JSON; a request the API would refuse (empty question, unknown passage, `top_k` out of range)
+//! comes back as a tool result with `isError: true` and the API's message, which the model can
+//! read and correct. Every tool takes an optional `collection` (default: `default`).
 
 use std::sync::Arc;
 
@@ -19,10 +20,10 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{schemars, tool, tool_handler, tool_router, ServerHandler};
 use serde::{Deserialize, Serialize};
 
-use super::routes;
-use super::wire::{PassageView, ScoredPassage, SearchRequest, SimilarQuery};
+use super::wire::{FilterBody, PassageView, ScoredPassage, SearchResponse, SimilarResponse};
 use super::{ApiError, AppState};
-use crate::search::{heading, Filter, IsoDate, Mode};
+use crate::search::heading;
+use crate::service::{SearchRequest, SimilarRequest, DEFAULT_COLLECTION};
 
 /// The tower service behind `/mcp`.
 pub type McpService = StreamableHttpService<Tools, LocalSessionManager>;
@@ -93,12 +94,16 @@ pub struct SearchArgs {
     date_from: Option<String>,
     /// Only passages dated on or before this day, `YYYY-MM-DD`.
     date_to: Option<String>,
+    /// The collection to search (default: `default`).
+    collection: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct PassageArgs {
     /// A passage id, as returned by `search` or `similar_passages`.
     id: String,
+    /// The collection it belongs to (default: `default`).
+    collection: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -107,6 +112,8 @@ pub struct SimilarArgs {
     id: String,
     /// How many passages to return, 1 to 100 (default 5).
     top_k: Option<usize>,
+    /// The collection it belongs to (default: `default`).
+    collection: Option<String>,
 }
 
 #[tool_router]
@@ -127,11 +134,14 @@ impl Tools {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn search(&self, Parameters(args): Parameters<SearchArgs>) -> CallToolResult {
-        let request = match search_request(args) {
-            Ok(request) => request,
-            Err(message) => return tool_error(&ApiError::invalid(message)),
+        let answered = async {
+            let core = self.state.core()?;
+            let collection = collection_of(&args.collection).to_owned();
+            let request = search_request(args).map_err(ApiError::invalid)?;
+            let outcome = core.search(&collection, request).await?;
+            Ok::<_, ApiError>(SearchResponse::from(outcome))
         };
-        match routes::search(&self.state, request).await {
+        match answered.await {
             Ok(response) => answer(render_results(&response.results), &response),
             Err(error) => tool_error(&error),
         }
@@ -144,8 +154,15 @@ impl Tools {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn get_passage(&self, Parameters(args): Parameters<PassageArgs>) -> CallToolResult {
-        match routes::find_passage(&self.state, &args.id) {
-            Ok(passage) => answer(render_passage(None, &passage), &passage),
+        let found = self
+            .state
+            .core()
+            .and_then(|core| Ok(core.passage(collection_of(&args.collection), &args.id)?));
+        match found {
+            Ok(passage) => {
+                let passage = PassageView::from(&*passage);
+                answer(render_passage(None, &passage), &passage)
+            }
             Err(error) => tool_error(&error),
         }
     }
@@ -157,11 +174,19 @@ impl Tools {
         annotations(read_only_hint = true, open_world_hint = false)
     )]
     async fn similar_passages(&self, Parameters(args): Parameters<SimilarArgs>) -> CallToolResult {
-        let query = SimilarQuery {
-            top_k: args.top_k,
-            min_score: None,
+        let answered = async {
+            let request = SimilarRequest {
+                top_k: args.top_k,
+                ..SimilarRequest::default()
+            };
+            let outcome = self
+                .state
+                .core()?
+                .similar(collection_of(&args.collection), &args.id, request)
+                .await?;
+            Ok::<_, ApiError>(SimilarResponse::from(outcome))
         };
-        match routes::find_similar(&self.state, args.id, query).await {
+        match answered.await {
             Ok(response) => answer(render_results(&response.results), &response),
             Err(error) => tool_error(&error),
         }
@@ -182,23 +207,26 @@ impl ServerHandler for Tools {
     }
 }
 
+/// The collection a tool call names, or `default`.
+fn collection_of(collection: &Option<String>) -> &str {
+    collection.as_deref().unwrap_or(DEFAULT_COLLECTION)
+}
+
 /// The search the tool's arguments ask for, or why they are invalid.
 fn search_request(args: SearchArgs) -> Result<SearchRequest, String> {
-    let date = |text: Option<String>| text.map(IsoDate::try_from).transpose();
+    let filter = FilterBody {
+        document: args.document,
+        title: args.title,
+        date_from: args.date_from,
+        date_to: args.date_to,
+        metadata: None,
+    };
     Ok(SearchRequest {
-        query: args.question,
         top_k: args.top_k,
-        mode: Mode::default(),
-        filter: Filter {
-            document: args.document,
-            title: args.title,
-            date_from: date(args.date_from)?,
-            date_to: date(args.date_to)?,
-        },
-        min_score: None,
-        context: None,
+        filter: filter.into_domain()?,
         // The tool's text has no markup to show them in.
-        highlight: Some(false),
+        highlight: false,
+        ..SearchRequest::new(args.question)
     })
 }
 

@@ -1,12 +1,11 @@
-//! The HTTP API (JSON over HTTP/1.1): routing, request validation and the wire format.
+//! The HTTP API (JSON over HTTP/1.1): routing, request validation, API keys and the wire format.
+//! Handlers call the service core ([`Wenda`]) and nothing else.
 //!
-//! The server starts before the index is ready: `/health` answers at once, `/ready` and the
-//! search routes answer 503 until [`AppState::set_ready`] hands over the engine. Work is bounded
-//! twice: at most [`Limits::max_in_flight`] searches run at once (more are refused with 503
-//! rather than queued without end) and bodies larger than [`Limits::max_body_bytes`] are refused
-//! with 413. Query texts go through the [`EmbedQueue`], which batches concurrent questions into
-//! shared forward passes.
+//! The server starts before the collections are loaded: `/health` answers at once, `/ready` and
+//! the API answer 503 until [`AppState::set_ready`] hands over the core. Bodies larger than
+//! their route's limit are refused with 413; the core bounds the work in progress.
 
+mod auth;
 mod error;
 mod mcp;
 mod openapi;
@@ -25,24 +24,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, SemaphorePermit};
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
+pub use auth::ApiKeys;
 pub use error::ApiError;
 
-use crate::embedding::{EmbedQueue, Embedder};
-use crate::search::SearchEngine;
+use crate::service::Wenda;
 
-/// Bounds on the work one server accepts.
+/// Bounds on the requests one server accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest body of a search request.
     pub max_body_bytes: usize,
     /// Largest body of an embeddings request, which carries up to 128 passages.
     pub max_embeddings_body_bytes: usize,
-    pub max_in_flight: usize,
+    /// Largest body of a document write.
+    pub max_document_bytes: usize,
 }
 
 impl Default for Limits {
@@ -50,60 +49,42 @@ impl Default for Limits {
         Self {
             max_body_bytes: 64 * 1024,
             max_embeddings_body_bytes: 4 * 1024 * 1024,
-            max_in_flight: 64,
+            max_document_bytes: 16 * 1024 * 1024,
         }
     }
 }
 
-/// What the search routes need once the index is built.
-pub struct Service {
-    pub engine: SearchEngine,
-    pub queue: EmbedQueue,
-    /// For measuring context blocks in tokens.
-    pub embedder: Arc<Embedder>,
-    pub model: wire::ModelInfo,
-}
-
 /// Shared by every request.
 pub struct AppState {
-    service: OnceLock<Service>,
-    permits: Semaphore,
+    core: OnceLock<Arc<Wenda>>,
     limits: Limits,
 }
 
 impl AppState {
     pub fn new(limits: Limits) -> Arc<Self> {
         Arc::new(Self {
-            service: OnceLock::new(),
-            permits: Semaphore::new(limits.max_in_flight),
+            core: OnceLock::new(),
             limits,
         })
     }
 
-    /// Makes the service available; `/ready` answers 200 from now on. A second call is ignored.
-    pub fn set_ready(&self, service: Service) {
-        if self.service.set(service).is_err() {
-            tracing::warn!("the service was already ready; keeping the first index");
+    /// Makes the core available; `/ready` answers 200 from now on. A second call is ignored.
+    pub fn set_ready(&self, core: Arc<Wenda>) {
+        if self.core.set(core).is_err() {
+            tracing::warn!("the service was already ready; keeping the first");
         }
     }
 
-    fn service(&self) -> Result<&Service, ApiError> {
-        self.service.get().ok_or_else(ApiError::not_ready)
-    }
-
-    /// A slot among the requests in progress, held until dropped; 503 when all are taken.
-    fn permit(&self) -> Result<SemaphorePermit<'_>, ApiError> {
-        self.permits
-            .try_acquire()
-            .map_err(|_| ApiError::overloaded())
+    fn core(&self) -> Result<&Arc<Wenda>, ApiError> {
+        self.core.get().ok_or_else(ApiError::not_ready)
     }
 }
 
 /// All routes. Each is added from its handler's `#[utoipa::path]` (path, method and
 /// description in one place), which also makes it part of the OpenAPI document served at
 /// `/openapi.json`, so the router serves nothing the document leaves out. `allowed_hosts` are
-/// the `Host` values `/mcp` accepts (empty: loopback names only; `*`: any).
-pub fn router(state: Arc<AppState>, allowed_hosts: &[String]) -> Router {
+/// the `Host` values `/mcp` accepts (empty: loopback names only; `*`: any); `keys` guard the API.
+pub fn router(state: Arc<AppState>, allowed_hosts: &[String], keys: ApiKeys) -> Router {
     let limits = state.limits;
     let mcp = mcp::service(Arc::clone(&state), allowed_hosts, limits.max_body_bytes);
     let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -119,6 +100,30 @@ pub fn router(state: Arc<AppState>, allowed_hosts: &[String]) -> Router {
         ))
         .routes(routes!(routes::passage))
         .routes(routes!(routes::similar))
+        .routes(routes!(routes::list_collections))
+        .routes(routes!(
+            routes::get_collection,
+            routes::put_collection,
+            routes::delete_collection
+        ))
+        .routes(limit_body(
+            routes!(
+                routes::collection_search_get,
+                routes::collection_search_post
+            ),
+            limits.max_body_bytes,
+        ))
+        .routes(routes!(routes::collection_passage))
+        .routes(routes!(routes::collection_similar))
+        .routes(routes!(routes::list_documents))
+        .routes(limit_body(
+            routes!(
+                routes::get_document,
+                routes::put_document,
+                routes::delete_document
+            ),
+            limits.max_document_bytes,
+        ))
         .routes(limit_body(
             routes!(routes::embeddings),
             limits.max_embeddings_body_bytes,
@@ -130,6 +135,7 @@ pub fn router(state: Arc<AppState>, allowed_hosts: &[String]) -> Router {
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(Extension(openapi::ServedDocument(Arc::new(document))))
         .layer(Extension(Arc::new(mcp)))
+        .layer(middleware::from_fn_with_state(keys, auth::require_key))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }

@@ -1,26 +1,27 @@
-//! Request handlers: validate, do the work, answer in the wire format. Each handler's
-//! `#[utoipa::path]` is its entry in the OpenAPI document; the search, passage and similar
-//! operations are also what the MCP tools call.
+//! Request handlers. Each only destructures the request, calls one method of the service core
+//! ([`Wenda`]) and maps the answer to the wire format; each handler's `#[utoipa::path]` is its
+//! entry in the OpenAPI document. Routes without a collection mean the `default` one.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::Json;
 
-use super::error::ErrorBody;
+use super::error::{Body, ErrorBody};
 use super::wire::{
-    ContextBudget, EmbeddingData, EmbeddingVector, EmbeddingsRequest, EmbeddingsResponse,
-    EncodingFormat, Info, PassageView, ScoredPassage, SearchQuery, SearchRequest, SearchResponse,
-    SimilarQuery, SimilarResponse, Status, Usage,
+    CollectionList, CollectionView, Deleted, DocumentBody, DocumentList, DocumentListQuery,
+    DocumentSummary, DocumentView, EmbeddingData, EmbeddingVector, EmbeddingsRequest,
+    EmbeddingsResponse, EncodingFormat, Info, PassageView, PutDocumentResponse, SearchQuery,
+    SearchRequest, SearchResponse, SimilarQuery, SimilarResponse, Status, Usage,
 };
-use super::{ApiError, AppState, Service};
+use super::{ApiError, AppState};
 use crate::embedding::Role;
-use crate::search::{self, Filter, Question, SearchError, SearchParams, DEFAULT_TOP_K, MAX_TOP_K};
+use crate::service::{NewDocument, SimilarRequest, Wenda, DEFAULT_COLLECTION};
 
 type Answer<T> = Result<Json<T>, ApiError>;
+type Shared = State<Arc<AppState>>;
 
 /// Liveness: 200 while the process runs, even before the index is ready.
 #[utoipa::path(get, path = "/health", tag = "service",
@@ -31,31 +32,33 @@ pub async fn health() -> Json<Status> {
     })
 }
 
-/// Readiness: 200 once the model is loaded and the corpus indexed; 503 `not_ready` before.
+/// Readiness: 200 once the model is loaded and the collections indexed; 503 `not_ready` before.
 #[utoipa::path(get, path = "/ready", tag = "service", responses(
     (status = 200, description = "Searches will be answered.", body = Status),
     (status = 503, description = "`not_ready`: the index is still being built.", body = ErrorBody),
 ))]
-pub async fn ready(State(state): State<Arc<AppState>>) -> Answer<Status> {
-    state.service()?;
+pub async fn ready(State(state): Shared) -> Answer<Status> {
+    state.core()?;
     Ok(Json(Status {
         status: "ready".into(),
     }))
 }
 
-/// What is served: version, model, and the size of the index.
+/// What is served: version, model, and the size of the indexes.
 #[utoipa::path(get, path = "/v1/info", tag = "service", responses(
     (status = 200, body = Info),
     (status = 503, description = "`not_ready`", body = ErrorBody),
 ))]
-pub async fn info(State(state): State<Arc<AppState>>) -> Answer<Info> {
-    let service = state.service()?;
+pub async fn info(State(state): Shared) -> Answer<Info> {
+    let core = state.core()?;
+    let totals = core.totals();
     Ok(Json(Info {
         version: env!("CARGO_PKG_VERSION").into(),
-        model: service.model.clone(),
-        passages: service.engine.passages().len(),
-        documents: service.engine.documents().len(),
-        index_bytes: service.engine.index_bytes(),
+        model: core.model().into(),
+        collections: totals.collections,
+        passages: totals.passages,
+        documents: totals.documents,
+        index_bytes: totals.index_bytes,
     }))
 }
 
@@ -71,20 +74,20 @@ pub async fn info(State(state): State<Arc<AppState>>) -> Answer<Info> {
     (status = 503, description = "`not_ready` or `overloaded`: retry shortly.", body = ErrorBody),
 ))]
 pub async fn search_get(
-    State(state): State<Arc<AppState>>,
+    State(state): Shared,
     query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Answer<SearchResponse> {
     let Query(query) = query?;
-    search(&state, query.into()).await.map(Json)
+    search(&state, DEFAULT_COLLECTION, query.into()).await
 }
 
 /// Search the corpus of news passages with a natural-language question.
 ///
 /// Returns the passages that best answer `query`, best first. Each result has the passage
 /// `text`, its `document` (title, date, source), a `score`, and a `citation` (file and lines)
-/// to show the user. Ask in Chinese or English; `filter` narrows by document, title or date.
-/// Add `context` to also get the results as a numbered block, ready to paste into a prompt,
-/// with the citations its numbers refer to.
+/// to show the user. Ask in Chinese or English; `filter` narrows by document, title, date or
+/// metadata. Add `context` to also get the results as a numbered block, ready to paste into a
+/// prompt, with the citations its numbers refer to.
 #[utoipa::path(post, path = "/v1/search", tag = "search", operation_id = "search",
     request_body = SearchRequest, responses(
     (status = 200, description = "The best passages, best first.", body = SearchResponse),
@@ -95,88 +98,65 @@ pub async fn search_get(
     (status = 503, description = "`not_ready` or `overloaded`: retry shortly.", body = ErrorBody),
 ))]
 pub async fn search_post(
-    State(state): State<Arc<AppState>>,
-    body: Result<Json<SearchRequest>, JsonRejection>,
+    State(state): Shared,
+    Body(body): Body<SearchRequest>,
 ) -> Answer<SearchResponse> {
-    let Json(request) = body?;
-    search(&state, request).await.map(Json)
+    search(&state, DEFAULT_COLLECTION, body).await
 }
 
-/// Answers a search; shared by the HTTP routes and the MCP `search` tool.
+/// Search one collection (query string form).
+#[utoipa::path(get, path = "/v1/collections/{collection}/search", tag = "search",
+    operation_id = "collectionSearchGet",
+    params(("collection" = String, Path, description = "The collection's name."), SearchQuery),
+    responses(
+    (status = 200, description = "The best passages, best first.", body = SearchResponse),
+    (status = 400, description = "`empty_query`: `q` is empty.", body = ErrorBody),
+    (status = 404, description = "`unknown_collection`", body = ErrorBody),
+    (status = 422, description = "`invalid_request`: a parameter is unknown or out of range.", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `overloaded`: retry shortly.", body = ErrorBody),
+))]
+pub async fn collection_search_get(
+    State(state): Shared,
+    collection: Result<Path<String>, PathRejection>,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> Answer<SearchResponse> {
+    let Path(collection) = collection?;
+    let Query(query) = query?;
+    search(&state, &collection, query.into()).await
+}
+
+/// Search one collection with a natural-language question (the body of `POST /v1/search`).
+#[utoipa::path(post, path = "/v1/collections/{collection}/search", tag = "search",
+    operation_id = "collectionSearch",
+    params(("collection" = String, Path, description = "The collection's name.")),
+    request_body = SearchRequest, responses(
+    (status = 200, description = "The best passages, best first.", body = SearchResponse),
+    (status = 400, description = "`empty_query`: the query is empty.", body = ErrorBody),
+    (status = 404, description = "`unknown_collection`", body = ErrorBody),
+    (status = 413, description = "`payload_too_large`", body = ErrorBody),
+    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    (status = 422, description = "`malformed_json` or `invalid_request`", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `overloaded`: retry shortly.", body = ErrorBody),
+))]
+pub async fn collection_search_post(
+    State(state): Shared,
+    collection: Result<Path<String>, PathRejection>,
+    Body(body): Body<SearchRequest>,
+) -> Answer<SearchResponse> {
+    let Path(collection) = collection?;
+    search(&state, &collection, body).await
+}
+
+/// Answers a search over `collection`.
 pub(super) async fn search(
-    state: &Arc<AppState>,
+    state: &AppState,
+    collection: &str,
     request: SearchRequest,
-) -> Result<SearchResponse, ApiError> {
-    let started = Instant::now();
-    let service = state.service()?;
-    if request.query.trim().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "empty_query",
-            "the query is empty; ask a question",
-        ));
-    }
-    let params = search_params(request.top_k, request.min_score, request.filter)?;
-    let budget = request.context.map(context_budget).transpose()?;
-    let params = SearchParams {
-        mode: request.mode,
-        ..params
-    };
-    let _permit = state.permit()?;
-    let embedding = if request.mode.needs_embedding() {
-        Some(
-            service
-                .queue
-                .embed(Role::Query, request.query.clone())
-                .await?,
-        )
-    } else {
-        None
-    };
-    let text = request.query.clone();
-    let highlight = request.highlight.unwrap_or(true);
-    let vector = embedding.as_ref().map(|e| e.vector.clone());
-    let (results, context) = off_runtime(state, move |service| {
-        let question = Question {
-            text: &text,
-            vector: vector.as_deref(),
-        };
-        let ranked = service.engine.search(&question, &params)?;
-        let context = budget.map(|budget| match budget {
-            Budget::Chars(max) => search::context(&ranked, max, &|t: &str| t.chars().count()),
-            Budget::Tokens(max) => search::context(&ranked, max, &|t: &str| {
-                service
-                    .embedder
-                    .token_count(Role::Passage, t)
-                    .unwrap_or(usize::MAX)
-            }),
-        });
-        let highlighter = highlight.then(|| service.engine.highlighter(&text));
-        let results: Vec<ScoredPassage> = ranked
-            .into_iter()
-            .map(|ranked| {
-                let highlights = highlighter.as_ref().map(|highlighter| {
-                    let spans = highlighter.spans(&ranked.passage.text);
-                    spans.into_iter().map(|s| [s.start, s.end]).collect()
-                });
-                ScoredPassage {
-                    highlights,
-                    ..ranked.into()
-                }
-            })
-            .collect();
-        Ok::<_, SearchError>((results, context))
-    })
-    .await??;
-    Ok(SearchResponse {
-        query: request.query,
-        mode: request.mode,
-        query_tokens: embedding.as_ref().map(|e| e.tokens),
-        truncated: embedding.is_some_and(|e| e.truncated),
-        results,
-        context,
-        took_ms: elapsed_ms(started),
-    })
+) -> Answer<SearchResponse> {
+    let core = state.core()?;
+    let request = request.into_domain().map_err(ApiError::invalid)?;
+    let outcome = core.search(collection, request).await?;
+    Ok(Json(outcome.into()))
 }
 
 /// Get one passage by id (as given in search results), with its document and citation.
@@ -188,25 +168,37 @@ pub(super) async fn search(
     (status = 503, description = "`not_ready`", body = ErrorBody),
 ))]
 pub async fn passage(
-    State(state): State<Arc<AppState>>,
+    State(state): Shared,
     id: Result<Path<String>, PathRejection>,
 ) -> Answer<PassageView> {
     let Path(id) = id?;
-    find_passage(&state, &id).map(Json)
+    passage_of(&state, DEFAULT_COLLECTION, &id)
 }
 
-/// Looks up a passage; shared by the HTTP route and the MCP `get_passage` tool.
-pub(super) fn find_passage(state: &AppState, id: &str) -> Result<PassageView, ApiError> {
-    let passage = state
-        .service()?
-        .engine
-        .passage(id)
-        .ok_or_else(|| SearchError::UnknownPassage(id.to_owned()))?;
-    Ok(passage.into())
+/// Get one passage of a collection by id.
+#[utoipa::path(get, path = "/v1/collections/{collection}/passages/{id}", tag = "search",
+    operation_id = "getCollectionPassage",
+    params(("collection" = String, Path, description = "The collection's name."),
+        ("id" = String, Path, description = "A passage id from a search result.")),
+    responses(
+    (status = 200, body = PassageView),
+    (status = 404, description = "`unknown_collection` or `unknown_passage`", body = ErrorBody),
+    (status = 503, description = "`not_ready`", body = ErrorBody),
+))]
+pub async fn collection_passage(
+    State(state): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Answer<PassageView> {
+    let Path((collection, id)) = path?;
+    passage_of(&state, &collection, &id)
 }
 
-/// Find the passages closest in meaning to one passage (itself and its own paragraph
-/// excluded): "more like this".
+fn passage_of(state: &AppState, collection: &str, id: &str) -> Answer<PassageView> {
+    let passage = state.core()?.passage(collection, id)?;
+    Ok(Json(PassageView::from(&*passage)))
+}
+
+/// Find the passages closest in meaning to one passage (itself excluded): "more like this".
 #[utoipa::path(get, path = "/v1/passages/{id}/similar", tag = "search", operation_id = "similarPassages",
     params(("id" = String, Path, description = "A passage id from a search result."), SimilarQuery),
     responses(
@@ -216,43 +208,258 @@ pub(super) fn find_passage(state: &AppState, id: &str) -> Result<PassageView, Ap
     (status = 503, description = "`not_ready` or `overloaded`", body = ErrorBody),
 ))]
 pub async fn similar(
-    State(state): State<Arc<AppState>>,
+    State(state): Shared,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<SimilarQuery>, QueryRejection>,
 ) -> Answer<SimilarResponse> {
     let Path(id) = id?;
     let Query(query) = query?;
-    find_similar(&state, id, query).await.map(Json)
+    similar_to(&state, DEFAULT_COLLECTION, &id, query).await
 }
 
-/// Ranks the passages related to passage `id`; shared by the HTTP route and the MCP
-/// `similar_passages` tool.
-pub(super) async fn find_similar(
-    state: &Arc<AppState>,
-    id: String,
+/// Find the passages of a collection closest in meaning to one of its passages.
+#[utoipa::path(get, path = "/v1/collections/{collection}/passages/{id}/similar", tag = "search",
+    operation_id = "collectionSimilarPassages",
+    params(("collection" = String, Path, description = "The collection's name."),
+        ("id" = String, Path, description = "A passage id from a search result."), SimilarQuery),
+    responses(
+    (status = 200, description = "The closest passages, best first.", body = SimilarResponse),
+    (status = 404, description = "`unknown_collection` or `unknown_passage`", body = ErrorBody),
+    (status = 422, description = "`invalid_request`", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `overloaded`", body = ErrorBody),
+))]
+pub async fn collection_similar(
+    State(state): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<SimilarQuery>, QueryRejection>,
+) -> Answer<SimilarResponse> {
+    let Path((collection, id)) = path?;
+    let Query(query) = query?;
+    similar_to(&state, &collection, &id, query).await
+}
+
+pub(super) async fn similar_to(
+    state: &AppState,
+    collection: &str,
+    id: &str,
     query: SimilarQuery,
-) -> Result<SimilarResponse, ApiError> {
-    let started = Instant::now();
-    state.service()?;
-    let params = search_params(query.top_k, query.min_score, Filter::default())?;
-    let _permit = state.permit()?;
-    let passage_id = id.clone();
-    let results = off_runtime(state, move |service| {
-        service
-            .engine
-            .similar(&passage_id, &params)
-            .map(|ranked| ranked.into_iter().map(ScoredPassage::from).collect())
-    })
-    .await??;
-    Ok(SimilarResponse {
-        id,
-        results,
-        took_ms: elapsed_ms(started),
-    })
+) -> Answer<SimilarResponse> {
+    let request = SimilarRequest {
+        top_k: query.top_k,
+        min_score: query.min_score,
+        ..SimilarRequest::default()
+    };
+    let outcome = state.core()?.similar(collection, id, request).await?;
+    Ok(Json(outcome.into()))
 }
 
-/// Most texts one `/v1/embeddings` request may carry.
-pub const MAX_EMBEDDING_INPUTS: usize = 128;
+/// List the collections with their sizes.
+#[utoipa::path(get, path = "/v1/collections", tag = "collections", operation_id = "listCollections",
+    responses(
+    (status = 200, body = CollectionList),
+    (status = 503, description = "`not_ready` or `storage_unavailable`", body = ErrorBody),
+))]
+pub async fn list_collections(State(state): Shared) -> Answer<CollectionList> {
+    let core = state.core()?;
+    let collections = core.collections().await?;
+    Ok(Json(CollectionList {
+        collections: collections
+            .into_iter()
+            .map(|summary| CollectionView::new(summary, core.model()))
+            .collect(),
+    }))
+}
+
+/// Describe one collection: documents, passages, bytes and model.
+#[utoipa::path(get, path = "/v1/collections/{collection}", tag = "collections",
+    operation_id = "getCollection",
+    params(("collection" = String, Path, description = "The collection's name.")),
+    responses(
+    (status = 200, body = CollectionView),
+    (status = 404, description = "`unknown_collection`", body = ErrorBody),
+    (status = 422, description = "`invalid_name`", body = ErrorBody),
+    (status = 503, description = "`not_ready`", body = ErrorBody),
+))]
+pub async fn get_collection(
+    State(state): Shared,
+    collection: Result<Path<String>, PathRejection>,
+) -> Answer<CollectionView> {
+    let Path(collection) = collection?;
+    let core = state.core()?;
+    let summary = core.collection_summary(&collection).await?;
+    Ok(Json(CollectionView::new(summary, core.model())))
+}
+
+/// Create a collection (idempotent: 201 when created, 200 when it already existed).
+#[utoipa::path(put, path = "/v1/collections/{collection}", tag = "collections",
+    operation_id = "createCollection",
+    params(("collection" = String, Path, description = "1 to 64 of `a-z 0-9 _ -`.")),
+    responses(
+    (status = 200, description = "It already existed.", body = CollectionView),
+    (status = 201, description = "Created.", body = CollectionView),
+    (status = 403, description = "`forbidden`: a read-only key.", body = ErrorBody),
+    (status = 422, description = "`invalid_name`", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `storage_unavailable`", body = ErrorBody),
+))]
+pub async fn put_collection(
+    State(state): Shared,
+    collection: Result<Path<String>, PathRejection>,
+) -> Result<(StatusCode, Json<CollectionView>), ApiError> {
+    let Path(collection) = collection?;
+    let core = state.core()?;
+    let created = core.create_collection(&collection).await?;
+    let summary = core.collection_summary(&collection).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(CollectionView::new(summary, core.model()))))
+}
+
+/// Delete a collection with all its documents.
+#[utoipa::path(delete, path = "/v1/collections/{collection}", tag = "collections",
+    operation_id = "deleteCollection",
+    params(("collection" = String, Path, description = "The collection's name.")),
+    responses(
+    (status = 200, body = Deleted),
+    (status = 403, description = "`forbidden`: a read-only key.", body = ErrorBody),
+    (status = 404, description = "`unknown_collection`", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `storage_unavailable`", body = ErrorBody),
+))]
+pub async fn delete_collection(
+    State(state): Shared,
+    collection: Result<Path<String>, PathRejection>,
+) -> Answer<Deleted> {
+    let Path(collection) = collection?;
+    state.core()?.delete_collection(&collection).await?;
+    Ok(Json(Deleted {
+        id: collection,
+        deleted: true,
+        passages: None,
+    }))
+}
+
+/// Documents listed per page when the caller does not say.
+const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// List a collection's documents (without their texts), a page at a time, by id.
+#[utoipa::path(get, path = "/v1/collections/{collection}/documents", tag = "documents",
+    operation_id = "listDocuments",
+    params(("collection" = String, Path, description = "The collection's name."), DocumentListQuery),
+    responses(
+    (status = 200, body = DocumentList),
+    (status = 404, description = "`unknown_collection`", body = ErrorBody),
+    (status = 422, description = "`invalid_request`: `limit` out of range.", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `storage_unavailable`", body = ErrorBody),
+))]
+pub async fn list_documents(
+    State(state): Shared,
+    collection: Result<Path<String>, PathRejection>,
+    query: Result<Query<DocumentListQuery>, QueryRejection>,
+) -> Answer<DocumentList> {
+    let Path(collection) = collection?;
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    let page = state
+        .core()?
+        .documents(&collection, query.cursor, limit)
+        .await?;
+    Ok(Json(DocumentList {
+        documents: page.documents.iter().map(DocumentSummary::from).collect(),
+        next_cursor: page.next,
+    }))
+}
+
+/// Get a document: its fields, metadata, text and passages.
+#[utoipa::path(get, path = "/v1/collections/{collection}/documents/{doc_id}", tag = "documents",
+    operation_id = "getDocument",
+    params(("collection" = String, Path, description = "The collection's name."),
+        ("doc_id" = String, Path, description = "The document's id (percent-encode `/` and other reserved characters).")),
+    responses(
+    (status = 200, body = DocumentView),
+    (status = 404, description = "`unknown_collection` or `unknown_document`", body = ErrorBody),
+    (status = 422, description = "`invalid_name`", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `storage_unavailable`", body = ErrorBody),
+))]
+pub async fn get_document(
+    State(state): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Answer<DocumentView> {
+    let Path((collection, id)) = path?;
+    let detail = state.core()?.document(&collection, &id).await?;
+    Ok(Json(detail.into()))
+}
+
+/// Create or replace a document. It is cut into passages, embedded (text embedded before is
+/// reused) and stored; the answer comes once it is durable and searchable. A replaced
+/// document's passages are swapped at once: a search sees the old version or the new one.
+#[utoipa::path(put, path = "/v1/collections/{collection}/documents/{doc_id}", tag = "documents",
+    operation_id = "putDocument",
+    params(("collection" = String, Path, description = "The collection's name."),
+        ("doc_id" = String, Path, description = "The document's id: up to 512 bytes, no control characters (percent-encode reserved characters).")),
+    request_body = DocumentBody,
+    responses(
+    (status = 200, description = "Replaced.", body = PutDocumentResponse),
+    (status = 201, description = "Created.", body = PutDocumentResponse),
+    (status = 403, description = "`forbidden`: a read-only key.", body = ErrorBody),
+    (status = 404, description = "`unknown_collection`", body = ErrorBody),
+    (status = 409, description = "`passage_id_conflict`: a passage id belongs to another document.", body = ErrorBody),
+    (status = 413, description = "`payload_too_large`: over the document limit (16 MiB by default).", body = ErrorBody),
+    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    (status = 422, description = "`malformed_json`, `invalid_request`, `invalid_name` or `no_passages` (the text has nothing to index).", body = ErrorBody),
+    (status = 503, description = "`not_ready`, `overloaded` or `storage_unavailable`: nothing was written.", body = ErrorBody),
+))]
+pub async fn put_document(
+    State(state): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+    Body(body): Body<DocumentBody>,
+) -> Result<(StatusCode, Json<PutDocumentResponse>), ApiError> {
+    let Path((collection, id)) = path?;
+    let document = NewDocument {
+        text: body.text,
+        layout: body.format.into(),
+        title: body.title,
+        date: body.date,
+        source: body.source,
+        url: body.url,
+        metadata: body.metadata.unwrap_or_default(),
+    };
+    let outcome = state
+        .core()?
+        .put_document(&collection, &id, document)
+        .await?;
+    let status = if outcome.replaced {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(outcome.into())))
+}
+
+/// Delete a document and its passages.
+#[utoipa::path(delete, path = "/v1/collections/{collection}/documents/{doc_id}", tag = "documents",
+    operation_id = "deleteDocument",
+    params(("collection" = String, Path, description = "The collection's name."),
+        ("doc_id" = String, Path, description = "The document's id.")),
+    responses(
+    (status = 200, body = Deleted),
+    (status = 403, description = "`forbidden`: a read-only key.", body = ErrorBody),
+    (status = 404, description = "`unknown_collection` or `unknown_document`", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `storage_unavailable`: nothing was deleted.", body = ErrorBody),
+))]
+pub async fn delete_document(
+    State(state): Shared,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> Answer<Deleted> {
+    let Path((collection, id)) = path?;
+    let passages = state.core()?.delete_document(&collection, &id).await?;
+    Ok(Json(Deleted {
+        id,
+        deleted: true,
+        passages: Some(passages),
+    }))
+}
 
 /// OpenAI-compatible embeddings: the served model's vectors for up to 128 texts.
 ///
@@ -267,36 +474,21 @@ pub const MAX_EMBEDDING_INPUTS: usize = 128;
     (status = 503, description = "`not_ready` or `overloaded`", body = ErrorBody),
 ))]
 pub async fn embeddings(
-    State(state): State<Arc<AppState>>,
-    body: Result<Json<EmbeddingsRequest>, JsonRejection>,
+    State(state): Shared,
+    Body(body): Body<EmbeddingsRequest>,
 ) -> Answer<EmbeddingsResponse> {
-    let Json(request) = body?;
-    let service = state.service()?;
-    let texts = request.input.into_texts();
-    if texts.is_empty() || texts.len() > MAX_EMBEDDING_INPUTS {
-        return Err(ApiError::invalid(format!(
-            "input must hold 1 to {MAX_EMBEDDING_INPUTS} texts, got {}",
-            texts.len()
-        )));
-    }
-    if let Some(index) = texts.iter().position(|t| t.trim().is_empty()) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "empty_input",
-            format!("input {index} is empty"),
-        ));
-    }
+    let request = body;
+    let core: &Wenda = state.core()?;
     if let Some(dimensions) = request.dimensions {
-        if dimensions != service.model.dimensions {
+        if dimensions != core.model().dimensions {
             return Err(ApiError::invalid(format!(
                 "dimensions {dimensions} is not available: the model's vectors have {}",
-                service.model.dimensions
+                core.model().dimensions
             )));
         }
     }
-    let _permit = state.permit()?;
-    let role = request.input_type.unwrap_or(Role::Passage);
-    let embedded = service.queue.embed_all(role, texts).await?;
+    let role = request.input_type.map_or(Role::Passage, Role::from);
+    let embedded = core.embed(role, request.input.into_texts()).await?;
     let tokens = embedded.iter().map(|e| e.tokens).sum();
     let data = embedded
         .into_iter()
@@ -314,7 +506,7 @@ pub async fn embeddings(
     Ok(Json(EmbeddingsResponse {
         object: "list".into(),
         data,
-        model: service.model.id.clone(),
+        model: core.model().id.clone(),
         usage: Usage {
             prompt_tokens: tokens,
             total_tokens: tokens,
@@ -343,91 +535,4 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         "method_not_allowed",
         format!("{} does not accept {method}", uri.path()),
     )
-}
-
-/// Checks the knobs shared by searches and related-passage lookups.
-fn search_params(
-    top_k: Option<usize>,
-    min_score: Option<f32>,
-    filter: Filter,
-) -> Result<SearchParams, ApiError> {
-    let top_k = top_k.unwrap_or(DEFAULT_TOP_K);
-    if !(1..=MAX_TOP_K).contains(&top_k) {
-        return Err(ApiError::invalid(format!(
-            "top_k must be between 1 and {MAX_TOP_K}, got {top_k}"
-        )));
-    }
-    if let Some(min) = min_score {
-        if !(-1.0..=1.0).contains(&min) {
-            return Err(ApiError::invalid(format!(
-                "min_score is a cosine similarity between -1 and 1, got {min}"
-            )));
-        }
-    }
-    if let (Some(from), Some(to)) = (&filter.date_from, &filter.date_to) {
-        if from > to {
-            return Err(ApiError::invalid(format!(
-                "date_from {} is after date_to {}",
-                from.as_str(),
-                to.as_str()
-            )));
-        }
-    }
-    Ok(SearchParams {
-        top_k,
-        filter,
-        min_score,
-        ..SearchParams::default()
-    })
-}
-
-/// A context budget, checked.
-enum Budget {
-    Chars(usize),
-    Tokens(usize),
-}
-
-/// Most characters (or tokens) a context block may be asked to fill.
-const MAX_CONTEXT_BUDGET: usize = 1_000_000;
-
-fn context_budget(budget: ContextBudget) -> Result<Budget, ApiError> {
-    let budget = match (budget.max_chars, budget.max_tokens) {
-        (Some(chars), None) => Budget::Chars(chars),
-        (None, Some(tokens)) => Budget::Tokens(tokens),
-        _ => {
-            return Err(ApiError::invalid(
-                "context takes exactly one of max_chars and max_tokens",
-            ))
-        }
-    };
-    let (Budget::Chars(size) | Budget::Tokens(size)) = budget;
-    if !(1..=MAX_CONTEXT_BUDGET).contains(&size) {
-        return Err(ApiError::invalid(format!(
-            "the context budget must be between 1 and {MAX_CONTEXT_BUDGET}, got {size}"
-        )));
-    }
-    Ok(budget)
-}
-
-fn elapsed_ms(started: Instant) -> f64 {
-    (started.elapsed().as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// Runs `work` on the ready service on a blocking thread: ranking scans the whole index, and a
-/// large corpus must not stall the async workers' I/O. Call only once the service is ready.
-async fn off_runtime<T: Send + 'static>(
-    state: &Arc<AppState>,
-    work: impl FnOnce(&Service) -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || work(state.service().expect("checked ready before")))
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, "a ranking task failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "ranking failed",
-            )
-        })
 }

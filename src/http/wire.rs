@@ -1,12 +1,53 @@
-//! The JSON the API reads and writes. Kept apart from the domain types so the wire format changes
-//! only on purpose.
+//! The JSON the API reads and writes, and its translation to and from the service's domain
+//! types. Kept apart from the domain so the wire format changes only on purpose: nothing in
+//! `corpus`, `index`, `search` or `service` knows about serde field names or OpenAPI schemas.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::corpus::{Citation, Passage, Position};
+use crate::corpus::{Citation, Layout, Passage, Position};
 use crate::embedding::Role;
-use crate::search::{Context, Filter, IsoDate, Mode, Ranked};
+use crate::index::{Bounds, Filter, IsoDate, MetadataCondition, MetadataTest, Scalar};
+use crate::search::{self, Context, ContextCitation, Ranked};
+use crate::service::{
+    CollectionSummary, ContextBudget as DomainBudget, DocumentDetail, ModelSummary, PutOutcome,
+    SearchHit, SearchOutcome, SearchRequest as DomainSearch, SimilarOutcome,
+};
+use crate::store::DocumentRecord;
+
+/// How passages are ranked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Cosine similarity of embeddings: paraphrases, other languages.
+    Dense,
+    /// BM25 over shared words: names, numbers, rare terms.
+    Lexical,
+    /// Both, blended.
+    #[default]
+    Hybrid,
+}
+
+impl From<Mode> for search::Mode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Dense => Self::Dense,
+            Mode::Lexical => Self::Lexical,
+            Mode::Hybrid => Self::Hybrid,
+        }
+    }
+}
+
+impl From<search::Mode> for Mode {
+    fn from(mode: search::Mode) -> Self {
+        match mode {
+            search::Mode::Dense => Self::Dense,
+            search::Mode::Lexical => Self::Lexical,
+            search::Mode::Hybrid => Self::Hybrid,
+        }
+    }
+}
 
 /// `POST /v1/search` body. Only `query` is required; unknown fields are refused.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -30,7 +71,7 @@ pub struct SearchRequest {
     pub mode: Mode,
     /// Narrows the passages considered before ranking.
     #[serde(default, deserialize_with = "object")]
-    pub filter: Filter,
+    pub filter: FilterBody,
     /// Leave out results whose cosine similarity to the query is below this (−1 to 1).
     #[serde(default)]
     #[schema(minimum = -1.0, maximum = 1.0)]
@@ -43,6 +84,174 @@ pub struct SearchRequest {
     /// Turning it off saves about 0.05 ms per result.
     #[serde(default)]
     pub highlight: Option<bool>,
+}
+
+impl SearchRequest {
+    /// The service's request, or why the fields do not make one.
+    pub fn into_domain(self) -> Result<DomainSearch, String> {
+        Ok(DomainSearch {
+            query: self.query,
+            top_k: self.top_k,
+            mode: self.mode.into(),
+            filter: self.filter.into_domain()?,
+            min_score: self.min_score,
+            context: self.context.map(ContextBudget::into_domain).transpose()?,
+            highlight: self.highlight.unwrap_or(true),
+        })
+    }
+}
+
+/// Conditions a passage must meet, all of them, to be ranked.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Filter)]
+pub struct FilterBody {
+    /// The passage's document: its id (for files, the path exactly as results show it).
+    #[serde(default)]
+    pub document: Option<String>,
+    /// Text the article title must contain; letters match in either case.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// First day admitted, `YYYY-MM-DD`, inclusive. With either date bound, undated passages are
+    /// excluded.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date, example = "2025-04-26")]
+    pub date_from: Option<String>,
+    /// Last day admitted, `YYYY-MM-DD`, inclusive.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub date_to: Option<String>,
+    /// Conditions on document metadata, all of which must hold, by field: a value (equal to
+    /// it; for a list field, containing it), a list of values (equal to one), or an object with
+    /// one kind of test: `{"in": [...]}`, number bounds `{"gt"|"gte"|"lt"|"lte": n}`, day
+    /// bounds `{"date_from"|"date_to": "YYYY-MM-DD"}` (inclusive; an ISO timestamp counts by
+    /// its day), or `{"contains": "text"}` (either case).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"lang": "zh", "year": {"gte": 2024}, "tags": {"in": ["ai", "policy"]}}))]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+impl FilterBody {
+    pub fn into_domain(self) -> Result<Filter, String> {
+        let date = |text: Option<String>| text.map(IsoDate::try_from).transpose();
+        Ok(Filter {
+            document: self.document,
+            title: self.title,
+            date_from: date(self.date_from)?,
+            date_to: date(self.date_to)?,
+            metadata: self
+                .metadata
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(key, test)| metadata_condition(key, test))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// One metadata condition as the wire writes it.
+fn metadata_condition(key: String, test: Value) -> Result<MetadataCondition, String> {
+    let scalar = |value: &Value| -> Result<Scalar, String> {
+        match value {
+            Value::String(text) => Ok(Scalar::Text(text.clone())),
+            Value::Bool(flag) => Ok(Scalar::Bool(*flag)),
+            Value::Number(number) => number
+                .as_f64()
+                .map(Scalar::Number)
+                .ok_or_else(|| format!("metadata filter {key:?}: {number} is out of range")),
+            other => Err(format!(
+                "metadata filter {key:?}: expected a string, number or boolean, found {other}"
+            )),
+        }
+    };
+    let test = match &test {
+        Value::Array(values) => {
+            MetadataTest::In(values.iter().map(scalar).collect::<Result<_, _>>()?)
+        }
+        Value::Object(operators) => {
+            let kinds: Vec<&str> = operators.keys().map(String::as_str).collect();
+            match kinds.as_slice() {
+                ["in"] => match &operators["in"] {
+                    Value::Array(values) => {
+                        MetadataTest::In(values.iter().map(scalar).collect::<Result<_, _>>()?)
+                    }
+                    _ => return Err(format!("metadata filter {key:?}: \"in\" takes a list")),
+                },
+                ["contains"] => match &operators["contains"] {
+                    Value::String(text) => MetadataTest::Contains(text.clone()),
+                    _ => {
+                        return Err(format!(
+                            "metadata filter {key:?}: \"contains\" takes a string"
+                        ))
+                    }
+                },
+                _ if !kinds.is_empty()
+                    && kinds.iter().all(|k| ["gt", "gte", "lt", "lte"].contains(k)) =>
+                {
+                    let number = |name: &str| -> Result<Option<f64>, String> {
+                        operators
+                            .get(name)
+                            .map(|v| {
+                                v.as_f64().ok_or_else(|| {
+                                    format!("metadata filter {key:?}: \"{name}\" takes a number")
+                                })
+                            })
+                            .transpose()
+                    };
+                    MetadataTest::Range(
+                        bounds(number("gt")?, number("gte")?, number("lt")?, number("lte")?)
+                            .map_err(|e| format!("metadata filter {key:?}: {e}"))?,
+                    )
+                }
+                _ if !kinds.is_empty()
+                    && kinds.iter().all(|k| ["date_from", "date_to"].contains(k)) =>
+                {
+                    let day = |name: &str| -> Result<Option<IsoDate>, String> {
+                        operators
+                            .get(name)
+                            .map(|v| match v {
+                                Value::String(text) => IsoDate::try_from(text.clone()),
+                                _ => Err(format!("\"{name}\" takes a date YYYY-MM-DD")),
+                            })
+                            .transpose()
+                            .map_err(|e| format!("metadata filter {key:?}: {e}"))
+                    };
+                    MetadataTest::DateRange(Bounds {
+                        lower: day("date_from")?.map(|d| (d, true)),
+                        upper: day("date_to")?.map(|d| (d, true)),
+                    })
+                }
+                _ => {
+                    return Err(format!(
+                        "metadata filter {key:?}: use one of \"in\", \"contains\", \
+                         \"gt\"/\"gte\"/\"lt\"/\"lte\" or \"date_from\"/\"date_to\", not {kinds:?}"
+                    ))
+                }
+            }
+        }
+        value => MetadataTest::Equals(scalar(value)?),
+    };
+    Ok(MetadataCondition { key, test })
+}
+
+/// Number bounds from the four comparison operators (at most one lower and one upper).
+fn bounds(
+    gt: Option<f64>,
+    gte: Option<f64>,
+    lt: Option<f64>,
+    lte: Option<f64>,
+) -> Result<Bounds<f64>, String> {
+    let one =
+        |exclusive: Option<f64>, inclusive: Option<f64>, side: &str| match (exclusive, inclusive) {
+            (Some(_), Some(_)) => Err(format!("give one {side} bound, not both")),
+            (Some(value), None) => Ok(Some((value, false))),
+            (None, Some(value)) => Ok(Some((value, true))),
+            (None, None) => Ok(None),
+        };
+    Ok(Bounds {
+        lower: one(gt, gte, "lower")?,
+        upper: one(lt, lte, "upper")?,
+    })
 }
 
 /// The size of a context block: characters or tokens (of the embedding model's tokenizer, a
@@ -61,6 +270,16 @@ pub struct ContextBudget {
     pub max_tokens: Option<usize>,
 }
 
+impl ContextBudget {
+    fn into_domain(self) -> Result<DomainBudget, String> {
+        match (self.max_chars, self.max_tokens) {
+            (Some(chars), None) => Ok(DomainBudget::Chars(chars)),
+            (None, Some(tokens)) => Ok(DomainBudget::Tokens(tokens)),
+            _ => Err("context takes exactly one of max_chars and max_tokens".into()),
+        }
+    }
+}
+
 /// `GET /v1/search` query string: the POST body's fields, with the filter's fields inline.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -77,14 +296,16 @@ pub struct SearchQuery {
     /// Leave out results whose cosine similarity to the query is below this (−1 to 1).
     #[param(minimum = -1.0, maximum = 1.0)]
     pub min_score: Option<f32>,
-    /// Only passages of this document (its `path`, exactly as results show it).
+    /// Only passages of this document (its id; for files, the path as results show it).
     pub document: Option<String>,
     /// Only passages whose article title contains this text.
     pub title: Option<String>,
     /// Only passages dated on or after this day (`YYYY-MM-DD`).
-    pub date_from: Option<IsoDate>,
+    #[param(value_type = Option<String>, format = Date)]
+    pub date_from: Option<String>,
     /// Only passages dated on or before this day (`YYYY-MM-DD`).
-    pub date_to: Option<IsoDate>,
+    #[param(value_type = Option<String>, format = Date)]
+    pub date_to: Option<String>,
     /// Also return a context block of at most this many characters (not with
     /// `context_tokens`).
     #[param(minimum = 1, maximum = 1_000_000)]
@@ -102,11 +323,12 @@ impl From<SearchQuery> for SearchRequest {
             query: query.q,
             top_k: query.top_k,
             mode: query.mode.unwrap_or_default(),
-            filter: Filter {
+            filter: FilterBody {
                 document: query.document,
                 title: query.title,
                 date_from: query.date_from,
                 date_to: query.date_to,
+                metadata: None,
             },
             min_score: query.min_score,
             context: (query.context_chars.is_some() || query.context_tokens.is_some()).then_some(
@@ -148,8 +370,26 @@ pub struct SearchResponse {
     pub results: Vec<ScoredPassage>,
     /// When asked for: the results as a numbered context block with its citations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<Context>,
+    pub context: Option<ContextView>,
     pub took_ms: f64,
+}
+
+impl From<SearchOutcome> for SearchResponse {
+    fn from(outcome: SearchOutcome) -> Self {
+        Self {
+            query: outcome.query,
+            mode: outcome.mode.into(),
+            query_tokens: outcome.query_tokens,
+            truncated: outcome.truncated,
+            results: outcome
+                .results
+                .into_iter()
+                .map(ScoredPassage::from)
+                .collect(),
+            context: outcome.context.map(ContextView::from),
+            took_ms: milliseconds(outcome.took),
+        }
+    }
 }
 
 /// The passages closest in meaning to one passage.
@@ -160,6 +400,25 @@ pub struct SimilarResponse {
     pub results: Vec<ScoredPassage>,
     /// Time spent answering, in milliseconds.
     pub took_ms: f64,
+}
+
+impl From<SimilarOutcome> for SimilarResponse {
+    fn from(outcome: SimilarOutcome) -> Self {
+        Self {
+            id: outcome.id,
+            results: outcome
+                .results
+                .into_iter()
+                .map(ScoredPassage::from)
+                .collect(),
+            took_ms: milliseconds(outcome.took),
+        }
+    }
+}
+
+/// Milliseconds, rounded to the microsecond.
+fn milliseconds(duration: std::time::Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// A result: a passage with its scores.
@@ -192,16 +451,27 @@ pub struct ComponentScores {
     pub lexical: Option<f32>,
 }
 
-impl From<Ranked<'_>> for ScoredPassage {
-    fn from(ranked: Ranked<'_>) -> Self {
+impl From<Ranked> for ScoredPassage {
+    fn from(ranked: Ranked) -> Self {
         Self {
             score: ranked.score,
             scores: ComponentScores {
                 dense: ranked.dense,
                 lexical: ranked.lexical,
             },
-            passage: ranked.passage.into(),
+            passage: PassageView::from(&*ranked.passage),
             highlights: None,
+        }
+    }
+}
+
+impl From<SearchHit> for ScoredPassage {
+    fn from(hit: SearchHit) -> Self {
+        Self {
+            highlights: hit
+                .highlights
+                .map(|spans| spans.into_iter().map(|s| [s.start, s.end]).collect()),
+            ..hit.ranked.into()
         }
     }
 }
@@ -209,21 +479,25 @@ impl From<Ranked<'_>> for ScoredPassage {
 /// A passage as clients see it: its text, where it comes from and how to cite it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PassageView {
-    /// Stable id: `<document path>~<article>.<paragraph>`, plus `.<piece>` when a long paragraph
-    /// was split. Use it with `/v1/passages/{id}`.
+    /// Stable id: `<document>~<article>.<paragraph>`, plus `.<piece>` when a long paragraph
+    /// was split (for JSON-lines records, the record's id). Use it with `/v1/passages/{id}`.
     #[schema(example = "000_6b84f5fb9e9426be.txt~2.1")]
     pub id: String,
     /// The passage, whitespace-normalised on one line; Chinese text has no added spaces.
     pub text: String,
     pub document: DocumentRef,
-    pub position: Position,
-    pub citation: Citation,
+    pub position: PositionView,
+    pub citation: CitationView,
+    /// The document's metadata (for JSON-lines records, the record's), when it has any.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
 }
 
 /// The document (news article) a passage comes from.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DocumentRef {
-    /// The file's path relative to its corpus directory.
+    /// The document's id: for files of the corpus folder, the path relative to it.
     pub path: String,
     /// The article's headline.
     pub title: Option<String>,
@@ -233,6 +507,57 @@ pub struct DocumentRef {
     pub source: Option<String>,
     /// The article's address, when the document gives one.
     pub url: Option<String>,
+}
+
+/// Where a passage sits in its document. All numbers are 1-based.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PositionView {
+    /// Article within the document (for JSON lines: the record's line number).
+    pub article: usize,
+    /// Paragraphs of the article the passage covers; more than one when small paragraphs were
+    /// merged.
+    pub first_paragraph: usize,
+    pub last_paragraph: usize,
+    /// Piece of those paragraphs, when they had to be split to fit the token budget.
+    pub piece: usize,
+    pub pieces: usize,
+}
+
+/// Where a passage's text is in its document, for a person to check.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CitationView {
+    /// The document's id (for files, the path).
+    pub path: String,
+    /// 1-based, inclusive.
+    pub line_start: usize,
+    pub line_end: usize,
+    /// Byte offsets into the document's text, end exclusive. For JSON lines: the record's line.
+    pub byte_start: usize,
+    pub byte_end: usize,
+}
+
+impl From<&Position> for PositionView {
+    fn from(position: &Position) -> Self {
+        Self {
+            article: position.article,
+            first_paragraph: position.first_paragraph,
+            last_paragraph: position.last_paragraph,
+            piece: position.piece,
+            pieces: position.pieces,
+        }
+    }
+}
+
+impl From<&Citation> for CitationView {
+    fn from(citation: &Citation) -> Self {
+        Self {
+            path: citation.path.clone(),
+            line_start: citation.line_start,
+            line_end: citation.line_end,
+            byte_start: citation.byte_start,
+            byte_end: citation.byte_end,
+        }
+    }
 }
 
 impl From<&Passage> for PassageView {
@@ -248,8 +573,69 @@ impl From<&Passage> for PassageView {
                 source: article.source.clone(),
                 url: article.url.clone(),
             },
-            position: passage.position.clone(),
-            citation: passage.citation.clone(),
+            position: (&passage.position).into(),
+            citation: (&passage.citation).into(),
+            metadata: passage.metadata.clone(),
+        }
+    }
+}
+
+/// The context block and what its numbers cite.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Context)]
+pub struct ContextView {
+    /// Paste into a prompt; passages are separated by blank lines.
+    pub text: String,
+    /// One per number used in `text`, in order.
+    pub citations: Vec<ContextCitationView>,
+    /// Results left out because the budget was spent.
+    pub omitted: usize,
+    /// The last passage included was cut to fit the budget.
+    pub cut: bool,
+}
+
+/// What `[number]` in the context refers to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = ContextCitation)]
+pub struct ContextCitationView {
+    pub number: usize,
+    pub id: String,
+    pub title: Option<String>,
+    pub date: Option<String>,
+    pub source: Option<String>,
+    pub url: Option<String>,
+    pub path: String,
+    pub line_start: usize,
+    pub line_end: usize,
+}
+
+impl From<Context> for ContextView {
+    fn from(context: Context) -> Self {
+        Self {
+            text: context.text,
+            citations: context
+                .citations
+                .into_iter()
+                .map(ContextCitationView::from)
+                .collect(),
+            omitted: context.omitted,
+            cut: context.cut,
+        }
+    }
+}
+
+impl From<ContextCitation> for ContextCitationView {
+    fn from(citation: ContextCitation) -> Self {
+        Self {
+            number: citation.number,
+            id: citation.id,
+            title: citation.title,
+            date: citation.date,
+            source: citation.source,
+            url: citation.url,
+            path: citation.path,
+            line_start: citation.line_start,
+            line_end: citation.line_end,
         }
     }
 }
@@ -260,7 +646,9 @@ pub struct Info {
     /// wenda's version.
     pub version: String,
     pub model: ModelInfo,
-    /// Passages in the index.
+    /// Collections served.
+    pub collections: usize,
+    /// Passages in every collection.
     pub passages: usize,
     /// Documents they come from.
     pub documents: usize,
@@ -281,11 +669,240 @@ pub struct ModelInfo {
     pub max_tokens: usize,
 }
 
+impl From<&ModelSummary> for ModelInfo {
+    fn from(model: &ModelSummary) -> Self {
+        Self {
+            id: model.id.clone(),
+            dimensions: model.dimensions,
+            pooling: model.pooling.clone(),
+            max_tokens: model.max_tokens,
+        }
+    }
+}
+
 /// `GET /health` and `GET /ready` when all is well.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Status {
     /// `ok` (health) or `ready`.
     pub status: String,
+}
+
+/// A named set of documents with its own indexes.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CollectionView {
+    /// 1 to 64 of `a-z 0-9 _ -`.
+    #[schema(example = "default")]
+    pub name: String,
+    pub documents: usize,
+    pub passages: usize,
+    /// Bytes of document text stored.
+    pub text_bytes: u64,
+    /// Bytes its vectors take in memory.
+    pub vector_bytes: usize,
+    /// The model its passages are embedded with.
+    pub model: ModelInfo,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl CollectionView {
+    pub fn new(summary: CollectionSummary, model: &ModelSummary) -> Self {
+        Self {
+            name: summary.name,
+            documents: summary.documents,
+            passages: summary.passages,
+            text_bytes: summary.text_bytes,
+            vector_bytes: summary.vector_bytes,
+            model: model.into(),
+            created_at: summary.created_at,
+        }
+    }
+}
+
+/// Every collection, by name.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CollectionList {
+    pub collections: Vec<CollectionView>,
+}
+
+/// How a document's text is laid out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentFormat {
+    /// Blank lines separate paragraphs; lines within one are joined (no space is put between
+    /// Chinese characters).
+    #[default]
+    Plain,
+    /// As plain, with each `#` heading a paragraph of its own (its marker left out).
+    Markdown,
+    /// News text, possibly extracted from PDF: hard-wrapped lines are repaired, and each title
+    /// followed by a date/source line (`（2025年04月25日来源：新华网）`) starts an article with
+    /// that title, date and source.
+    News,
+}
+
+impl From<DocumentFormat> for Layout {
+    fn from(format: DocumentFormat) -> Self {
+        match format {
+            DocumentFormat::Plain => Self::Plain,
+            DocumentFormat::Markdown => Self::Markdown,
+            DocumentFormat::News => Self::News,
+        }
+    }
+}
+
+/// `PUT /v1/collections/{collection}/documents/{doc_id}`: a document to create or replace.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentBody {
+    /// The document's text (UTF-8). It is cut into passages by `format`.
+    #[schema(
+        example = "模速空间是上海市打造的人工智能大模型专业孵化和加速平台。\n\n已入驻企业100余家。"
+    )]
+    pub text: String,
+    /// The title, shown with results and embedded with each passage as context.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// The date, `YYYY-MM-DD` (or as printed, e.g. `2025年04月29日`); recognised dates are
+    /// filterable with `date_from` / `date_to`.
+    #[serde(default)]
+    pub date: Option<String>,
+    /// The publisher or origin.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Where the document can be read.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A flat object of strings, numbers, booleans and arrays of strings, filterable in search
+    /// with `filter.metadata`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, example = json!({"lang": "zh", "tags": ["ai"]}))]
+    pub metadata: Option<Map<String, Value>>,
+    /// `plain` (default), `markdown` or `news`.
+    #[serde(default)]
+    pub format: DocumentFormat,
+}
+
+/// What writing a document did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PutDocumentResponse {
+    /// The document's id.
+    pub id: String,
+    /// Passages it was cut into (each is searchable now).
+    pub passages: usize,
+    /// Passages the model embedded.
+    pub embedded: usize,
+    /// Passages whose vector was reused: the same text was embedded before.
+    pub reused: usize,
+    pub took_ms: f64,
+}
+
+impl From<PutOutcome> for PutDocumentResponse {
+    fn from(outcome: PutOutcome) -> Self {
+        Self {
+            id: outcome.id,
+            passages: outcome.passages,
+            embedded: outcome.embedded,
+            reused: outcome.reused,
+            took_ms: milliseconds(outcome.took),
+        }
+    }
+}
+
+/// A document's fields, without its text.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DocumentSummary {
+    pub id: String,
+    pub title: Option<String>,
+    /// As given.
+    pub date: Option<String>,
+    pub source: Option<String>,
+    pub url: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: Map<String, Value>,
+    /// `plain`, `markdown`, `news` or `jsonl` (files of the corpus folder).
+    pub format: String,
+    /// Passages it was cut into.
+    pub passages: usize,
+    /// `api` (written through the API) or `corpus` (a file of the start-up corpus folder).
+    pub origin: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl From<&DocumentRecord> for DocumentSummary {
+    fn from(record: &DocumentRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            title: record.title.clone(),
+            date: record.date.clone(),
+            source: record.source.clone(),
+            url: record.url.clone(),
+            metadata: record.metadata.clone(),
+            format: record.layout.as_str().into(),
+            passages: record.passages,
+            origin: match record.origin {
+                crate::store::Origin::Api => "api",
+                crate::store::Origin::Corpus => "corpus",
+            }
+            .into(),
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+/// A document with its text and passages.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DocumentView {
+    #[serde(flatten)]
+    pub summary: DocumentSummary,
+    /// The text as given.
+    pub text: String,
+    pub passages: Vec<PassageView>,
+}
+
+impl From<DocumentDetail> for DocumentView {
+    fn from(detail: DocumentDetail) -> Self {
+        Self {
+            summary: (&detail.record).into(),
+            text: detail.record.text,
+            passages: detail.passages.iter().map(PassageView::from).collect(),
+        }
+    }
+}
+
+/// One page of a collection's documents.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DocumentList {
+    pub documents: Vec<DocumentSummary>,
+    /// Pass as `cursor` for the next page; `null` after the last.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/collections/{collection}/documents` query string.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DocumentListQuery {
+    /// Documents per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A deletion that happened.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Deleted {
+    /// What was deleted: a document id or a collection name.
+    pub id: String,
+    /// Always true.
+    pub deleted: bool,
+    /// Passages removed with it (documents only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passages: Option<usize>,
 }
 
 /// `POST /v1/embeddings`, as OpenAI's embeddings API takes it. `model`, `user` and other fields
@@ -306,7 +923,26 @@ pub struct EmbeddingsRequest {
     /// `"passage"` (default: texts to index) or `"query"` (questions): decides the model's
     /// prompt. The name follows the `input_type` convention of other embedding APIs.
     #[serde(default)]
-    pub input_type: Option<Role>,
+    pub input_type: Option<InputType>,
+}
+
+/// What embedded texts are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InputType {
+    /// A question or search text.
+    Query,
+    /// Text that is indexed and retrieved.
+    Passage,
+}
+
+impl From<InputType> for Role {
+    fn from(input: InputType) -> Self {
+        match input {
+            InputType::Query => Self::Query,
+            InputType::Passage => Self::Passage,
+        }
+    }
 }
 
 /// One text or several.
@@ -318,7 +954,7 @@ pub enum EmbeddingsInput {
     Many(Vec<NonBlank>),
 }
 
-/// A text with something besides whitespace in it (checked by the handler).
+/// A text with something besides whitespace in it (checked by the service).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = String, min_length = 1, pattern = r"\S")]

@@ -3,17 +3,20 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-/// A scored row.
+/// A scored passage of an index snapshot.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
-    pub row: usize,
-    /// How well the row matches: a cosine for vector search, a normalised BM25 for lexical.
+    /// Where the passage is in the snapshot that found it (see [`Slot`](super::Slot)).
+    pub slot: usize,
+    /// How well it matches: a cosine for vector search, a normalised BM25 for lexical, or their
+    /// blend.
     pub score: f32,
 }
 
-/// Orders hits best first: higher score, then lower row (so equal scores rank deterministically).
-pub(crate) fn best_first(a: &Hit, b: &Hit) -> Ordering {
-    b.score.total_cmp(&a.score).then(a.row.cmp(&b.row))
+/// Orders hits best first: higher score, then lower slot (so equal scores rank
+/// deterministically).
+pub fn best_first(a: &Hit, b: &Hit) -> Ordering {
+    b.score.total_cmp(&a.score).then(a.slot.cmp(&b.slot))
 }
 
 /// Heap entry whose maximum is the *worst* kept hit, so it is the one evicted.

@@ -1,4 +1,5 @@
-//! Exact maximum-inner-product search over one contiguous matrix of vectors.
+//! Exact maximum-inner-product search over one contiguous matrix of vectors (the dense part of
+//! an index segment).
 //!
 //! Rows are L2-normalised when added, so a dot product is a cosine similarity. A search scores
 //! every row the caller's filter accepts (filtered rows are never scored, so a filter narrows the
@@ -12,27 +13,19 @@
 use rayon::prelude::*;
 
 use super::topk::{Hit, TopK};
+use super::IndexError;
 
 /// Rows from which a search is split into parallel shards of this many rows.
 pub const PARALLEL_ROWS: usize = 16_384;
 
-/// Why a vector cannot join an index.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum IndexError {
-    #[error("vector has {found} dimensions, the index {expected}")]
-    Dimensions { expected: usize, found: usize },
-    #[error("vector contains a value that is not finite")]
-    NotFinite,
-}
-
 /// Normalised vectors of one dimensionality, stored row after row.
 #[derive(Debug, Clone)]
-pub struct VectorIndex {
+pub struct DenseVectors {
     dimensions: usize,
     values: Vec<f32>,
 }
 
-impl VectorIndex {
+impl DenseVectors {
     pub fn new(dimensions: usize) -> Self {
         Self {
             dimensions,
@@ -84,23 +77,11 @@ impl VectorIndex {
     /// The `k` rows most similar to `query` among those `accept` admits, best first.
     ///
     /// `query` should be normalised for scores to be cosines; its length must match the index.
-    pub fn search(
+    pub fn nearest(
         &self,
         query: &[f32],
         k: usize,
         accept: &(dyn Fn(usize) -> bool + Sync),
-    ) -> Vec<Hit> {
-        self.search_adjusted(query, k, accept, &|_, cosine| cosine)
-    }
-
-    /// Like [`search`](Self::search), ranking by `adjust(row, cosine)` instead of the cosine:
-    /// how other evidence about a row (a lexical score) joins the ranking without a second pass.
-    pub fn search_adjusted(
-        &self,
-        query: &[f32],
-        k: usize,
-        accept: &(dyn Fn(usize) -> bool + Sync),
-        adjust: &(dyn Fn(usize, f32) -> f32 + Sync),
     ) -> Vec<Hit> {
         assert_eq!(query.len(), self.dimensions, "query dimensions");
         if k == 0 || self.is_empty() {
@@ -110,11 +91,11 @@ impl VectorIndex {
         let scan = |first_row: usize, rows: &[f32]| {
             let mut top = TopK::new(k);
             for (offset, vector) in rows.chunks_exact(self.dimensions).enumerate() {
-                let row = first_row + offset;
-                if accept(row) {
+                let slot = first_row + offset;
+                if accept(slot) {
                     top.offer(Hit {
-                        row,
-                        score: adjust(row, dot(query, vector)),
+                        slot,
+                        score: dot(query, vector),
                     });
                 }
             }
@@ -131,10 +112,19 @@ impl VectorIndex {
         };
         top.into_sorted()
     }
+
+    /// Appends the rows of `other` that `keep` admits (vectors are already normalised).
+    pub(crate) fn extend_from(&mut self, other: &Self, keep: impl Fn(usize) -> bool) {
+        assert_eq!(self.dimensions, other.dimensions, "dimensions");
+        for row in (0..other.len()).filter(|&row| keep(row)) {
+            self.values.extend_from_slice(other.vector(row));
+        }
+    }
 }
 
 /// The fastest dot product this CPU runs: AVX2/FMA when available (checked once per search).
-fn dot_product_kernel() -> fn(&[f32], &[f32]) -> f32 {
+/// Scans and exact re-scoring use the same kernel, so a passage gets the same cosine either way.
+pub(crate) fn dot_product_kernel() -> fn(&[f32], &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // Safety: the CPU supports the features `dot_avx2` is compiled for.
@@ -190,7 +180,7 @@ mod tests {
     use super::super::topk::best_first;
     use super::*;
 
-    fn random_index(rows: usize, dimensions: usize, seed: u64) -> VectorIndex {
+    fn random_index(rows: usize, dimensions: usize, seed: u64) -> DenseVectors {
         let mut state = seed;
         let mut next = move || {
             state = state
@@ -198,7 +188,7 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
-        let mut index = VectorIndex::new(dimensions);
+        let mut index = DenseVectors::new(dimensions);
         for _ in 0..rows {
             let vector: Vec<f32> = (0..dimensions).map(|_| next()).collect();
             index.push(&vector).unwrap();
@@ -208,7 +198,7 @@ mod tests {
 
     /// The reference: score everything, sort everything.
     fn brute_force(
-        index: &VectorIndex,
+        index: &DenseVectors,
         query: &[f32],
         k: usize,
         accept: &dyn Fn(usize) -> bool,
@@ -216,7 +206,7 @@ mod tests {
         let mut hits: Vec<Hit> = (0..index.len())
             .filter(|&row| accept(row))
             .map(|row| Hit {
-                row,
+                slot: row,
                 score: dot(query, index.vector(row)),
             })
             .collect();
@@ -227,7 +217,7 @@ mod tests {
 
     #[test]
     fn rows_are_normalised() {
-        let mut index = VectorIndex::new(2);
+        let mut index = DenseVectors::new(2);
         index.push(&[3.0, 4.0]).unwrap();
         assert_eq!(index.vector(0), &[0.6, 0.8]);
         index.push(&[0.0, 0.0]).unwrap();
@@ -237,7 +227,7 @@ mod tests {
 
     #[test]
     fn rejects_wrong_dimensions_and_non_finite_values() {
-        let mut index = VectorIndex::new(3);
+        let mut index = DenseVectors::new(3);
         assert_eq!(
             index.push(&[1.0, 2.0]),
             Err(IndexError::Dimensions {
@@ -257,10 +247,10 @@ mod tests {
         let index = random_index(1_000, 24, 7);
         let query = index.vector(123).to_vec();
         for k in [1, 5, 37, 1_000, 5_000] {
-            let found = index.search(&query, k, &|_| true);
+            let found = index.nearest(&query, k, &|_| true);
             assert_eq!(found, brute_force(&index, &query, k, &|_| true), "k = {k}");
         }
-        assert_eq!(index.search(&query, 1, &|_| true)[0].row, 123);
+        assert_eq!(index.nearest(&query, 1, &|_| true)[0].slot, 123);
     }
 
     #[test]
@@ -268,9 +258,9 @@ mod tests {
         let index = random_index(500, 16, 3);
         let query = index.vector(10).to_vec();
         let odd = |row: usize| row % 2 == 1;
-        let found = index.search(&query, 10, &odd);
+        let found = index.nearest(&query, 10, &odd);
         assert_eq!(found.len(), 10, "a filter must not thin the top k");
-        assert!(found.iter().all(|hit| hit.row % 2 == 1));
+        assert!(found.iter().all(|hit| hit.slot % 2 == 1));
         assert_eq!(found, brute_force(&index, &query, 10, &odd));
     }
 
@@ -278,19 +268,19 @@ mod tests {
     fn parallel_shards_agree_with_a_full_sort() {
         let index = random_index(PARALLEL_ROWS * 2 + 301, 8, 11);
         let query = index.vector(PARALLEL_ROWS + 5).to_vec();
-        let accept = |row: usize| row % 3 != 0;
+        let accept = |row: usize| !row.is_multiple_of(3);
         assert_eq!(
-            index.search(&query, 25, &accept),
+            index.nearest(&query, 25, &accept),
             brute_force(&index, &query, 25, &accept)
         );
     }
 
     #[test]
     fn empty_index_and_zero_k_return_nothing() {
-        let index = VectorIndex::new(4);
-        assert!(index.search(&[0.5; 4], 3, &|_| true).is_empty());
+        let index = DenseVectors::new(4);
+        assert!(index.nearest(&[0.5; 4], 3, &|_| true).is_empty());
         let index = random_index(10, 4, 1);
-        assert!(index.search(&[0.5; 4], 0, &|_| true).is_empty());
+        assert!(index.nearest(&[0.5; 4], 0, &|_| true).is_empty());
     }
 
     #[test]

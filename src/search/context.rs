@@ -1,13 +1,11 @@
 //! Prompt-ready context for chatbots: ranked passages numbered `[1]`, `[2]`, … with title, date
 //! and source, within a length budget, and the citation list that the numbers refer to.
 
-use serde::{Deserialize, Serialize};
-
 use super::Ranked;
 use crate::corpus::ArticleDate;
 
 /// The context block and what its numbers cite.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Context {
     /// Paste into a prompt; passages are separated by blank lines.
     pub text: String,
@@ -20,7 +18,7 @@ pub struct Context {
 }
 
 /// What `[number]` in the context refers to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContextCitation {
     pub number: usize,
     pub id: String,
@@ -36,7 +34,7 @@ pub struct ContextCitation {
 /// Builds the context from `ranked` (best first), adding whole passages while `measure` of the
 /// text stays within `budget`. When not even the first passage fits, it is cut (at a character
 /// boundary, marked `…`) so the block is never empty for a non-empty result list.
-pub fn context(ranked: &[Ranked<'_>], budget: usize, measure: &dyn Fn(&str) -> usize) -> Context {
+pub fn context(ranked: &[Ranked], budget: usize, measure: &dyn Fn(&str) -> usize) -> Context {
     let mut text = String::new();
     let mut citations = Vec::new();
     let mut cut = false;
@@ -70,7 +68,7 @@ pub fn context(ranked: &[Ranked<'_>], budget: usize, measure: &dyn Fn(&str) -> u
 }
 
 /// `[n] title (date, source)` on one line, the passage text on the next.
-fn entry(number: usize, ranked: &Ranked<'_>) -> String {
+fn entry(number: usize, ranked: &Ranked) -> String {
     let article = &ranked.passage.article;
     let date = article.date.as_ref().map(ArticleDate::label);
     let heading = heading(
@@ -100,8 +98,8 @@ pub fn heading(
     parts.join(" ")
 }
 
-fn citation(number: usize, ranked: &Ranked<'_>) -> ContextCitation {
-    let passage = ranked.passage;
+fn citation(number: usize, ranked: &Ranked) -> ContextCitation {
+    let passage = &ranked.passage;
     let article = &passage.article;
     ContextCitation {
         number,
@@ -173,11 +171,11 @@ mod tests {
         }
     }
 
-    fn ranked(passages: &[Passage]) -> Vec<Ranked<'_>> {
+    fn ranked(passages: &[Passage]) -> Vec<Ranked> {
         passages
             .iter()
             .map(|passage| Ranked {
-                passage,
+                passage: std::sync::Arc::new(passage.clone()),
                 score: 0.9,
                 dense: None,
                 lexical: None,

@@ -1,34 +1,28 @@
-//! Question → ranked passages: the passages of a corpus, their two indexes, and the rules that
-//! turn a question into what a user sees (ranking mode, filters, `top_k`, `min_score`, one result
-//! per paragraph, related passages).
+//! Question → ranked passages: the rules that turn a question and an index into what a user
+//! sees (ranking mode, `top_k`, `min_score`, one result per paragraph, related passages, context
+//! blocks), over any [`IndexReader`].
 //!
 //! Three ranking modes ([`Mode`]): `dense` ranks by the cosine between question and passage
 //! embeddings; `lexical` by BM25 over shared words, normalised to `[0, 1)`; `hybrid` (the default)
-//! by `(1 − w)·cosine + w·lexical`, computed exactly for every passage in one pass over the
-//! vectors. Because the lexical score is normalised by what the question could score, a question
-//! sharing no words with the corpus adds nothing, and hybrid falls back to dense ranking.
+//! by `(1 − w)·cosine + w·lexical`. Hybrid ranking is an explicit fusion step: the index's best
+//! dense candidates and its best lexical candidates are united and every candidate is re-scored
+//! exactly with both components. Their union is widened until no passage left out could beat the
+//! results (its blend is bounded by the last dense and the last lexical candidate's scores), so
+//! over an exact index the result is the exact top `k` by blend. Because the lexical score is
+//! normalised by what the question could score, a question sharing no words with the collection
+//! adds nothing, and hybrid falls back to dense ranking.
 //!
-//! The engine does not run the model: callers embed the question (the HTTP layer through the
-//! batching [`EmbedQueue`](crate::embedding::EmbedQueue), the CLI directly) and hand over the
-//! vector. [`build`] assembles an engine from a loaded corpus, embedding only what the vector
-//! cache does not already hold.
+//! This module does not run the model: callers embed the question and hand over the vector.
 
-mod build;
 mod context;
-mod filter;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-pub use build::{build, BuildError, BuildStats};
 pub use context::{context, heading, Context, ContextCitation};
-pub use filter::{Filter, IsoDate};
 
-use filter::CompiledFilter;
-
-use crate::corpus::{Document, Passage, PassageId};
-use crate::index::{dot, Analyzer, Highlighter, Hit, LexicalIndex, VectorIndex};
+use crate::corpus::{Passage, PassageId};
+use crate::index::{best_first, Filter, Hit, IndexReader, LexicalScores, Slot};
 
 /// Most results one search may ask for.
 pub const MAX_TOP_K: usize = 100;
@@ -39,19 +33,7 @@ pub const DEFAULT_TOP_K: usize = 5;
 pub const DEFAULT_LEXICAL_WEIGHT: f32 = 0.2;
 
 /// How passages are ranked.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Cosine similarity of embeddings: paraphrases, other languages.
     Dense,
@@ -63,13 +45,34 @@ pub enum Mode {
 }
 
 impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Dense, Mode::Lexical, Mode::Hybrid];
+
     /// Whether the question's embedding is needed.
     pub fn needs_embedding(self) -> bool {
         self != Self::Lexical
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dense => "dense",
+            Self::Lexical => "lexical",
+            Self::Hybrid => "hybrid",
+        }
+    }
 }
 
-/// A question as the engine needs it.
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
+            .ok_or_else(|| format!("unknown ranking mode {text:?}: dense, lexical or hybrid"))
+    }
+}
+
+/// A question as ranking needs it.
 #[derive(Debug, Clone, Copy)]
 pub struct Question<'a> {
     /// For lexical ranking.
@@ -87,6 +90,8 @@ pub struct SearchParams {
     pub filter: Filter,
     /// Passages scoring below this are left out, even if fewer than `top_k` remain.
     pub min_score: Option<f32>,
+    /// Weight `w` of the lexical score in hybrid ranking (`0` is dense, `1` lexical).
+    pub lexical_weight: f32,
 }
 
 impl Default for SearchParams {
@@ -96,14 +101,15 @@ impl Default for SearchParams {
             mode: Mode::default(),
             filter: Filter::default(),
             min_score: None,
+            lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         }
     }
 }
 
 /// A passage and how well it matches.
-#[derive(Debug, Clone, Copy)]
-pub struct Ranked<'a> {
-    pub passage: &'a Passage,
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    pub passage: Arc<Passage>,
     /// What the ranking used: the cosine, the lexical score or their blend, by mode.
     pub score: f32,
     /// Cosine similarity of the embeddings (dense and hybrid modes).
@@ -117,211 +123,203 @@ pub struct Ranked<'a> {
 pub enum SearchError {
     #[error("no passage has the id {0:?}")]
     UnknownPassage(String),
-    #[error("{0:?} ranking needs the question's embedding")]
+    #[error("{} ranking needs the question's embedding", .0.as_str())]
     MissingEmbedding(Mode),
 }
 
-/// A corpus ready to search: passages, their vectors and terms (row `i` is passage `i`), and
-/// documents.
-pub struct SearchEngine {
-    passages: Vec<Passage>,
-    /// Lower-cased titles, so title filters need not fold every title on every search.
-    folded_titles: Vec<Option<String>>,
-    /// Per row, the paragraph group it was cut from: pieces of one paragraph share a unit, and a
-    /// result list shows one of them.
-    units: Vec<usize>,
-    rows_by_id: HashMap<PassageId, usize>,
-    documents: Vec<Document>,
-    vectors: VectorIndex,
-    lexical: LexicalIndex,
-    lexical_weight: f32,
+/// Candidates for a ranking, best first, with the most that any passage left out of them could
+/// score (`None` when nothing admitted was left out).
+struct Candidates {
+    hits: Vec<Hit>,
+    unseen_at_most: Option<f32>,
 }
 
-impl SearchEngine {
-    /// Pairs passages with their vectors (`vectors` row `i` belongs to `passages[i]`) and indexes
-    /// their words.
-    pub fn new(passages: Vec<Passage>, documents: Vec<Document>, vectors: VectorIndex) -> Self {
-        assert_eq!(passages.len(), vectors.len(), "one vector per passage");
-        let rows_by_id = passages
-            .iter()
-            .enumerate()
-            .map(|(row, passage)| (passage.id.clone(), row))
-            .collect();
-        let folded_titles = passages
-            .iter()
-            .map(|p| p.article.title.as_deref().map(filter::fold_title))
-            .collect();
-        let mut unit_ids: HashMap<(&str, usize, usize, usize), usize> = HashMap::new();
-        let units = passages
-            .iter()
-            .map(|p| {
-                let key = (
-                    p.citation.path.as_str(),
-                    p.position.article,
-                    p.position.first_paragraph,
-                    p.position.last_paragraph,
-                );
-                let next = unit_ids.len();
-                *unit_ids.entry(key).or_insert(next)
-            })
-            .collect();
-        // Words are indexed from the passage text alone. A title is shared by every passage of
-        // its article, so it cannot tell them apart, while BM25's length normalisation would make
-        // it count most in the shortest (and least informative) ones.
-        let texts: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
-        let lexical = LexicalIndex::build(Analyzer::default(), &texts);
+impl Candidates {
+    /// `hits` are the best `wanted` of one ranking (fewer when there were no more).
+    fn top(hits: Vec<Hit>, wanted: usize) -> Self {
+        let unseen_at_most = (hits.len() == wanted).then(|| hits.last().map_or(0.0, |h| h.score));
         Self {
-            passages,
-            folded_titles,
-            units,
-            rows_by_id,
-            documents,
-            vectors,
-            lexical,
-            lexical_weight: DEFAULT_LEXICAL_WEIGHT,
+            hits,
+            unseen_at_most,
         }
     }
+}
 
-    /// Sets the weight `w` of the lexical score in hybrid ranking (`0` is dense, `1` lexical).
-    pub fn set_lexical_weight(&mut self, weight: f32) {
-        self.lexical_weight = weight.clamp(0.0, 1.0);
-    }
+/// The passages of `reader` that best answer `question`, best first, one per paragraph.
+pub fn search(
+    reader: &dyn IndexReader,
+    question: &Question<'_>,
+    params: &SearchParams,
+) -> Result<Vec<Ranked>, SearchError> {
+    let filter = &params.filter;
+    let vector = || {
+        question
+            .vector
+            .ok_or(SearchError::MissingEmbedding(params.mode))
+    };
+    Ok(match params.mode {
+        Mode::Dense => {
+            let query = vector()?;
+            let hits = best_per_unit(reader, params.top_k, &|wanted| {
+                Candidates::top(reader.nearest(query, wanted, filter, None), wanted)
+            });
+            describe(reader, hits, Some(query), None, params.min_score)
+        }
+        Mode::Lexical => {
+            let scores = reader.lexical_scores(question.text);
+            let hits = best_per_unit(reader, params.top_k, &|wanted| {
+                Candidates::top(reader.best_lexical(&scores, wanted, filter), wanted)
+            });
+            describe(reader, hits, None, Some(&scores), params.min_score)
+        }
+        Mode::Hybrid => {
+            let query = vector()?;
+            let scores = reader.lexical_scores(question.text);
+            let hits = best_per_unit(reader, params.top_k, &|wanted| {
+                fuse(
+                    reader,
+                    query,
+                    &scores,
+                    wanted,
+                    filter,
+                    params.lexical_weight,
+                )
+            });
+            describe(reader, hits, Some(query), Some(&scores), params.min_score)
+        }
+    })
+}
 
-    pub fn passages(&self) -> &[Passage] {
-        &self.passages
-    }
-
-    pub fn documents(&self) -> &[Document] {
-        &self.documents
-    }
-
-    /// Vector dimensions.
-    pub fn dimensions(&self) -> usize {
-        self.vectors.dimensions()
-    }
-
-    /// Bytes the vector matrix takes.
-    pub fn index_bytes(&self) -> usize {
-        self.vectors.size_bytes()
-    }
-
-    pub fn passage(&self, id: &str) -> Option<&Passage> {
-        self.row_of(id).map(|row| &self.passages[row])
-    }
-
-    /// Finds the informative words of `question` in result texts, as sorted, disjoint ranges of
-    /// characters (Unicode scalar values).
-    pub fn highlighter(&self, question: &str) -> Highlighter<'_> {
-        self.lexical.highlighter(question)
-    }
-
-    fn row_of(&self, id: &str) -> Option<usize> {
-        self.rows_by_id.get(&PassageId::new(id)).copied()
-    }
-
-    /// The passages that best answer `question`, best first, one per paragraph.
-    pub fn search(
-        &self,
-        question: &Question<'_>,
-        params: &SearchParams,
-    ) -> Result<Vec<Ranked<'_>>, SearchError> {
-        let filter = params.filter.compile();
-        let accept = |row: usize| self.admits(&filter, row);
-        let vector = || {
-            question
-                .vector
-                .ok_or(SearchError::MissingEmbedding(params.mode))
+/// The fusion step of hybrid ranking: the best `wanted` dense candidates and the best `wanted`
+/// lexical candidates, united and re-scored exactly by `(1 − w)·cosine + w·lexical`.
+fn fuse(
+    reader: &dyn IndexReader,
+    query: &[f32],
+    lexical: &LexicalScores,
+    wanted: usize,
+    filter: &Filter,
+    w: f32,
+) -> Candidates {
+    let blend = |cosine: f32, words: f32| (1.0 - w) * cosine + w * words;
+    let dense = reader.nearest(query, wanted, filter, None);
+    let words = reader.best_lexical(lexical, wanted, filter);
+    // A passage in neither list scores at most the last dense candidate's cosine and the last
+    // lexical candidate's score (0 when every passage sharing a word is among the candidates).
+    // When the dense list holds every admitted passage, none was left out.
+    let unseen_at_most = (dense.len() == wanted).then(|| {
+        let last_cosine = dense.last().map_or(-1.0, |hit| hit.score);
+        let last_words = if words.len() == wanted {
+            words.last().map_or(0.0, |hit| hit.score)
+        } else {
+            0.0
         };
-        let min_score = params.min_score;
-        Ok(match params.mode {
-            Mode::Dense => {
-                let query = vector()?;
-                let hits =
-                    self.one_per_unit(params.top_k, &|k| self.vectors.search(query, k, &accept));
-                self.describe(hits, Some(query), None, min_score)
-            }
-            Mode::Lexical => {
-                let scores = self.lexical.scores(question.text);
-                let hits = self.one_per_unit(params.top_k, &|k| {
-                    self.lexical.search_scores(&scores, k, &accept)
-                });
-                self.describe(hits, None, Some(&scores), min_score)
-            }
-            Mode::Hybrid => {
-                let query = vector()?;
-                let scores = self.lexical.scores(question.text);
-                let w = self.lexical_weight;
-                let blend = |row: usize, cosine: f32| (1.0 - w) * cosine + w * scores[row];
-                let hits = self.one_per_unit(params.top_k, &|k| {
-                    self.vectors.search_adjusted(query, k, &accept, &blend)
-                });
-                self.describe(hits, Some(query), Some(&scores), min_score)
-            }
+        blend(last_cosine, last_words)
+    });
+    let mut cosines: HashMap<Slot, f32> = dense.iter().map(|hit| (hit.slot, hit.score)).collect();
+    for hit in &words {
+        cosines
+            .entry(hit.slot)
+            .or_insert_with(|| reader.cosine(query, hit.slot));
+    }
+    let mut hits: Vec<Hit> = cosines
+        .into_iter()
+        .map(|(slot, cosine)| Hit {
+            slot,
+            score: blend(cosine, lexical.get(slot)),
         })
+        .collect();
+    hits.sort_by(best_first);
+    Candidates {
+        hits,
+        unseen_at_most,
     }
+}
 
-    /// The passages closest in meaning to passage `id`, itself excluded, best first (dense
-    /// ranking; `params.mode` is not used).
-    pub fn similar(&self, id: &str, params: &SearchParams) -> Result<Vec<Ranked<'_>>, SearchError> {
-        let row = self
-            .row_of(id)
-            .ok_or_else(|| SearchError::UnknownPassage(id.to_owned()))?;
-        let filter = params.filter.compile();
-        let accept = |other: usize| other != row && self.admits(&filter, other);
-        let query = self.vectors.vector(row);
-        let hits = self.one_per_unit(params.top_k, &|k| self.vectors.search(query, k, &accept));
-        Ok(self.describe(hits, Some(query), None, params.min_score))
-    }
+/// The passages closest in meaning to passage `id`, itself excluded, best first (dense
+/// ranking; `params.mode` is not used).
+pub fn similar(
+    reader: &dyn IndexReader,
+    id: &PassageId,
+    params: &SearchParams,
+) -> Result<Vec<Ranked>, SearchError> {
+    let slot = reader
+        .slot_of(id)
+        .ok_or_else(|| SearchError::UnknownPassage(id.to_string()))?;
+    let query = reader.vector(slot);
+    let hits = best_per_unit(reader, params.top_k, &|wanted| {
+        Candidates::top(
+            reader.nearest(query, wanted, &params.filter, Some(slot)),
+            wanted,
+        )
+    });
+    Ok(describe(reader, hits, Some(query), None, params.min_score))
+}
 
-    fn admits(&self, filter: &CompiledFilter<'_>, row: usize) -> bool {
-        filter.accepts(&self.passages[row], self.folded_titles[row].as_deref())
-    }
+/// The paragraph group a passage was cut from: pieces of one paragraph share it, and a result
+/// list shows one of them.
+fn unit(passage: &Passage) -> (&str, usize, usize, usize) {
+    (
+        passage.citation.path.as_str(),
+        passage.position.article,
+        passage.position.first_paragraph,
+        passage.position.last_paragraph,
+    )
+}
 
-    /// The best `top_k` hits of `fetch`, keeping the best piece of each paragraph group: asks
-    /// for more hits when pieces of one group crowd others out.
-    fn one_per_unit(&self, top_k: usize, fetch: &dyn Fn(usize) -> Vec<Hit>) -> Vec<Hit> {
-        let mut wanted = top_k.saturating_mul(3);
-        loop {
-            let hits = fetch(wanted);
-            let exhausted = hits.len() < wanted;
-            let mut seen = HashSet::new();
-            let kept: Vec<Hit> = hits
-                .into_iter()
-                .filter(|hit| seen.insert(self.units[hit.row]))
-                .take(top_k)
-                .collect();
-            if kept.len() == top_k || exhausted {
-                return kept;
-            }
-            wanted = wanted.saturating_mul(4);
+/// The best `top_k` candidates of `fetch`, keeping the best piece of each paragraph group: asks
+/// for more candidates until no passage left out could take a place.
+fn best_per_unit(
+    reader: &dyn IndexReader,
+    top_k: usize,
+    fetch: &dyn Fn(usize) -> Candidates,
+) -> Vec<Hit> {
+    let mut wanted = top_k.saturating_mul(3).max(1);
+    loop {
+        let candidates = fetch(wanted);
+        let mut seen = HashSet::new();
+        let kept: Vec<Hit> = candidates
+            .hits
+            .into_iter()
+            .filter(|hit| seen.insert(unit(reader.passage(hit.slot))))
+            .take(top_k)
+            .collect();
+        let settled = match candidates.unseen_at_most {
+            None => true,
+            // Strictly above: a passage left out that ties could rank first by slot.
+            Some(bound) => kept.len() == top_k && kept.last().is_some_and(|h| h.score > bound),
+        };
+        if settled || top_k == 0 {
+            return kept;
         }
+        wanted = wanted.saturating_mul(4);
     }
+}
 
-    /// Turns hits into results with their score components, leaving out those below
-    /// `min_score`.
-    fn describe(
-        &self,
-        hits: Vec<Hit>,
-        query: Option<&[f32]>,
-        lexical: Option<&[f32]>,
-        min_score: Option<f32>,
-    ) -> Vec<Ranked<'_>> {
-        hits.into_iter()
-            .filter(|hit| min_score.is_none_or(|min| hit.score >= min))
-            .map(|hit| Ranked {
-                passage: &self.passages[hit.row],
-                score: hit.score,
-                dense: query.map(|q| dot(q, self.vectors.vector(hit.row))),
-                lexical: lexical.map(|scores| scores[hit.row]),
-            })
-            .collect()
-    }
+/// Turns hits into results with their score components, leaving out those below
+/// `min_score`.
+fn describe(
+    reader: &dyn IndexReader,
+    hits: Vec<Hit>,
+    query: Option<&[f32]>,
+    lexical: Option<&LexicalScores>,
+    min_score: Option<f32>,
+) -> Vec<Ranked> {
+    hits.into_iter()
+        .filter(|hit| min_score.is_none_or(|min| hit.score >= min))
+        .map(|hit| Ranked {
+            passage: Arc::clone(reader.passage(hit.slot)),
+            score: hit.score,
+            dense: query.map(|q| reader.cosine(q, hit.slot)),
+            lexical: lexical.map(|scores| scores.get(hit.slot)),
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::corpus::{self, ChunkConfig, TokenCounter};
+    use crate::index::{Analyzer, Index, IndexChange, IndexedPassage, MemoryIndex};
 
     /// One token per character: enough to make the corpus stage split a long record.
     struct Characters;
@@ -331,9 +329,34 @@ mod tests {
         }
     }
 
+    fn analyzer() -> Arc<Analyzer> {
+        static ANALYZER: std::sync::OnceLock<Arc<Analyzer>> = std::sync::OnceLock::new();
+        Arc::clone(ANALYZER.get_or_init(|| Arc::new(Analyzer::default())))
+    }
+
+    fn index_of(passages: Vec<(Passage, Vec<f32>)>) -> MemoryIndex {
+        let dimensions = passages.first().map_or(2, |(_, v)| v.len());
+        let index = MemoryIndex::new(dimensions, analyzer());
+        let add = passages
+            .into_iter()
+            .map(|(passage, vector)| IndexedPassage {
+                terms: analyzer().term_counts(&passage.text),
+                passage,
+                vector,
+            })
+            .collect();
+        index
+            .apply(IndexChange {
+                remove_documents: Vec::new(),
+                add,
+            })
+            .unwrap();
+        index
+    }
+
     /// A long record split into pieces, and two short ones; vectors put every piece of the long
     /// record closest to the question `[1, 0]`.
-    fn engine() -> SearchEngine {
+    fn engine() -> MemoryIndex {
         static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("wenda-search-{}-{call}", std::process::id()));
@@ -355,26 +378,30 @@ mod tests {
         };
         let report = corpus::load(&[&path], &config);
         std::fs::remove_dir_all(&dir).unwrap();
-        let mut vectors = VectorIndex::new(2);
-        for passage in &report.passages {
-            let vector = match passage.source_id.as_ref().unwrap().as_str() {
-                "long" => [1.0, 0.05],
-                "short" => [0.9, 0.4],
-                _ => [0.2, 1.0],
-            };
-            vectors.push(&vector).unwrap();
-        }
-        SearchEngine::new(report.passages, report.documents, vectors)
+        let passages = report
+            .passages
+            .into_iter()
+            .map(|passage| {
+                let vector = match passage.source_id.as_ref().unwrap().as_str() {
+                    "long" => vec![1.0, 0.05],
+                    "short" => vec![0.9, 0.4],
+                    _ => vec![0.2, 1.0],
+                };
+                (passage, vector)
+            })
+            .collect();
+        index_of(passages)
     }
 
-    fn ids(ranked: &[Ranked<'_>]) -> Vec<String> {
+    fn ids(ranked: &[Ranked]) -> Vec<String> {
         ranked.iter().map(|r| r.passage.id.to_string()).collect()
     }
 
     #[test]
     fn pieces_of_one_record_appear_once() {
-        let engine = engine();
-        assert!(engine.passages().len() > 3, "the long record is split");
+        let index = engine();
+        let reader = index.reader();
+        assert!(reader.passage_count() > 3, "the long record is split");
         let question = Question {
             text: "人工智能",
             vector: Some(&[1.0, 0.0]),
@@ -384,7 +411,7 @@ mod tests {
             mode: Mode::Dense,
             ..SearchParams::default()
         };
-        let ranked = engine.search(&question, &params).unwrap();
+        let ranked = search(&*reader, &question, &params).unwrap();
         let found = ids(&ranked);
         assert_eq!(found.len(), 3, "{found:?}");
         assert_eq!(found[1..], ["short", "other"], "{found:?}");
@@ -393,19 +420,20 @@ mod tests {
 
     #[test]
     fn hybrid_blends_and_lexical_needs_no_vector() {
-        let mut engine = engine();
-        engine.set_lexical_weight(0.5);
+        let index = engine();
+        let reader = index.reader();
         let question = Question {
             text: "徐汇区",
             vector: Some(&[1.0, 0.0]),
         };
         let hybrid = SearchParams {
             top_k: 1,
+            lexical_weight: 0.5,
             ..SearchParams::default()
         };
-        let ranked = engine.search(&question, &hybrid).unwrap();
+        let ranked = search(&*reader, &question, &hybrid).unwrap();
         assert_eq!(ids(&ranked), ["short"], "the shared rare word lifts it");
-        let best = ranked[0];
+        let best = &ranked[0];
         let expected = 0.5 * best.dense.unwrap() + 0.5 * best.lexical.unwrap();
         assert!((best.score - expected).abs() < 1e-6);
 
@@ -417,25 +445,141 @@ mod tests {
             vector: None,
             ..question
         };
-        let ranked = engine.search(&words_only, &lexical).unwrap();
+        let ranked = search(&*reader, &words_only, &lexical).unwrap();
         assert_eq!(ids(&ranked), ["short"]);
         assert!(ranked[0].dense.is_none());
         assert_eq!(
-            engine.search(&words_only, &hybrid).unwrap_err(),
+            search(&*reader, &words_only, &hybrid).unwrap_err(),
             SearchError::MissingEmbedding(Mode::Hybrid)
         );
     }
 
     #[test]
     fn similar_excludes_the_passage_itself() {
-        let engine = engine();
-        let ranked = engine.similar("short", &SearchParams::default()).unwrap();
+        let index = engine();
+        let reader = index.reader();
+        let ranked = similar(&*reader, &PassageId::new("short"), &SearchParams::default()).unwrap();
         assert!(!ids(&ranked).contains(&"short".to_string()));
         assert_eq!(
-            engine
-                .similar("nope", &SearchParams::default())
-                .unwrap_err(),
+            similar(&*reader, &PassageId::new("nope"), &SearchParams::default()).unwrap_err(),
             SearchError::UnknownPassage("nope".into())
         );
+    }
+
+    /// Fusion must give the exact top `k` by blend, as scoring every passage would, whatever
+    /// the filter, weight and `k`.
+    #[test]
+    fn fusion_equals_an_exhaustive_blend() {
+        let words = [
+            "模型",
+            "政策",
+            "上海",
+            "会议",
+            "经济",
+            "人工智能",
+            "平台",
+            "发展",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let passages: Vec<(Passage, Vec<f32>)> = (0..400)
+            .map(|i| {
+                let text: String = (0..1 + next() % 5)
+                    .map(|_| words[(next() % words.len() as u64) as usize])
+                    .collect::<Vec<_>>()
+                    .join("，");
+                let vector: Vec<f32> = (0..8)
+                    .map(|_| (next() % 1000) as f32 / 500.0 - 1.0)
+                    .collect();
+                let mut passage = test_passage(&format!("p{i}"), &text);
+                passage.citation.path = format!("doc{}", i % 7);
+                passage.position.first_paragraph = i + 1;
+                passage.position.last_paragraph = i + 1;
+                (passage, vector)
+            })
+            .collect();
+        let index = index_of(passages);
+        let reader = index.reader();
+        for (trial, question) in ["上海的人工智能平台", "经济政策", "模型", "无关"]
+            .iter()
+            .enumerate()
+        {
+            let query: Vec<f32> = {
+                let raw: Vec<f32> = (0..8)
+                    .map(|_| (next() % 1000) as f32 / 500.0 - 1.0)
+                    .collect();
+                let norm = raw.iter().map(|v| v * v).sum::<f32>().sqrt();
+                raw.iter().map(|v| v / norm).collect()
+            };
+            for (w, top_k, document) in [
+                (0.2, 5, None),
+                (0.7, 10, Some("doc3")),
+                (0.5, 1, None),
+                (1.0, 7, None),
+            ] {
+                let params = SearchParams {
+                    top_k,
+                    lexical_weight: w,
+                    filter: Filter {
+                        document: document.map(str::to_owned),
+                        ..Filter::default()
+                    },
+                    ..SearchParams::default()
+                };
+                let question = Question {
+                    text: question,
+                    vector: Some(&query),
+                };
+                let fused = search(&*reader, &question, &params).unwrap();
+                let scores = reader.lexical_scores(question.text);
+                let mut exhaustive: Vec<(f32, String)> = (0..reader.passage_count())
+                    .filter(|&slot| {
+                        document.is_none_or(|d| reader.passage(slot).citation.path == d)
+                    })
+                    .map(|slot| {
+                        let blend = (1.0 - w) * reader.cosine(&query, slot) + w * scores.get(slot);
+                        (blend, reader.passage(slot).id.to_string())
+                    })
+                    .collect();
+                exhaustive.sort_by(|a, b| b.0.total_cmp(&a.0));
+                exhaustive.truncate(top_k);
+                let got: Vec<(f32, String)> = fused
+                    .iter()
+                    .map(|r| (r.score, r.passage.id.to_string()))
+                    .collect();
+                assert_eq!(got, exhaustive, "trial {trial}, w {w}, k {top_k}");
+            }
+        }
+    }
+
+    fn test_passage(id: &str, text: &str) -> Passage {
+        Passage {
+            id: PassageId::new(id),
+            text: text.into(),
+            overlap: 0,
+            article: Default::default(),
+            position: crate::corpus::Position {
+                article: 1,
+                first_paragraph: 1,
+                last_paragraph: 1,
+                piece: 1,
+                pieces: 1,
+            },
+            source_id: None,
+            metadata: Default::default(),
+            citation: crate::corpus::Citation {
+                path: "doc".into(),
+                line_start: 1,
+                line_end: 1,
+                byte_start: 0,
+                byte_end: text.len(),
+            },
+            embeds_title: false,
+        }
     }
 }

@@ -1,34 +1,37 @@
-//! What the HTTP tests share: the real model over the seed corpus, served on an ephemeral port,
-//! and small clients for its JSON API.
+//! What the HTTP tests share: the real model, the service core over a data directory holding the
+//! seed corpus, served on an ephemeral port, the `wenda` binary as a child process, and small
+//! clients for the JSON API.
 
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
 pub mod webdriver;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wenda::corpus::{self, ChunkConfig};
 use wenda::embedding::{
-    Backend, BatchLimits, EmbedQueue, Embedder, ModelFingerprint, ModelLocator, VectorCache,
-    DEFAULT_MODEL,
+    Backend, BatchLimits, Embedder, ModelFingerprint, ModelLocator, DEFAULT_MODEL,
 };
-use wenda::http::wire::ModelInfo;
-use wenda::http::{self, AppState, Limits, Service};
-use wenda::search::{self, SearchEngine};
+use wenda::http::{self, ApiKeys, AppState, Limits};
+use wenda::search::DEFAULT_LEXICAL_WEIGHT;
+use wenda::service::{ModelSummary, Settings, Wenda};
+use wenda::store::DATABASE_FILE;
 
-/// A server running on a background runtime for the whole test binary.
+/// A server running on a background runtime.
 pub struct Server {
     pub url: String,
+    pub core: Option<Arc<Wenda>>,
     _runtime: tokio::runtime::Runtime,
 }
 
 pub struct Model {
-    embedder: Arc<Embedder>,
-    fingerprint: ModelFingerprint,
-    cache_dir: PathBuf,
+    pub embedder: Arc<Embedder>,
+    pub fingerprint: ModelFingerprint,
 }
 
 pub fn root() -> &'static Path {
@@ -43,47 +46,109 @@ pub fn model() -> &'static Model {
             .expect("the model (run ./scripts/test.sh, which fetches it)");
         let embedder = Embedder::load(&files, Backend::Native, BatchLimits::default()).unwrap();
         let fingerprint = ModelFingerprint::of(&files, &embedder).unwrap();
-        let cache_dir =
-            std::env::temp_dir().join(format!("wenda-http-test-{}", std::process::id()));
         Model {
             embedder: Arc::new(embedder),
             fingerprint,
-            cache_dir,
         }
     })
 }
 
-/// The seed corpus, indexed (vectors shared between servers through the cache).
-pub fn seed_engine() -> SearchEngine {
-    let model = model();
-    let report = corpus::load(&[root().join("seeds")], &ChunkConfig::new(&*model.embedder));
-    let (mut cache, _) = VectorCache::open(
-        &model.cache_dir,
-        "seeds",
-        model.fingerprint,
-        model.embedder.dimensions(),
-    );
-    search::build(report, &model.embedder, &mut cache, &mut |_, _| {})
-        .unwrap()
-        .0
+/// A fresh, empty directory for this test process.
+pub fn scratch(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("wenda-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).unwrap();
+    path
 }
 
-pub fn start(limits: Limits, ready: bool) -> Server {
-    let state = AppState::new(limits);
-    if ready {
-        let model = model();
-        state.set_ready(Service {
-            engine: seed_engine(),
-            queue: EmbedQueue::start(Arc::clone(&model.embedder), 64, 32),
-            embedder: Arc::clone(&model.embedder),
-            model: ModelInfo {
-                id: DEFAULT_MODEL.into(),
-                dimensions: model.embedder.dimensions(),
-                pooling: "mean".into(),
-                max_tokens: model.embedder.config().max_tokens,
-            },
-        });
+/// Settings for a core over `data_dir`.
+pub fn settings(data_dir: &Path, max_in_flight: usize) -> Settings {
+    Settings {
+        data_dir: data_dir.to_owned(),
+        max_in_flight,
+        max_batch: 32,
+        max_store_bytes: None,
+        lexical_weight: DEFAULT_LEXICAL_WEIGHT,
     }
+}
+
+/// Opens the service core with the test model.
+pub fn open_core(settings: &Settings) -> Wenda {
+    let model = model();
+    let summary = ModelSummary {
+        id: DEFAULT_MODEL.into(),
+        dimensions: model.embedder.dimensions(),
+        pooling: "mean".into(),
+        max_tokens: model.embedder.config().max_tokens,
+    };
+    Wenda::open(
+        Arc::clone(&model.embedder),
+        model.fingerprint,
+        summary,
+        settings,
+        &mut |_, _| {},
+    )
+    .unwrap()
+    .0
+}
+
+/// A data directory holding the seed corpus in `default`, embedded once per test binary and
+/// copied for each server, so each has its own store without embedding again.
+pub fn seeded_data_dir(name: &str) -> PathBuf {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| {
+        let dir = scratch("seeded-template");
+        let core = open_core(&settings(&dir, 64));
+        core.sync_corpus(&[root().join("seeds")], &mut |_, _| {})
+            .unwrap();
+        dir
+    });
+    let dir = scratch(name);
+    // The template's core is dropped, so its database is closed and whole in its main file.
+    for entry in std::fs::read_dir(template).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    assert!(dir.join(DATABASE_FILE).exists());
+    dir
+}
+
+/// How a test server is set up.
+pub struct Options {
+    pub limits: Limits,
+    pub max_in_flight: usize,
+    pub keys: ApiKeys,
+    /// Whether the core is handed over (else the server stays "not ready").
+    pub ready: bool,
+    pub max_store_bytes: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            max_in_flight: 64,
+            keys: ApiKeys::default(),
+            ready: true,
+            max_store_bytes: None,
+        }
+    }
+}
+
+pub fn start(options: Options) -> Server {
+    static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let number = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let state = AppState::new(options.limits);
+    let core = options.ready.then(|| {
+        let dir = seeded_data_dir(&format!("server-{number}"));
+        let settings = Settings {
+            max_store_bytes: options.max_store_bytes,
+            ..settings(&dir, options.max_in_flight)
+        };
+        let core = Arc::new(open_core(&settings));
+        state.set_ready(Arc::clone(&core));
+        core
+    });
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -91,23 +156,38 @@ pub fn start(limits: Limits, ready: bool) -> Server {
     let url = format!("http://{}", listener.local_addr().unwrap());
     runtime.spawn(http::serve(
         listener,
-        http::router(state, &[]),
+        http::router(state, &[], options.keys),
         std::future::pending(),
     ));
     Server {
         url,
+        core,
         _runtime: runtime,
     }
 }
 
 pub fn server() -> &'static str {
     static SERVER: OnceLock<Server> = OnceLock::new();
-    &SERVER.get_or_init(|| start(Limits::default(), true)).url
+    &SERVER.get_or_init(|| start(Options::default())).url
 }
 
 /// Sends a request and returns the status and the JSON body (every answer must be JSON).
 pub fn call(base: &str, method: &str, path: &str, body: Option<(&str, &[u8])>) -> (u16, Value) {
-    let request = ureq::request(method, &format!("{base}{path}"));
+    call_with(base, method, path, body, &[])
+}
+
+/// Like [`call`], with extra headers.
+pub fn call_with(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &[u8])>,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let mut request = ureq::request(method, &format!("{base}{path}"));
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
     let response = match body {
         Some((content_type, bytes)) => request.set("Content-Type", content_type).send_bytes(bytes),
         None => request.call(),
@@ -130,8 +210,13 @@ pub fn get(path: &str) -> (u16, Value) {
 }
 
 pub fn post_json(path: &str, body: &Value) -> (u16, Value) {
+    send_json(server(), "POST", path, body)
+}
+
+/// Sends `body` as JSON with `method` to `base` + `path`.
+pub fn send_json(base: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
     let bytes = body.to_string().into_bytes();
-    call(server(), "POST", path, Some(("application/json", &bytes)))
+    call(base, method, path, Some(("application/json", &bytes)))
 }
 
 pub fn post(body: &Value) -> (u16, Value) {
@@ -155,4 +240,98 @@ pub fn texts(answer: &Value) -> Vec<&str> {
         .iter()
         .map(|r| r["text"].as_str().unwrap())
         .collect()
+}
+
+/// Starts `wenda serve` over `data_dir` on a free port with `extra` arguments and waits until it
+/// is ready.
+pub fn spawn_server(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wenda"))
+        .current_dir(root())
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting wenda serve");
+    let stderr = child.stderr.take().unwrap();
+    let (sender, address) = std::sync::mpsc::channel();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&log);
+    // Reads the log for the address and keeps every line, draining it so the child never blocks.
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if !sent {
+                if let Some(rest) = line.split("addr=").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = sender.send(addr);
+                    sent = true;
+                }
+            }
+            kept.lock().unwrap().push(line);
+        }
+    });
+    let addr = address
+        .recv_timeout(Duration::from_secs(60))
+        .expect("wenda serve printed its address");
+    let url = format!("http://{addr}");
+    let process = ServerProcess { child, url, log };
+    process.wait_ready(Duration::from_secs(300));
+    process
+}
+
+/// A `wenda serve` child process.
+pub struct ServerProcess {
+    pub child: Child,
+    pub url: String,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// The lines it has logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The value of `field=` in the first log line containing `message`.
+    pub fn logged(&self, message: &str, field: &str) -> Option<String> {
+        let line = self.log().into_iter().find(|line| line.contains(message))?;
+        let value = line.split(&format!(" {field}=")).nth(1)?;
+        Some(value.split_whitespace().next()?.to_owned())
+    }
+
+    /// Waits until `/ready` answers 200.
+    pub fn wait_ready(&self, limit: Duration) {
+        let started = Instant::now();
+        loop {
+            let ready = ureq::get(&format!("{}/ready", self.url))
+                .timeout(Duration::from_secs(5))
+                .call()
+                .is_ok();
+            if ready {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "wenda serve did not become ready"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `kill -9`: no chance to finish anything.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

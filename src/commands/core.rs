@@ -1,0 +1,171 @@
+//! Opening the service core over a data directory, shared by `serve`, `query`, `eval` and
+//! `bench-serve`: load the model, open the store, bring the corpus folder into `default`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use wenda::embedding::ModelFingerprint;
+use wenda::search::DEFAULT_LEXICAL_WEIGHT;
+use wenda::service::{ModelSummary, Settings, Wenda};
+
+use super::ModelArgs;
+
+/// Where collections are stored, and the corpus folder that fills `default`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Where documents, passages and vectors are stored (created if missing).
+    #[arg(long, env = "WENDA_DATA_DIR", default_value = ".wenda-data")]
+    pub data_dir: PathBuf,
+    /// File or directory (.txt, .md, .jsonl) kept in sync with collection `default` at each
+    /// start; repeat the flag for several.
+    #[arg(long = "corpus", default_value = "seeds")]
+    pub corpus: Vec<PathBuf>,
+    /// Load no corpus folder: serve only what the data directory holds.
+    #[arg(long)]
+    pub no_corpus: bool,
+    /// Most bytes the store may grow to; writes beyond answer 503 `storage_unavailable`.
+    #[arg(long, env = "WENDA_MAX_STORE_BYTES")]
+    pub max_store_bytes: Option<u64>,
+}
+
+/// Bounds on the work the core accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    pub max_in_flight: usize,
+    pub max_batch: usize,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 64,
+            max_batch: 32,
+        }
+    }
+}
+
+/// Loads the model, opens the store (embedding what it lacks) and syncs the corpus folder.
+pub fn open(
+    model_args: &ModelArgs,
+    store_args: &StoreArgs,
+    capacity: Capacity,
+) -> anyhow::Result<Arc<Wenda>> {
+    let started = Instant::now();
+    let (files, embedder) = model_args.resolve_and_load(model_args.backend.into())?;
+    let fingerprint = ModelFingerprint::of(&files, &embedder)
+        .context("fingerprinting the model, which stored vectors are kept under")?;
+    let config = embedder.config();
+    let model = ModelSummary {
+        id: model_args.model.clone(),
+        dimensions: embedder.dimensions(),
+        pooling: format!("{:?}", config.pooling).to_lowercase(),
+        max_tokens: config.max_tokens,
+    };
+    let settings = Settings {
+        data_dir: store_args.data_dir.clone(),
+        max_in_flight: capacity.max_in_flight,
+        max_batch: capacity.max_batch,
+        max_store_bytes: store_args.max_store_bytes,
+        lexical_weight: DEFAULT_LEXICAL_WEIGHT,
+    };
+    let mut progress = Progress::new("embedding stored passages");
+    let (core, opened) = Wenda::open(
+        Arc::new(embedder),
+        fingerprint,
+        model,
+        &settings,
+        &mut |done, total| progress.update(done, total),
+    )
+    .with_context(|| format!("opening the data directory {}", settings.data_dir.display()))?;
+    progress.finish();
+    tracing::info!(
+        data_dir = %settings.data_dir.display(),
+        collections = opened.collections,
+        passages = opened.passages,
+        embedded = opened.embedded,
+        reanalysed = opened.reanalysed,
+        "store loaded"
+    );
+    if !store_args.no_corpus {
+        let mut progress = Progress::new("embedding corpus passages");
+        let synced = core
+            .sync_corpus(&store_args.corpus, &mut |done, total| {
+                progress.update(done, total)
+            })
+            .with_context(|| format!("loading the corpus {:?}", store_args.corpus))?;
+        progress.finish();
+        tracing::info!(
+            corpus = ?store_args.corpus,
+            added = synced.added,
+            changed = synced.changed,
+            removed = synced.removed,
+            unchanged = synced.unchanged,
+            embedded = synced.embedded,
+            skipped = synced.problems.len(),
+            ignored_files = synced.ignored_files,
+            "corpus in sync with collection default"
+        );
+    }
+    let totals = core.totals();
+    tracing::info!(
+        collections = totals.collections,
+        documents = totals.documents,
+        passages = totals.passages,
+        model = %model_args.model,
+        took_ms = started.elapsed().as_millis() as u64,
+        "collections ready"
+    );
+    Ok(Arc::new(core))
+}
+
+/// Reports embedding progress: a bar on a terminal, a log line every tenth otherwise (a server
+/// under systemd or in a container has no terminal, and its operator still wants to know).
+struct Progress {
+    what: &'static str,
+    bar: Option<ProgressBar>,
+    logged_tenths: usize,
+}
+
+impl Progress {
+    fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            bar: None,
+            logged_tenths: 0,
+        }
+    }
+
+    fn update(&mut self, done: usize, total: usize) {
+        if std::io::stderr().is_terminal() {
+            let what = self.what;
+            self.bar
+                .get_or_insert_with(|| {
+                    let bar = ProgressBar::new(total as u64);
+                    bar.set_style(
+                        ProgressStyle::with_template(&format!(
+                            "{what} {{bar:40}} {{pos}}/{{len}} [{{elapsed_precise}}, {{per_sec}}, eta {{eta}}]"
+                        ))
+                        .expect("a valid progress template"),
+                    );
+                    bar
+                })
+                .set_position(done as u64);
+        } else {
+            let tenths = done * 10 / total.max(1);
+            if tenths > self.logged_tenths || done == total {
+                self.logged_tenths = tenths;
+                tracing::info!(done, total, "{}", self.what);
+            }
+        }
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

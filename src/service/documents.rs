@@ -1,0 +1,336 @@
+//! The document use cases: write (create or replace), delete, read and list the documents of a
+//! collection.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::{blocking, check_document_id, is_blank, ServiceError, Wenda};
+use crate::corpus::{
+    parse_document, ArticleDate, ArticleMeta, ChunkConfig, DocumentInput, Layout, Passage,
+    ProblemKind,
+};
+use crate::index::{Index, IndexChange};
+use crate::store::{now_ms, DocumentRecord, DocumentWrite, Origin, StoredPassage, WriteBatch};
+
+/// Most documents one page of a listing may hold.
+pub const MAX_PAGE_SIZE: usize = 1_000;
+
+/// A document to write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDocument {
+    pub text: String,
+    pub layout: Layout,
+    pub title: Option<String>,
+    /// As printed or `YYYY-MM-DD`; recognised dates are filterable.
+    pub date: Option<String>,
+    pub source: Option<String>,
+    pub url: Option<String>,
+    /// A flat object: strings, numbers, booleans and arrays of strings.
+    pub metadata: Map<String, Value>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutOutcome {
+    pub id: String,
+    /// Whether an earlier version was replaced (else the document is new).
+    pub replaced: bool,
+    pub passages: usize,
+    /// Passages the model embedded.
+    pub embedded: usize,
+    /// Passages whose vector was already stored (their text was embedded before).
+    pub reused: usize,
+    pub took: Duration,
+}
+
+/// A stored document with its passages.
+#[derive(Debug, Clone)]
+pub struct DocumentDetail {
+    pub record: DocumentRecord,
+    pub passages: Vec<Passage>,
+}
+
+/// One page of a collection's documents (texts left out), and the cursor of the next.
+#[derive(Debug, Clone)]
+pub struct DocumentPage {
+    pub documents: Vec<DocumentRecord>,
+    /// Pass to get the next page; `None` after the last.
+    pub next: Option<String>,
+}
+
+impl Wenda {
+    /// Writes document `id` of `collection`: creates it, or replaces every passage of the
+    /// earlier version at once. Answers once the document is durable and searchable.
+    pub async fn put_document(
+        &self,
+        collection: &str,
+        id: &str,
+        document: NewDocument,
+    ) -> Result<PutOutcome, ServiceError> {
+        let started = Instant::now();
+        check_document_id(id)?;
+        check_metadata(&document.metadata)?;
+        if document.layout == Layout::Jsonl {
+            return Err(ServiceError::Invalid(
+                "format must be plain, markdown or news; send JSON lines to the import route"
+                    .into(),
+            ));
+        }
+        if is_blank(&document.text) {
+            return Err(ServiceError::NoPassages("the text is empty".into()));
+        }
+        if !document.text.chars().any(char::is_alphanumeric) {
+            return Err(ServiceError::NoPassages(
+                "the text has no letters or digits, only punctuation and symbols".into(),
+            ));
+        }
+        let target = self.collection(collection)?;
+        let _permit = self.permit()?;
+        let record = DocumentRecord {
+            id: id.to_owned(),
+            layout: document.layout,
+            content_hash: content_hash(&document),
+            title: document.title,
+            date: document.date,
+            source: document.source,
+            url: document.url,
+            metadata: document.metadata,
+            text: document.text,
+            origin: Origin::Api,
+            created_at: now_ms(),
+            updated_at: now_ms(),
+            passages: 0,
+        };
+        let (record, passages) = {
+            let embedder = Arc::clone(&self.embedder);
+            blocking(move || {
+                let (passages, _) = cut(&record, &ChunkConfig::new(&*embedder));
+                (record, passages)
+            })
+            .await?
+        };
+        if passages.is_empty() {
+            return Err(ServiceError::NoPassages(
+                "the text has no words to index (only punctuation or markup)".into(),
+            ));
+        }
+        let prepared = self.prepare(passages).await?;
+        let (embedded, reused) = (prepared.new_vectors.len(), prepared.reused);
+        let writes = target.writes.lock().await;
+        if *writes {
+            return Err(ServiceError::UnknownCollection(collection.to_owned()));
+        }
+        let store = Arc::clone(&self.store);
+        let name = collection.to_owned();
+        let index_passages = prepared.index_passages();
+        let (replaced, passages) = {
+            let target = Arc::clone(&target);
+            blocking(move || {
+                let stored: Vec<StoredPassage> = prepared
+                    .passages
+                    .into_iter()
+                    .map(|(stored, _)| stored)
+                    .collect();
+                let record = DocumentRecord {
+                    passages: stored.len(),
+                    ..record
+                };
+                let outcome = store.write(
+                    &name,
+                    &WriteBatch {
+                        put: vec![DocumentWrite {
+                            record: &record,
+                            passages: &stored,
+                        }],
+                        delete: Vec::new(),
+                        vectors: prepared
+                            .new_vectors
+                            .iter()
+                            .map(|(key, vector)| (*key, vector.as_slice()))
+                            .collect(),
+                    },
+                )?;
+                target
+                    .index
+                    .apply(IndexChange {
+                        remove_documents: vec![record.id.clone()],
+                        add: index_passages,
+                    })
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                Ok::<_, ServiceError>((outcome.replaced[0], stored.len()))
+            })
+            .await??
+        };
+        drop(writes);
+        Ok(PutOutcome {
+            id: id.to_owned(),
+            replaced,
+            passages,
+            embedded,
+            reused,
+            took: started.elapsed(),
+        })
+    }
+
+    /// Deletes document `id` of `collection` and its passages.
+    pub async fn delete_document(&self, collection: &str, id: &str) -> Result<usize, ServiceError> {
+        check_document_id(id)?;
+        let target = self.collection(collection)?;
+        let writes = target.writes.lock().await;
+        if *writes {
+            return Err(ServiceError::UnknownCollection(collection.to_owned()));
+        }
+        let store = Arc::clone(&self.store);
+        let (name, document) = (collection.to_owned(), id.to_owned());
+        let removed = {
+            let target = Arc::clone(&target);
+            blocking(move || {
+                let passages = target.index.reader().passage_count();
+                let outcome = store.write(
+                    &name,
+                    &WriteBatch {
+                        delete: vec![&document],
+                        ..WriteBatch::default()
+                    },
+                )?;
+                if !outcome.deleted[0] {
+                    return Err(ServiceError::UnknownDocument {
+                        collection: name,
+                        document,
+                    });
+                }
+                target
+                    .index
+                    .apply(IndexChange {
+                        remove_documents: vec![document],
+                        add: Vec::new(),
+                    })
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                Ok(passages - target.index.reader().passage_count())
+            })
+            .await??
+        };
+        drop(writes);
+        Ok(removed)
+    }
+
+    /// Document `id` of `collection`, with its text, metadata and passages.
+    pub async fn document(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<DocumentDetail, ServiceError> {
+        check_document_id(id)?;
+        self.collection(collection)?;
+        let store = Arc::clone(&self.store);
+        let (name, document) = (collection.to_owned(), id.to_owned());
+        blocking(move || match store.document(&name, &document)? {
+            Some((record, passages)) => Ok(DocumentDetail { record, passages }),
+            None => Err(ServiceError::UnknownDocument {
+                collection: name,
+                document,
+            }),
+        })
+        .await?
+    }
+
+    /// Up to `limit` documents of `collection` after the cursor `after` (from a previous page).
+    pub async fn documents(
+        &self,
+        collection: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<DocumentPage, ServiceError> {
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(ServiceError::Invalid(format!(
+                "limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}"
+            )));
+        }
+        self.collection(collection)?;
+        let store = Arc::clone(&self.store);
+        let name = collection.to_owned();
+        blocking(move || {
+            let mut documents = store.documents(&name, after.as_deref(), limit + 1)?;
+            let next = (documents.len() > limit).then(|| {
+                documents.truncate(limit);
+                documents.last().map(|d| d.id.clone()).unwrap_or_default()
+            });
+            Ok(DocumentPage { documents, next })
+        })
+        .await?
+    }
+}
+
+/// Cuts a document's text into passages by its layout, with its fields as the articles'
+/// defaults; also returns the lines it skipped (JSON lines) and why.
+pub(super) fn cut(
+    record: &DocumentRecord,
+    config: &ChunkConfig<'_>,
+) -> (Vec<Passage>, Vec<(usize, ProblemKind)>) {
+    let meta = ArticleMeta {
+        title: record.title.clone(),
+        dateline: None,
+        date: record.date.as_deref().map(ArticleDate::parse),
+        source: record.source.clone(),
+        url: record.url.clone(),
+    };
+    let input = DocumentInput {
+        id: &record.id,
+        text: &record.text,
+        layout: record.layout,
+        meta: &meta,
+        metadata: &record.metadata,
+    };
+    let parsed = parse_document(&input, config);
+    let problems = parsed.problems;
+    (parsed.groups.into_iter().flatten().collect(), problems)
+}
+
+/// SHA-256 over everything passages are cut from, so an unchanged document is recognised
+/// without cutting it again.
+pub(super) fn content_hash(document: &NewDocument) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    let fields = [
+        Some(document.layout.as_str()),
+        document.title.as_deref(),
+        document.date.as_deref(),
+        document.source.as_deref(),
+        document.url.as_deref(),
+    ];
+    for field in fields {
+        // Presence and length first, so that no two different field lists hash alike.
+        let bytes = field.map_or(&[][..], str::as_bytes);
+        hasher.update([u8::from(field.is_some())]);
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    hasher.update(Value::Object(document.metadata.clone()).to_string());
+    hasher.update([0]);
+    hasher.update(document.text.as_bytes());
+    hasher.finalize().into()
+}
+
+/// Metadata must be flat: strings, numbers, booleans, or arrays of strings.
+fn check_metadata(metadata: &Map<String, Value>) -> Result<(), ServiceError> {
+    for (key, value) in metadata {
+        let flat = match value {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => true,
+            Value::Array(items) => items.iter().all(Value::is_string),
+            Value::Null | Value::Object(_) => false,
+        };
+        if !flat {
+            return Err(ServiceError::Invalid(format!(
+                "metadata field {key:?} must be a string, number, boolean or array of strings"
+            )));
+        }
+        if key.is_empty() || key.chars().any(char::is_control) {
+            return Err(ServiceError::Invalid(format!(
+                "metadata key {key:?} must be non-empty without control characters"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Why a use case could not be carried out, in terms a transport can map to its own (an HTTP
+//! status and code, an MCP tool error, a command-line message).
+
+use crate::embedding::QueueError;
+use crate::search::SearchError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ServiceError {
+    #[error("the query is empty; ask a question")]
+    EmptyQuery,
+    /// Input `n` of an embeddings request has nothing to embed.
+    #[error("input {0} is empty")]
+    EmptyInput(usize),
+    /// A value the request may carry but not with this value.
+    #[error("{0}")]
+    Invalid(String),
+    /// A collection name or document id that is not well formed.
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("no collection is named {0:?}")]
+    UnknownCollection(String),
+    #[error("no passage has the id {0:?}")]
+    UnknownPassage(String),
+    #[error("collection {collection:?} has no document {document:?}")]
+    UnknownDocument {
+        collection: String,
+        document: String,
+    },
+    #[error("the document yields no passage: {0}")]
+    NoPassages(String),
+    #[error("passage id {passage:?} already belongs to document {owner:?}; give this document another id")]
+    PassageConflict { passage: String, owner: String },
+    #[error("too many requests are in progress; retry shortly")]
+    Overloaded,
+    #[error("storage unavailable: {0}; nothing was written, retry later")]
+    StorageUnavailable(String),
+    #[error("embedding failed: {0}")]
+    EmbeddingFailed(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<SearchError> for ServiceError {
+    fn from(error: SearchError) -> Self {
+        match error {
+            SearchError::UnknownPassage(id) => Self::UnknownPassage(id),
+            SearchError::MissingEmbedding(_) => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<QueueError> for ServiceError {
+    fn from(error: QueueError) -> Self {
+        match error {
+            QueueError::Full => Self::Overloaded,
+            QueueError::Stopped | QueueError::Failed(_) => Self::EmbeddingFailed(error.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::UnknownCollection(name) => Self::UnknownCollection(name),
+            StoreError::PassageTaken { passage, document } => Self::PassageConflict {
+                passage,
+                owner: document,
+            },
+            StoreError::Unavailable(problem) => Self::StorageUnavailable(problem),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! The application core: every use case wenda offers (search, related passages, passages,
+//! documents, collections, embeddings) as methods of [`Wenda`], which the HTTP API, the MCP
+//! tools and the command line all call, as text-embeddings-inference's `Infer` is called by its
+//! HTTP and gRPC routers alike. Transports only translate: they turn their input into the
+//! requests defined here and map [`ServiceError`] to their own errors.
+//!
+//! Wenda owns the durable [`Store`] (the source of truth), one in-memory index per collection
+//! (rebuilt from the store at start-up, changed with every write), the embedding queue and the
+//! bound on work in progress. A write commits to the store first and then changes the index,
+//! both under the collection's write lock, so the two apply writes in the same order and a
+//! search never sees a write the store does not have.
+
+mod collections;
+mod documents;
+mod error;
+mod names;
+mod search;
+mod sync;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+pub use collections::CollectionSummary;
+pub use documents::{DocumentDetail, DocumentPage, NewDocument, PutOutcome, MAX_PAGE_SIZE};
+pub use error::ServiceError;
+pub use names::{check_collection_name, check_document_id, is_blank, DEFAULT_COLLECTION};
+pub use search::{
+    ContextBudget, SearchHit, SearchOutcome, SearchRequest, SimilarOutcome, SimilarRequest,
+    MAX_CONTEXT_BUDGET,
+};
+pub use sync::SyncReport;
+
+use crate::corpus::Passage;
+use crate::embedding::{EmbedQueue, Embedder, Embedding, ModelFingerprint, Role, TextKey};
+use crate::index::{Analyzer, Index, IndexChange, IndexReader, IndexedPassage, MemoryIndex};
+use crate::store::{Store, StoredPassage, WriteBatch};
+
+/// Most texts one embeddings request may carry.
+pub const MAX_EMBEDDING_INPUTS: usize = 128;
+
+/// The embedding model being served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSummary {
+    /// Its Hugging Face id or directory.
+    pub id: String,
+    pub dimensions: usize,
+    /// How token vectors become one sentence vector (`mean`, `cls`).
+    pub pooling: String,
+    /// The model's window: longer texts are truncated.
+    pub max_tokens: usize,
+}
+
+/// How a [`Wenda`] is set up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Requests handled at once; more are refused with [`ServiceError::Overloaded`].
+    pub max_in_flight: usize,
+    /// Most questions embedded together in one forward pass.
+    pub max_batch: usize,
+    /// A cap on the store's size in bytes (writes beyond it fail with
+    /// [`ServiceError::StorageUnavailable`]).
+    pub max_store_bytes: Option<u64>,
+    /// Weight of the lexical score in hybrid ranking.
+    pub lexical_weight: f32,
+}
+
+/// What the whole service holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    pub collections: usize,
+    pub documents: usize,
+    pub passages: usize,
+    /// Bytes the vectors of every index take in memory.
+    pub index_bytes: usize,
+}
+
+/// What opening a data directory did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    pub collections: usize,
+    pub passages: usize,
+    /// Passages embedded because the store had no vector for them under this model.
+    pub embedded: usize,
+    /// Passages analysed again because the analyzer changed since they were stored.
+    pub reanalysed: usize,
+}
+
+/// One collection's index and the lock its writes take.
+struct Collection {
+    index: MemoryIndex,
+    /// Held while a write goes to the store and the index; `true` once the collection is
+    /// deleted, so a write that waited for the lock learns it is gone.
+    writes: tokio::sync::Mutex<bool>,
+}
+
+/// The service: see the module documentation.
+pub struct Wenda {
+    embedder: Arc<Embedder>,
+    queue: EmbedQueue,
+    model: ModelSummary,
+    analyzer: Arc<Analyzer>,
+    store: Arc<Store>,
+    collections: RwLock<BTreeMap<String, Arc<Collection>>>,
+    permits: Semaphore,
+    lexical_weight: f32,
+}
+
+/// A store setting: the analyzer revision the stored terms were made with.
+const ANALYZER_REVISION: &str = "analyzer_revision";
+
+impl Wenda {
+    /// Opens the store in `settings.data_dir` and builds every collection's index from it,
+    /// embedding only passages whose vectors the store lacks for this model (`progress(done,
+    /// total)` follows that). Blocking: call it off the async runtime.
+    pub fn open(
+        embedder: Arc<Embedder>,
+        fingerprint: ModelFingerprint,
+        model: ModelSummary,
+        settings: &Settings,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<(Self, OpenReport), OpenError> {
+        let store = Store::open(&settings.data_dir, fingerprint, embedder.dimensions())?;
+        if let Some(bytes) = settings.max_store_bytes {
+            store.set_size_limit(bytes)?;
+        }
+        let wenda = Self {
+            queue: EmbedQueue::start(
+                Arc::clone(&embedder),
+                settings.max_in_flight,
+                settings.max_batch,
+            ),
+            embedder,
+            model,
+            analyzer: Arc::new(Analyzer::default()),
+            store: Arc::new(store),
+            collections: RwLock::default(),
+            permits: Semaphore::new(settings.max_in_flight),
+            lexical_weight: settings.lexical_weight,
+        };
+        let report = wenda.load_collections(progress)?;
+        Ok((wenda, report))
+    }
+
+    fn load_collections(
+        &self,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<OpenReport, OpenError> {
+        let revision = Analyzer::REVISION.to_string();
+        let terms_current = self.store.setting(ANALYZER_REVISION)?.as_deref() == Some(&revision);
+        let mut report = OpenReport::default();
+        for record in self.store.collections()? {
+            let mut loaded = self.store.load_collection(&record.name)?;
+            if !terms_current {
+                self.reanalyse(&record.name, &mut loaded)?;
+                report.reanalysed += loaded.len();
+            }
+            let missing: Vec<usize> = (0..loaded.len())
+                .filter(|&i| loaded[i].vector.is_none())
+                .collect();
+            if !missing.is_empty() {
+                let texts: Vec<String> = missing
+                    .iter()
+                    .map(|&i| loaded[i].stored.passage.embedding_text().into_owned())
+                    .collect();
+                let embeddings = self.embed_blocking(&texts, progress)?;
+                let keys: Vec<TextKey> =
+                    missing.iter().map(|&i| loaded[i].stored.text_key).collect();
+                self.store.write(
+                    &record.name,
+                    &WriteBatch {
+                        vectors: keys
+                            .iter()
+                            .zip(&embeddings)
+                            .map(|(key, embedding)| (*key, embedding.vector.as_slice()))
+                            .collect(),
+                        ..WriteBatch::default()
+                    },
+                )?;
+                for (i, embedding) in missing.into_iter().zip(embeddings) {
+                    loaded[i].vector = Some(embedding.vector);
+                }
+                report.embedded += texts.len();
+            }
+            report.passages += loaded.len();
+            report.collections += 1;
+            let added = loaded
+                .into_iter()
+                .map(|passage| IndexedPassage {
+                    vector: passage.vector.expect("every vector was filled in above"),
+                    passage: passage.stored.passage,
+                    terms: passage.stored.terms,
+                })
+                .collect();
+            let collection = self.new_collection();
+            collection.index.apply(IndexChange {
+                remove_documents: Vec::new(),
+                add: added,
+            })?;
+            self.register(&record.name, collection);
+        }
+        if !terms_current {
+            self.store.set_setting(ANALYZER_REVISION, &revision)?;
+        }
+        Ok(report)
+    }
+
+    /// Analyses stored passages again, after the analyzer changed.
+    fn reanalyse(
+        &self,
+        collection: &str,
+        loaded: &mut [crate::store::LoadedPassage],
+    ) -> Result<(), OpenError> {
+        for passage in loaded.iter_mut() {
+            passage.stored.terms = self.analyzer.term_counts(&passage.stored.passage.text);
+        }
+        let terms: Vec<(&str, &crate::index::TermCounts)> = loaded
+            .iter()
+            .map(|p| (p.stored.passage.id.as_str(), &p.stored.terms))
+            .collect();
+        self.store.rewrite_terms(collection, &terms)?;
+        Ok(())
+    }
+
+    /// Embeds passage texts on this thread, deduplicated (used before serving).
+    fn embed_blocking(
+        &self,
+        texts: &[String],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<Embedding>, OpenError> {
+        let total = texts.len();
+        let mut done = 0;
+        Ok(self
+            .embedder
+            .embed_with_progress(Role::Passage, texts, &mut |finished| {
+                done += finished;
+                progress(done, total);
+            })?)
+    }
+
+    fn new_collection(&self) -> Arc<Collection> {
+        Arc::new(Collection {
+            index: MemoryIndex::new(self.embedder.dimensions(), Arc::clone(&self.analyzer)),
+            writes: tokio::sync::Mutex::new(false),
+        })
+    }
+
+    fn register(&self, name: &str, collection: Arc<Collection>) {
+        self.collections
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(name.to_owned(), collection);
+    }
+
+    fn collection(&self, name: &str) -> Result<Arc<Collection>, ServiceError> {
+        self.collections
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ServiceError::UnknownCollection(name.to_owned()))
+    }
+
+    /// The current snapshot of a collection's index (for offline evaluation; requests go
+    /// through the use cases).
+    pub fn reader(&self, collection: &str) -> Result<Arc<dyn IndexReader>, ServiceError> {
+        Ok(self.collection(collection)?.index.reader())
+    }
+
+    /// A slot among the requests in progress, held until dropped.
+    fn permit(&self) -> Result<SemaphorePermit<'_>, ServiceError> {
+        self.permits
+            .try_acquire()
+            .map_err(|_| ServiceError::Overloaded)
+    }
+
+    /// The embedding model itself (for offline evaluation and benchmarks).
+    pub fn embedder(&self) -> &Embedder {
+        &self.embedder
+    }
+
+    /// The model being served.
+    pub fn model(&self) -> &ModelSummary {
+        &self.model
+    }
+
+    /// Where the store lives.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.store.directory()
+    }
+
+    /// Totals over every collection.
+    pub fn totals(&self) -> Totals {
+        let collections = self
+            .collections
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let readers: Vec<Arc<dyn IndexReader>> =
+            collections.values().map(|c| c.index.reader()).collect();
+        Totals {
+            collections: collections.len(),
+            documents: readers.iter().map(|r| r.document_count()).sum(),
+            passages: readers.iter().map(|r| r.passage_count()).sum(),
+            index_bytes: readers.iter().map(|r| r.vector_bytes()).sum(),
+        }
+    }
+
+    /// Embeds up to [`MAX_EMBEDDING_INPUTS`] texts in `role` (OpenAI-style embeddings).
+    pub async fn embed(
+        &self,
+        role: Role,
+        texts: Vec<String>,
+    ) -> Result<Vec<Embedding>, ServiceError> {
+        if texts.is_empty() || texts.len() > MAX_EMBEDDING_INPUTS {
+            return Err(ServiceError::Invalid(format!(
+                "input must hold 1 to {MAX_EMBEDDING_INPUTS} texts, got {}",
+                texts.len()
+            )));
+        }
+        if let Some(index) = texts.iter().position(|t| is_blank(t)) {
+            return Err(ServiceError::EmptyInput(index));
+        }
+        let _permit = self.permit()?;
+        Ok(self.queue.embed_all(role, texts).await?)
+    }
+
+    /// Makes the passages of a write: looks up stored vectors, embeds the rest through the
+    /// queue (behind any waiting question) and analyses terms.
+    async fn prepare(&self, passages: Vec<Passage>) -> Result<Prepared, ServiceError> {
+        let store = Arc::clone(&self.store);
+        let (passages, lookup) = blocking(move || {
+            let lookup = VectorLookup::new(&store, &passages);
+            (passages, lookup)
+        })
+        .await?;
+        let mut lookup = lookup?;
+        let embeddings = self
+            .queue
+            .embed_all(Role::Passage, lookup.missing_texts())
+            .await?;
+        lookup.fill(embeddings);
+        let analyzer = Arc::clone(&self.analyzer);
+        blocking(move || lookup.into_prepared(&analyzer, passages)).await
+    }
+}
+
+/// The vectors of a write's passages: those the store has, and the texts it lacks.
+struct VectorLookup {
+    keys: Vec<TextKey>,
+    known: HashMap<TextKey, Vec<f32>>,
+    /// Distinct texts without a vector, with their keys.
+    missing: Vec<(TextKey, String)>,
+    new_vectors: Vec<(TextKey, Vec<f32>)>,
+    reused: usize,
+}
+
+impl VectorLookup {
+    fn new(store: &Store, passages: &[Passage]) -> Result<Self, ServiceError> {
+        let texts: Vec<String> = passages
+            .iter()
+            .map(|p| p.embedding_text().into_owned())
+            .collect();
+        let keys: Vec<TextKey> = texts.iter().map(|t| TextKey::of(t)).collect();
+        let known = store.vectors(&keys)?;
+        let mut missing: Vec<(TextKey, String)> = Vec::new();
+        let mut wanted = std::collections::HashSet::new();
+        for (key, text) in keys.iter().zip(texts) {
+            if !known.contains_key(key) && wanted.insert(*key) {
+                missing.push((*key, text));
+            }
+        }
+        let reused = keys.iter().filter(|k| known.contains_key(k)).count();
+        Ok(Self {
+            keys,
+            known,
+            missing,
+            new_vectors: Vec::new(),
+            reused,
+        })
+    }
+
+    fn missing_texts(&self) -> Vec<String> {
+        self.missing.iter().map(|(_, text)| text.clone()).collect()
+    }
+
+    /// Takes the embeddings of [`missing_texts`](Self::missing_texts), in order.
+    fn fill(&mut self, embeddings: Vec<Embedding>) {
+        for ((key, _), embedding) in self.missing.drain(..).zip(embeddings) {
+            self.known.insert(key, embedding.vector.clone());
+            self.new_vectors.push((key, embedding.vector));
+        }
+    }
+
+    /// Pairs each passage with its key, terms and vector.
+    fn into_prepared(self, analyzer: &Analyzer, passages: Vec<Passage>) -> Prepared {
+        let passages = passages
+            .into_iter()
+            .zip(&self.keys)
+            .map(|(passage, key)| {
+                let terms = analyzer.term_counts(&passage.text);
+                let vector = self.known[key].clone();
+                let stored = StoredPassage {
+                    passage,
+                    text_key: *key,
+                    terms,
+                };
+                (stored, vector)
+            })
+            .collect();
+        Prepared {
+            passages,
+            new_vectors: self.new_vectors,
+            reused: self.reused,
+        }
+    }
+}
+
+/// Passages ready to write, with their vectors.
+struct Prepared {
+    passages: Vec<(StoredPassage, Vec<f32>)>,
+    new_vectors: Vec<(TextKey, Vec<f32>)>,
+    reused: usize,
+}
+
+impl Prepared {
+    fn index_passages(&self) -> Vec<IndexedPassage> {
+        self.passages
+            .iter()
+            .map(|(stored, vector)| IndexedPassage {
+                passage: stored.passage.clone(),
+                vector: vector.clone(),
+                terms: stored.terms.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Why a data directory could not be opened and loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("embedding stored passages: {0}")]
+    Embedding(#[from] crate::embedding::EmbeddingError),
+    #[error("indexing stored passages: {0}")]
+    Index(#[from] crate::index::IndexError),
+    #[error("bringing the corpus folder in: {0}")]
+    Sync(String),
+}
+
+/// Runs blocking work (store I/O, tokenizing, ranking) on tokio's blocking threads, so the async
+/// workers keep serving I/O.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| {
+        tracing::error!(%error, "a blocking task failed");
+        ServiceError::Internal("a worker task failed".into())
+    })
+}

@@ -1,0 +1,225 @@
+//! Keeping the `default` collection in step with the corpus folder given at start-up: files
+//! added, changed and removed since the last start become document writes and deletes, applied
+//! in one transaction. A file whose content is unchanged is not even cut into passages.
+//!
+//! Only documents that came from the folder are touched: a document written through the API
+//! into `default` is never deleted by a sync, and a file with the same id is skipped.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use super::documents::{content_hash, cut};
+use super::{OpenError, ServiceError, VectorLookup, Wenda, DEFAULT_COLLECTION};
+use crate::corpus::{read_files, ChunkConfig, Problem, ProblemKind};
+use crate::index::{Index, IndexChange};
+use crate::store::{now_ms, DocumentRecord, DocumentWrite, Origin, WriteBatch};
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Documents whose files are new.
+    pub added: usize,
+    /// Documents whose files changed.
+    pub changed: usize,
+    /// Documents whose files are gone (or no longer yield a passage).
+    pub removed: usize,
+    pub unchanged: usize,
+    /// Passages the model embedded (others reused stored vectors).
+    pub embedded: usize,
+    /// Files and lines skipped, and why.
+    pub problems: Vec<Problem>,
+    /// Files of unsupported types in the folders.
+    pub ignored_files: usize,
+}
+
+impl Wenda {
+    /// Brings collection `default` in step with the files of `paths`. Blocking; `progress(done,
+    /// total)` follows the embedding of passages the store has no vector for.
+    pub fn sync_corpus(
+        &self,
+        paths: &[PathBuf],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<SyncReport, OpenError> {
+        let name = DEFAULT_COLLECTION;
+        if self.store.create_collection(name)? {
+            self.register(name, self.new_collection());
+        }
+        let target = self
+            .collection(name)
+            .map_err(|e| OpenError::Sync(e.to_string()))?;
+        let scan = read_files(paths);
+        let mut report = SyncReport {
+            problems: scan.problems,
+            ignored_files: scan.ignored_files,
+            ..SyncReport::default()
+        };
+        let stored = self.store.content_hashes(name, Origin::Corpus)?;
+        let written_through_api = self.store.content_hashes(name, Origin::Api)?;
+        let on_disk: HashSet<&str> = scan.files.iter().map(|f| f.id.as_str()).collect();
+        let mut removed: Vec<String> = stored
+            .keys()
+            .filter(|id| !on_disk.contains(id.as_str()))
+            .cloned()
+            .collect();
+
+        // First the files that changed: their stored versions go, freeing their passage ids.
+        let mut pending = Vec::new();
+        for file in &scan.files {
+            if written_through_api.contains_key(&file.id) {
+                tracing::warn!(
+                    document = file.id,
+                    "a document with this id was written through the API; the file is not loaded"
+                );
+                continue;
+            }
+            let document = super::NewDocument {
+                text: file.text.clone(),
+                layout: file.layout,
+                title: None,
+                date: None,
+                source: None,
+                url: None,
+                metadata: serde_json::Map::new(),
+            };
+            let hash = content_hash(&document);
+            if stored.get(&file.id) == Some(&hash) {
+                report.unchanged += 1;
+            } else {
+                pending.push((file, document, hash));
+            }
+        }
+        let freed: HashSet<String> = removed
+            .iter()
+            .cloned()
+            .chain(pending.iter().map(|(file, _, _)| file.id.clone()))
+            .collect();
+
+        // Then cut them; a passage id that another document keeps, or that an earlier file of
+        // this sync took, costs the file (and its stored version goes: the folder decides).
+        let reader = target.index.reader();
+        let config = ChunkConfig::new(&*self.embedder);
+        let mut records = Vec::new();
+        let mut passages = Vec::new();
+        let mut claimed: HashMap<String, String> = HashMap::new();
+        for (file, document, hash) in pending {
+            let record = DocumentRecord {
+                id: file.id.clone(),
+                layout: file.layout,
+                title: None,
+                date: None,
+                source: None,
+                url: None,
+                metadata: serde_json::Map::new(),
+                text: document.text,
+                origin: Origin::Corpus,
+                content_hash: hash,
+                created_at: now_ms(),
+                updated_at: now_ms(),
+                passages: 0,
+            };
+            let (parsed, problems) = cut(&record, &config);
+            for (line, kind) in problems {
+                report.problem(&file.path, Some(line), kind);
+            }
+            let taken = parsed.iter().find_map(|passage| {
+                let id = passage.id.as_str();
+                if let Some(other) = claimed.get(id) {
+                    return Some((id.to_owned(), other.clone()));
+                }
+                let owner = &reader.passage(reader.slot_of(&passage.id)?).citation.path;
+                (!freed.contains(owner)).then(|| (id.to_owned(), owner.clone()))
+            });
+            let was_stored = stored.contains_key(&file.id);
+            let conflicted = taken.is_some();
+            if let Some((id, owner)) = taken {
+                let kind = ProblemKind::DuplicateId {
+                    id,
+                    first_path: owner,
+                    first_line: 0,
+                };
+                report.problem(&file.path, None, kind);
+            }
+            if conflicted || parsed.is_empty() {
+                if was_stored {
+                    removed.push(file.id.clone());
+                }
+                continue;
+            }
+            for passage in &parsed {
+                claimed.insert(passage.id.to_string(), file.id.clone());
+            }
+            if was_stored {
+                report.changed += 1;
+            } else {
+                report.added += 1;
+            }
+            records.push((record, parsed.len()));
+            passages.extend(parsed);
+        }
+        report.removed = removed.len();
+        if records.is_empty() && removed.is_empty() {
+            return Ok(report);
+        }
+
+        let mut lookup = VectorLookup::new(&self.store, &passages)
+            .map_err(|e| OpenError::Sync(e.to_string()))?;
+        let texts = lookup.missing_texts();
+        report.embedded = texts.len();
+        let embeddings = self.embed_blocking(&texts, progress)?;
+        lookup.fill(embeddings);
+        let prepared = lookup.into_prepared(&self.analyzer, passages);
+
+        let mut stored_passages = prepared.passages.iter().map(|(stored, _)| stored.clone());
+        let groups: Vec<(DocumentRecord, Vec<_>)> = records
+            .into_iter()
+            .map(|(record, count)| {
+                let group: Vec<_> = stored_passages.by_ref().take(count).collect();
+                (
+                    DocumentRecord {
+                        passages: count,
+                        ..record
+                    },
+                    group,
+                )
+            })
+            .collect();
+        let batch = WriteBatch {
+            put: groups
+                .iter()
+                .map(|(record, passages)| DocumentWrite { record, passages })
+                .collect(),
+            delete: removed.iter().map(String::as_str).collect(),
+            vectors: prepared
+                .new_vectors
+                .iter()
+                .map(|(key, vector)| (*key, vector.as_slice()))
+                .collect(),
+        };
+        self.store.write(name, &batch)?;
+        let mut remove_documents = removed.clone();
+        remove_documents.extend(groups.iter().map(|(record, _)| record.id.clone()));
+        target.index.apply(IndexChange {
+            remove_documents,
+            add: prepared.index_passages(),
+        })?;
+        Ok(report)
+    }
+}
+
+impl SyncReport {
+    fn problem(&mut self, path: &std::path::Path, line: Option<usize>, kind: ProblemKind) {
+        let problem = Problem {
+            path: path.to_owned(),
+            line,
+            kind,
+        };
+        tracing::warn!("skipped {problem}");
+        self.problems.push(problem);
+    }
+}
+
+impl From<ServiceError> for OpenError {
+    fn from(error: ServiceError) -> Self {
+        Self::Sync(error.to_string())
+    }
+}

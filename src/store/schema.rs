@@ -1,0 +1,79 @@
+//! The database schema and its migrations, applied in order and recorded in SQLite's
+//! `user_version`. Each runs in an immediate transaction, so two processes opening a new data
+//! directory at once cannot both apply one.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::StoreError;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: collections, documents, passages, vectors, settings.
+    "CREATE TABLE collections (
+         id INTEGER PRIMARY KEY,
+         name TEXT NOT NULL UNIQUE,
+         created_at INTEGER NOT NULL
+     );
+     CREATE TABLE documents (
+         collection_id INTEGER NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+         doc_id TEXT NOT NULL,
+         layout TEXT NOT NULL,
+         title TEXT,
+         date TEXT,
+         source TEXT,
+         url TEXT,
+         metadata TEXT NOT NULL,
+         text TEXT NOT NULL,
+         origin TEXT NOT NULL,
+         content_hash BLOB NOT NULL,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL,
+         passages INTEGER NOT NULL,
+         PRIMARY KEY (collection_id, doc_id)
+     ) WITHOUT ROWID;
+     CREATE TABLE passages (
+         collection_id INTEGER NOT NULL,
+         doc_id TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         passage_id TEXT NOT NULL,
+         body TEXT NOT NULL,
+         text_key BLOB NOT NULL,
+         terms BLOB NOT NULL,
+         PRIMARY KEY (collection_id, doc_id, seq),
+         UNIQUE (collection_id, passage_id),
+         FOREIGN KEY (collection_id, doc_id)
+             REFERENCES documents (collection_id, doc_id) ON DELETE CASCADE
+     );
+     CREATE INDEX passages_by_text ON passages (text_key);
+     CREATE TABLE vectors (
+         model BLOB NOT NULL,
+         text_key BLOB NOT NULL,
+         vector BLOB NOT NULL,
+         PRIMARY KEY (model, text_key)
+     ) WITHOUT ROWID;
+     CREATE INDEX vectors_by_text ON vectors (text_key);
+     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+];
+
+/// Brings the database at `path` up to the current schema.
+pub(super) fn migrate(connection: &Connection, path: &Path) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    let transaction =
+        rusqlite::Transaction::new_unchecked(connection, TransactionBehavior::Immediate)?;
+    let version: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > known {
+        return Err(StoreError::NewerSchema {
+            path: path.display().to_string(),
+            found: version,
+            known,
+        });
+    }
+    for migration in &MIGRATIONS[version as usize..] {
+        transaction.execute_batch(migration)?;
+    }
+    transaction.pragma_update(None, "user_version", known)?;
+    transaction.commit()?;
+    Ok(())
+}

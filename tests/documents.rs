@@ -1,0 +1,748 @@
+//! Collections and documents over real HTTP, against the real model and a real data directory:
+//! writing, replacing, deleting, listing, filtering by metadata, bad input, concurrency, a full
+//! store, and API keys.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{assert_error, call, call_with, send_json, start, Options, Server};
+use serde_json::{json, Value};
+use wenda::http::{ApiKeys, Limits};
+
+fn server() -> Server {
+    start(Options::default())
+}
+
+fn put(base: &str, path: &str, body: &Value) -> (u16, Value) {
+    send_json(base, "PUT", path, body)
+}
+
+fn ids(answer: &Value) -> Vec<String> {
+    answer["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn collections_are_created_listed_described_and_deleted() {
+    let server = server();
+    let url = server.url.as_str();
+    let (status, created) = call(url, "PUT", "/v1/collections/notes", None);
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["name"], "notes");
+    assert_eq!(
+        (created["documents"].as_u64(), created["passages"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(created["model"]["dimensions"], 384);
+    assert_eq!(
+        call(url, "PUT", "/v1/collections/notes", None).0,
+        200,
+        "idempotent"
+    );
+
+    let (_, list) = call(url, "GET", "/v1/collections", None);
+    let names: Vec<&str> = list["collections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "notes"]);
+    let (_, default) = call(url, "GET", "/v1/collections/default", None);
+    assert_eq!(default["documents"], 1);
+    assert!(default["passages"].as_u64().unwrap() >= 20);
+    assert_eq!(
+        default["vector_bytes"].as_u64().unwrap(),
+        default["passages"].as_u64().unwrap() * 384 * 4
+    );
+
+    for bad in ["Notes", "a%20b", "%E6%96%B0", &"x".repeat(65)] {
+        assert_error(
+            call(url, "PUT", &format!("/v1/collections/{bad}"), None),
+            422,
+            "invalid_name",
+        );
+    }
+    assert_error(
+        call(url, "GET", "/v1/collections/missing", None),
+        404,
+        "unknown_collection",
+    );
+    assert_error(
+        call(url, "GET", "/v1/collections/missing/search?q=a", None),
+        404,
+        "unknown_collection",
+    );
+
+    let (status, deleted) = call(url, "DELETE", "/v1/collections/notes", None);
+    assert_eq!(
+        (status, &deleted["deleted"]),
+        (200, &json!(true)),
+        "{deleted}"
+    );
+    assert_error(
+        call(url, "DELETE", "/v1/collections/notes", None),
+        404,
+        "unknown_collection",
+    );
+    assert_error(
+        call(url, "GET", "/v1/collections/notes/documents", None),
+        404,
+        "unknown_collection",
+    );
+}
+
+#[test]
+fn a_document_is_searchable_once_acknowledged_and_replaced_whole() {
+    let server = server();
+    let url = server.url.as_str();
+    call(url, "PUT", "/v1/collections/kb", None);
+    let body = json!({
+        "text": "# 模速空间\n\n模速空间是上海市打造的人工智能大模型专业孵化和加速平台，位于徐汇区。\n\n## 入驻企业\n\n已入驻企业100余家，涵盖大模型、具身智能和智能终端。",
+        "title": "上海大模型孵化器",
+        "date": "2025-04-29",
+        "source": "内部资料",
+        "url": "https://example.org/modu",
+        "metadata": {"lang": "zh", "year": 2025, "tags": ["ai", "shanghai"]},
+        "format": "markdown"
+    });
+    let (status, written) = put(url, "/v1/collections/kb/documents/modu%2F2025", &body);
+    assert_eq!(status, 201, "{written}");
+    assert_eq!(written["id"], "modu/2025");
+    let passages = written["passages"].as_u64().unwrap();
+    assert!(passages >= 1);
+    assert_eq!(
+        written["embedded"].as_u64().unwrap() + written["reused"].as_u64().unwrap(),
+        passages
+    );
+
+    let (status, found) = send_json(
+        url,
+        "POST",
+        "/v1/collections/kb/search",
+        &json!({"query": "Which district hosts the incubator?", "top_k": 1}),
+    );
+    assert_eq!(status, 200, "{found}");
+    let first = &found["results"][0];
+    assert!(
+        first["text"].as_str().unwrap().contains("徐汇区"),
+        "{found}"
+    );
+    assert_eq!(first["document"]["path"], "modu/2025");
+    assert_eq!(first["document"]["title"], "上海大模型孵化器");
+    assert_eq!(first["document"]["date"], "2025-04-29");
+    assert_eq!(first["document"]["url"], "https://example.org/modu");
+    assert_eq!(first["metadata"]["lang"], "zh");
+    assert!(
+        !first["text"].as_str().unwrap().contains('#'),
+        "heading markers are left out"
+    );
+    // The collection is its own: the default collection does not have it.
+    let (_, elsewhere) = send_json(
+        url,
+        "POST",
+        "/v1/search",
+        &json!({"query": "模速空间入驻企业", "top_k": 100}),
+    );
+    assert!(
+        ids(&elsewhere).iter().all(|id| !id.starts_with("modu")),
+        "{elsewhere}"
+    );
+
+    let id = first["id"].as_str().unwrap();
+    let (status, passage) = call(
+        url,
+        "GET",
+        &format!("/v1/collections/kb/passages/{id}"),
+        None,
+    );
+    assert_eq!((status, &passage["text"]), (200, &first["text"]));
+    assert_error(
+        call(url, "GET", &format!("/v1/passages/{id}"), None),
+        404,
+        "unknown_passage",
+    );
+
+    let (status, document) = call(url, "GET", "/v1/collections/kb/documents/modu%2F2025", None);
+    assert_eq!(status, 200, "{document}");
+    assert_eq!(document["text"], body["text"]);
+    assert_eq!(document["metadata"], body["metadata"]);
+    assert_eq!(document["format"], "markdown");
+    assert_eq!(
+        document["passages"].as_array().unwrap().len() as u64,
+        passages
+    );
+    // Citations point into the document's own text.
+    let text = body["text"].as_str().unwrap();
+    for passage in document["passages"].as_array().unwrap() {
+        let (start, end) = (
+            passage["citation"]["byte_start"].as_u64().unwrap() as usize,
+            passage["citation"]["byte_end"].as_u64().unwrap() as usize,
+        );
+        let cited: String = text[start..end]
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '#')
+            .collect();
+        let shown: String = passage["text"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        assert_eq!(cited, shown);
+    }
+
+    // The same text again: nothing to embed.
+    let (status, again) = put(url, "/v1/collections/kb/documents/modu%2F2025", &body);
+    assert_eq!((status, &again["embedded"]), (200, &json!(0)), "{again}");
+    assert_eq!(again["reused"].as_u64().unwrap(), passages);
+
+    // Replaced: the old passages are gone, the new one is found.
+    let replacement = json!({"text": "这份文件已经改写，现在讨论的是海洋生物学和珊瑚礁的保护。"});
+    let (status, _) = put(
+        url,
+        "/v1/collections/kb/documents/modu%2F2025",
+        &replacement,
+    );
+    assert_eq!(status, 200);
+    let (_, after) = send_json(
+        url,
+        "POST",
+        "/v1/collections/kb/search",
+        &json!({"query": "徐汇区孵化平台", "top_k": 10}),
+    );
+    let texts: Vec<&str> = after["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["这份文件已经改写，现在讨论的是海洋生物学和珊瑚礁的保护。"]
+    );
+    let (_, described) = call(url, "GET", "/v1/collections/kb", None);
+    assert_eq!(
+        (
+            described["documents"].as_u64(),
+            described["passages"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    let (status, deleted) = call(
+        url,
+        "DELETE",
+        "/v1/collections/kb/documents/modu%2F2025",
+        None,
+    );
+    assert_eq!(
+        (status, &deleted["passages"]),
+        (200, &json!(1)),
+        "{deleted}"
+    );
+    let (_, empty) = send_json(
+        url,
+        "POST",
+        "/v1/collections/kb/search",
+        &json!({"query": "珊瑚礁"}),
+    );
+    assert_eq!(empty["results"], json!([]));
+    assert_error(
+        call(url, "GET", "/v1/collections/kb/documents/modu%2F2025", None),
+        404,
+        "unknown_document",
+    );
+    assert_error(
+        call(
+            url,
+            "DELETE",
+            "/v1/collections/kb/documents/modu%2F2025",
+            None,
+        ),
+        404,
+        "unknown_document",
+    );
+}
+
+#[test]
+fn documents_are_listed_a_page_at_a_time() {
+    let server = server();
+    let url = server.url.as_str();
+    call(url, "PUT", "/v1/collections/pages", None);
+    for i in 0..5 {
+        let body = json!({"text": format!("第{i}份文件讲的是第{i}个主题。")});
+        assert_eq!(
+            put(url, &format!("/v1/collections/pages/documents/d{i}"), &body).0,
+            201
+        );
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/collections/pages/documents?limit=2&cursor={c}"),
+            None => "/v1/collections/pages/documents?limit=2".into(),
+        };
+        let (status, page) = call(url, "GET", &path, None);
+        assert_eq!(status, 200, "{page}");
+        let documents = page["documents"].as_array().unwrap();
+        assert!(documents.len() <= 2);
+        assert!(
+            documents.iter().all(|d| d.get("text").is_none()),
+            "listings leave texts out"
+        );
+        seen.extend(
+            documents
+                .iter()
+                .map(|d| d["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["d0", "d1", "d2", "d3", "d4"]);
+    assert_error(
+        call(url, "GET", "/v1/collections/pages/documents?limit=0", None),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        call(
+            url,
+            "GET",
+            "/v1/collections/pages/documents?limit=1001",
+            None,
+        ),
+        422,
+        "invalid_request",
+    );
+}
+
+#[test]
+fn metadata_filters_narrow_before_ranking() {
+    let server = server();
+    let url = server.url.as_str();
+    call(url, "PUT", "/v1/collections/meta", None);
+    let documents = [
+        (
+            "a",
+            json!({"lang": "zh", "year": 2023, "tags": ["ai"], "published": "2023-05-01", "author": "Li Wei"}),
+        ),
+        (
+            "b",
+            json!({"lang": "en", "year": 2024, "tags": ["policy"], "published": "2024-06-01T08:00:00Z", "author": "Wang Fang"}),
+        ),
+        (
+            "c",
+            json!({"lang": "zh", "year": 2025, "tags": ["ai", "policy"], "published": "2025-04-29", "draft": true}),
+        ),
+    ];
+    for (id, metadata) in &documents {
+        let body =
+            json!({"text": format!("关于人工智能政策的第{id}份报告。"), "metadata": metadata});
+        assert_eq!(
+            put(url, &format!("/v1/collections/meta/documents/{id}"), &body).0,
+            201
+        );
+    }
+    let found = |metadata: Value| -> Vec<String> {
+        let (status, answer) = send_json(
+            url,
+            "POST",
+            "/v1/collections/meta/search",
+            &json!({"query": "人工智能政策", "top_k": 10, "filter": {"metadata": metadata}}),
+        );
+        assert_eq!(status, 200, "{answer}");
+        let mut documents: Vec<String> = answer["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["document"]["path"].as_str().unwrap().to_owned())
+            .collect();
+        documents.sort();
+        documents
+    };
+    assert_eq!(found(json!({"lang": "zh"})), ["a", "c"]);
+    assert_eq!(found(json!({"tags": "policy"})), ["b", "c"]);
+    assert_eq!(
+        found(json!({"tags": {"in": ["ai"]}, "lang": "zh"})),
+        ["a", "c"]
+    );
+    assert_eq!(found(json!({"lang": ["en", "fr"]})), ["b"]);
+    assert_eq!(found(json!({"year": {"gte": 2024, "lt": 2025}})), ["b"]);
+    assert_eq!(found(json!({"year": {"gt": 2023}})), ["b", "c"]);
+    assert_eq!(
+        found(json!({"published": {"date_from": "2024-06-01", "date_to": "2025-01-01"}})),
+        ["b"]
+    );
+    assert_eq!(found(json!({"author": {"contains": "wang"}})), ["b"]);
+    assert_eq!(found(json!({"draft": true})), ["c"]);
+    assert_eq!(found(json!({"missing": "x"})), Vec::<String>::new());
+    for bad in [
+        json!({"year": {"gte": "2024"}}),
+        json!({"year": {"gt": 1, "gte": 2}}),
+        json!({"year": {"between": [1, 2]}}),
+        json!({"year": {"gte": 2025, "lt": 2024}}),
+        json!({"published": {"date_from": "2024-13-01"}}),
+        json!({"tags": {"in": "ai"}}),
+        json!({"nested": {"in": [{"a": 1}]}}),
+        json!(["not", "an", "object"]),
+    ] {
+        let (status, answer) = send_json(
+            url,
+            "POST",
+            "/v1/collections/meta/search",
+            &json!({"query": "人工智能", "filter": {"metadata": bad}}),
+        );
+        assert_eq!(status, 422, "{bad}: {answer}");
+    }
+}
+
+#[test]
+fn bad_documents_get_a_status_and_a_json_error() {
+    let server = start(Options {
+        limits: Limits {
+            max_document_bytes: 64 * 1024,
+            ..Limits::default()
+        },
+        ..Options::default()
+    });
+    let url = server.url.as_str();
+    call(url, "PUT", "/v1/collections/bad", None);
+    let ok = json!({"text": "正常的文本。"});
+    assert_error(
+        put(url, "/v1/collections/nope/documents/a", &ok),
+        404,
+        "unknown_collection",
+    );
+    assert_error(
+        put(url, "/v1/collections/bad/documents/a%00b", &ok),
+        422,
+        "invalid_name",
+    );
+    assert_error(
+        put(url, "/v1/collections/bad/documents/%20a", &ok),
+        422,
+        "invalid_name",
+    );
+    let long_id = "x".repeat(513);
+    assert_error(
+        put(
+            url,
+            &format!("/v1/collections/bad/documents/{long_id}"),
+            &ok,
+        ),
+        422,
+        "invalid_name",
+    );
+    assert_error(
+        put(url, "/v1/collections/bad/documents/a", &json!({"text": ""})),
+        422,
+        "no_passages",
+    );
+    assert_error(
+        put(
+            url,
+            "/v1/collections/bad/documents/a",
+            &json!({"text": " \n\u{200b} "}),
+        ),
+        422,
+        "no_passages",
+    );
+    assert_error(
+        put(
+            url,
+            "/v1/collections/bad/documents/a",
+            &json!({"text": "。。。！——"}),
+        ),
+        422,
+        "no_passages",
+    );
+    assert_error(
+        put(url, "/v1/collections/bad/documents/a", &json!({"txt": "x"})),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        put(
+            url,
+            "/v1/collections/bad/documents/a",
+            &json!({"text": "x", "format": "pdf"}),
+        ),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        put(
+            url,
+            "/v1/collections/bad/documents/a",
+            &json!({"text": "x", "metadata": {"a": {"b": 1}}}),
+        ),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        put(
+            url,
+            "/v1/collections/bad/documents/a",
+            &json!({"text": "x", "metadata": {"a": null}}),
+        ),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        put(url, "/v1/collections/bad/documents/a", &json!(["text"])),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        call(
+            url,
+            "PUT",
+            "/v1/collections/bad/documents/a",
+            Some(("application/json", b"{\"text\": \"\xff\"}")),
+        ),
+        422,
+        "malformed_json",
+    );
+    assert_error(
+        call(
+            url,
+            "PUT",
+            "/v1/collections/bad/documents/a",
+            Some(("text/plain", b"hello")),
+        ),
+        415,
+        "unsupported_media_type",
+    );
+    let huge = json!({"text": "长".repeat(30_000)});
+    assert_error(
+        put(url, "/v1/collections/bad/documents/a", &huge),
+        413,
+        "payload_too_large",
+    );
+    let (_, described) = call(url, "GET", "/v1/collections/bad", None);
+    assert_eq!(
+        described["documents"], 0,
+        "no refused write left anything: {described}"
+    );
+}
+
+/// Concurrent writers of one document: the result is exactly one of their versions, and a
+/// search running meanwhile sees one version at a time, never a mixture.
+#[test]
+fn concurrent_writes_of_one_document_end_in_exactly_one_version() {
+    let server = server();
+    let url = server.url.as_str();
+    call(url, "PUT", "/v1/collections/race", None);
+    let version = |v: usize| -> String {
+        (0..6)
+            .map(|p| format!("版本{v}的第{p}段讨论了城市交通、公共卫生和教育改革等多个方面的问题，内容足够长以便单独成段。"))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    };
+    let marker = |text: &str| -> Option<usize> {
+        text.split("版本").nth(1)?.split('的').next()?.parse().ok()
+    };
+    let searching = std::sync::atomic::AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut checks = 0;
+            while searching.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, answer) = send_json(
+                    url,
+                    "POST",
+                    "/v1/collections/race/search",
+                    &json!({"query": "城市交通", "top_k": 20, "mode": "lexical"}),
+                );
+                assert_eq!(status, 200, "{answer}");
+                let versions: HashSet<Option<usize>> = answer["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| marker(r["text"].as_str().unwrap()))
+                    .collect();
+                assert!(versions.len() <= 1, "a search saw a mixture: {versions:?}");
+                checks += 1;
+            }
+            checks
+        });
+        let writers: Vec<_> = (0..8)
+            .map(|v| {
+                let text = version(v);
+                scope.spawn(move || {
+                    let (status, answer) = put(
+                        url,
+                        "/v1/collections/race/documents/doc",
+                        &json!({"text": text}),
+                    );
+                    assert!(status == 200 || status == 201, "{answer}");
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        searching.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+    });
+    let (_, document) = call(url, "GET", "/v1/collections/race/documents/doc", None);
+    let winner = marker(document["text"].as_str().unwrap()).unwrap();
+    assert_eq!(document["text"].as_str().unwrap(), version(winner));
+    for passage in document["passages"].as_array().unwrap() {
+        assert_eq!(marker(passage["text"].as_str().unwrap()), Some(winner));
+    }
+    let (_, described) = call(url, "GET", "/v1/collections/race", None);
+    assert_eq!(described["documents"], 1);
+    assert_eq!(
+        described["passages"].as_u64().unwrap() as usize,
+        document["passages"].as_array().unwrap().len()
+    );
+}
+
+#[test]
+fn deleting_a_collection_while_it_is_searched_answers_or_404s() {
+    let server = server();
+    let url = server.url.as_str();
+    call(url, "PUT", "/v1/collections/doomed", None);
+    for i in 0..3 {
+        put(
+            url,
+            &format!("/v1/collections/doomed/documents/d{i}"),
+            &json!({"text": format!("第{i}份关于经济形势的报告。")}),
+        );
+    }
+    std::thread::scope(|scope| {
+        let searchers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut statuses = HashSet::new();
+                    for _ in 0..40 {
+                        let (status, answer) = send_json(
+                            url,
+                            "POST",
+                            "/v1/collections/doomed/search",
+                            &json!({"query": "经济形势"}),
+                        );
+                        assert!(status == 200 || status == 404, "{status} {answer}");
+                        if status == 404 {
+                            assert_eq!(answer["error"]["code"], "unknown_collection");
+                        }
+                        statuses.insert(status);
+                    }
+                    statuses
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(call(url, "DELETE", "/v1/collections/doomed", None).0, 200);
+        for searcher in searchers {
+            searcher.join().unwrap();
+        }
+    });
+    assert_error(
+        call(url, "GET", "/v1/collections/doomed/search?q=a", None),
+        404,
+        "unknown_collection",
+    );
+}
+
+#[test]
+fn a_full_store_refuses_writes_with_503_and_keeps_serving_reads() {
+    // A cap of one byte: the store may not grow at all.
+    let server = start(Options {
+        max_store_bytes: Some(1),
+        ..Options::default()
+    });
+    let url = server.url.as_str();
+    let big: String = (0..400)
+        .map(|i| format!("第{i}段：城市更新与产业升级的长期规划。\n\n"))
+        .collect();
+    let answer = put(
+        url,
+        "/v1/collections/default/documents/big",
+        &json!({"text": big}),
+    );
+    assert_error(answer, 503, "storage_unavailable");
+    assert_error(
+        call(url, "GET", "/v1/collections/default/documents/big", None),
+        404,
+        "unknown_document",
+    );
+    let (status, found) = send_json(
+        url,
+        "POST",
+        "/v1/search",
+        &json!({"query": "城市更新与产业升级", "top_k": 50}),
+    );
+    assert_eq!(status, 200, "{found}");
+    assert!(
+        ids(&found).iter().all(|id| !id.starts_with("big")),
+        "nothing half-written is searchable"
+    );
+    let (_, described) = call(url, "GET", "/v1/collections/default", None);
+    assert_eq!(described["documents"], 1);
+}
+
+#[test]
+fn api_keys_guard_reads_and_writes() {
+    let server = start(Options {
+        keys: ApiKeys::new(&["admin-secret".into()], &["read-secret".into()]),
+        ..Options::default()
+    });
+    let url = server.url.as_str();
+    let search = |headers: &[(&str, &str)]| {
+        call_with(url, "GET", "/v1/search?q=%E6%A8%A1%E9%80%9F", None, headers)
+    };
+    let (status, answer) = search(&[]);
+    assert_error((status, answer), 401, "unauthorized");
+    let response = ureq::get(&format!("{url}/v1/search?q=a"))
+        .call()
+        .unwrap_err();
+    let ureq::Error::Status(_, response) = response else {
+        panic!("{response}")
+    };
+    assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+    assert_error(
+        search(&[("Authorization", "Bearer wrong")]),
+        401,
+        "unauthorized",
+    );
+    assert_eq!(search(&[("Authorization", "Bearer read-secret")]).0, 200);
+    assert_eq!(search(&[("api-key", "read-secret")]).0, 200);
+    assert_eq!(search(&[("Authorization", "bearer admin-secret")]).0, 200);
+
+    let write = |key: &str| {
+        call_with(
+            url,
+            "PUT",
+            "/v1/collections/guarded",
+            None,
+            &[("Authorization", &format!("Bearer {key}"))],
+        )
+    };
+    assert_error(write("read-secret"), 403, "forbidden");
+    assert_eq!(write("admin-secret").0, 201);
+    assert_error(
+        call(url, "PUT", "/v1/collections/other", None),
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        call(url, "POST", "/mcp", Some(("application/json", b"{}"))),
+        401,
+        "unauthorized",
+    );
+    // What a browser or a probe needs stays open.
+    for open in ["/health", "/ready", "/openapi.json"] {
+        assert_eq!(call(url, "GET", open, None).0, 200, "{open}");
+    }
+    assert_eq!(ureq::get(&format!("{url}/")).call().unwrap().status(), 200);
+}
