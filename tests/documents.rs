@@ -746,3 +746,179 @@ fn api_keys_guard_reads_and_writes() {
     }
     assert_eq!(ureq::get(&format!("{url}/")).call().unwrap().status(), 200);
 }
+
+/// Polls job `id` until it is no longer queued or running.
+fn finished_job(url: &str, id: &str) -> Value {
+    for _ in 0..600 {
+        let (status, job) = call(url, "GET", &format!("/v1/jobs/{id}"), None);
+        assert_eq!(status, 200, "{job}");
+        if job["status"] != "queued" && job["status"] != "running" {
+            return job;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("job {id} did not finish");
+}
+
+#[test]
+fn imports_write_the_good_lines_and_report_each_bad_one() {
+    let server = server();
+    let url = server.url.as_str();
+    call(url, "PUT", "/v1/collections/bulk", None);
+    let body = [
+        json!({"id": "p1", "text": "第一篇：上海发布人工智能产业扶持政策。", "metadata": {"city": "sh"}}).to_string(),
+        String::new(),
+        "{not json".into(),
+        json!({"id": "p2", "text": "第二篇：北京推进城市交通治理。", "format": "news"}).to_string(),
+        json!({"id": "", "text": "无名"}).to_string(),
+        json!({"id": "p3", "text": "！！！"}).to_string(),
+        json!({"id": "p4", "text": "x", "format": "pdf"}).to_string(),
+        json!({"id": "p5", "text": "x", "extra": 1}).to_string(),
+        json!(["p6", "array"]).to_string(),
+        json!({"id": "p1", "text": "第一篇的新版本：上海发布人工智能产业扶持政策细则。"}).to_string(),
+    ]
+    .join("\n");
+    let (status, accepted) = call(
+        url,
+        "POST",
+        "/v1/collections/bulk/documents:import",
+        Some(("application/x-ndjson", body.as_bytes())),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(
+        accepted["documents"]["total"], 9,
+        "blank lines are not documents"
+    );
+    let job = finished_job(url, accepted["id"].as_str().unwrap());
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(
+        job["documents"],
+        json!({"total": 9, "done": 3, "failed": 6}),
+        "{job}"
+    );
+    let errors: Vec<(u64, &str)> = job["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["line"].as_u64().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (3, "invalid_request"),
+            (5, "invalid_name"),
+            (6, "no_passages"),
+            (7, "invalid_request"),
+            (8, "invalid_request"),
+            (9, "invalid_request")
+        ]
+    );
+    assert_eq!(
+        job["embedded"].as_u64().unwrap() + job["reused"].as_u64().unwrap(),
+        job["passages"].as_u64().unwrap()
+    );
+    // Later lines replace earlier ones with the same id.
+    let (_, p1) = call(url, "GET", "/v1/collections/bulk/documents/p1", None);
+    assert!(p1["text"].as_str().unwrap().contains("新版本"), "{p1}");
+    let (_, found) = send_json(
+        url,
+        "POST",
+        "/v1/collections/bulk/search",
+        &json!({"query": "城市交通", "top_k": 1}),
+    );
+    assert_eq!(found["results"][0]["document"]["path"], "p2");
+    let (_, described) = call(url, "GET", "/v1/collections/bulk", None);
+    assert_eq!(described["documents"], 2);
+
+    // Files: JSON lines, and a text file that is one document named after it.
+    let boundary = "wenda-test-boundary";
+    let mut form = Vec::new();
+    for (name, content) in [
+        (
+            "more.jsonl",
+            format!(
+                "{}\n{{broken\n",
+                json!({"id": "m1", "text": "上传的第一篇：长江流域生态保护。"})
+            ),
+        ),
+        (
+            "notes.md",
+            "# 会议纪要\n\n讨论了数据中心的能耗问题。".to_owned(),
+        ),
+    ] {
+        form.extend(format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n"
+        ).into_bytes());
+    }
+    form.extend(format!("--{boundary}--\r\n").into_bytes());
+    let (status, accepted) = call(
+        url,
+        "POST",
+        "/v1/collections/bulk/documents:import",
+        Some((&format!("multipart/form-data; boundary={boundary}"), &form)),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let job = finished_job(url, accepted["id"].as_str().unwrap());
+    assert_eq!(
+        job["documents"],
+        json!({"total": 3, "done": 2, "failed": 1}),
+        "{job}"
+    );
+    assert_eq!(job["errors"][0]["file"], "more.jsonl");
+    assert_eq!(job["errors"][0]["line"], 2);
+    let (status, notes) = call(url, "GET", "/v1/collections/bulk/documents/notes.md", None);
+    assert_eq!(
+        (status, notes["format"].as_str()),
+        (200, Some("markdown")),
+        "{notes}"
+    );
+
+    assert_error(
+        call(
+            url,
+            "POST",
+            "/v1/collections/nope/documents:import",
+            Some(("application/x-ndjson", b"{}")),
+        ),
+        404,
+        "unknown_collection",
+    );
+    assert_error(
+        call(
+            url,
+            "POST",
+            "/v1/collections/bulk/documents:import",
+            Some(("text/csv", b"a,b")),
+        ),
+        415,
+        "unsupported_media_type",
+    );
+    assert_error(
+        call(
+            url,
+            "POST",
+            "/v1/collections/bulk/documents:import",
+            Some(("application/x-ndjson", b"\n \n")),
+        ),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        call(
+            url,
+            "POST",
+            "/v1/collections/bulk/documents:import",
+            Some((
+                "application/x-ndjson",
+                b"{\"id\": \"a\", \"text\": \"\xff\"}",
+            )),
+        ),
+        422,
+        "invalid_request",
+    );
+    assert_error(
+        call(url, "GET", "/v1/jobs/job-nothing", None),
+        404,
+        "unknown_job",
+    );
+}

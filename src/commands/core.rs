@@ -119,7 +119,7 @@ pub fn open(
         took_ms = started.elapsed().as_millis() as u64,
         "collections ready"
     );
-    Ok(Arc::new(core))
+    Ok(core)
 }
 
 /// Reports embedding progress: a bar on a terminal, a log line every tenth otherwise (a server

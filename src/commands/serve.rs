@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// Largest document body accepted, in bytes (413 beyond).
     #[arg(long, default_value_t = Limits::default().max_document_bytes)]
     pub max_document_bytes: usize,
+    /// Largest import body (NDJSON or uploaded files) accepted, in bytes (413 beyond).
+    #[arg(long, default_value_t = Limits::default().max_import_bytes)]
+    pub max_import_bytes: usize,
     /// Most questions embedded together in one forward pass.
     #[arg(long, default_value_t = Capacity::default().max_batch)]
     pub max_batch: usize,
@@ -66,6 +69,7 @@ impl ServeArgs {
         Limits {
             max_body_bytes: self.max_body_bytes,
             max_document_bytes: self.max_document_bytes,
+            max_import_bytes: self.max_import_bytes,
             ..Limits::default()
         }
     }

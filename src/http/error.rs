@@ -112,29 +112,25 @@ impl From<PathRejection> for ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
-        let (status, code) = match &error {
-            ServiceError::EmptyQuery => (StatusCode::BAD_REQUEST, "empty_query"),
-            ServiceError::EmptyInput(_) => (StatusCode::BAD_REQUEST, "empty_input"),
-            ServiceError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-            ServiceError::InvalidName(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_name"),
-            ServiceError::UnknownCollection(_) => (StatusCode::NOT_FOUND, "unknown_collection"),
-            ServiceError::UnknownPassage(_) => (StatusCode::NOT_FOUND, "unknown_passage"),
-            ServiceError::UnknownDocument { .. } => (StatusCode::NOT_FOUND, "unknown_document"),
-            ServiceError::NoPassages(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no_passages"),
-            ServiceError::PassageConflict { .. } => (StatusCode::CONFLICT, "passage_id_conflict"),
-            ServiceError::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-            ServiceError::StorageUnavailable(_) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+        let status = match &error {
+            ServiceError::EmptyQuery | ServiceError::EmptyInput(_) => StatusCode::BAD_REQUEST,
+            ServiceError::Invalid(_)
+            | ServiceError::InvalidName(_)
+            | ServiceError::NoPassages(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::UnknownCollection(_)
+            | ServiceError::UnknownPassage(_)
+            | ServiceError::UnknownDocument { .. }
+            | ServiceError::UnknownJob(_) => StatusCode::NOT_FOUND,
+            ServiceError::PassageConflict { .. } => StatusCode::CONFLICT,
+            ServiceError::Overloaded | ServiceError::StorageUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
             }
-            ServiceError::EmbeddingFailed(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "embedding_failed")
+            ServiceError::EmbeddingFailed(_) | ServiceError::Internal(_) => {
+                tracing::error!(%error, "request failed");
+                StatusCode::INTERNAL_SERVER_ERROR
             }
-            ServiceError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
-            tracing::error!(%error, "request failed");
-        }
-        Self::new(status, code, error.to_string())
+        Self::new(status, error.code(), error.to_string())
     }
 }
 

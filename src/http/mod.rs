@@ -7,6 +7,7 @@
 
 mod auth;
 mod error;
+mod import;
 mod mcp;
 mod openapi;
 mod pages;
@@ -42,6 +43,8 @@ pub struct Limits {
     pub max_embeddings_body_bytes: usize,
     /// Largest body of a document write.
     pub max_document_bytes: usize,
+    /// Largest body of an import (NDJSON or uploaded files).
+    pub max_import_bytes: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +53,7 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             max_embeddings_body_bytes: 4 * 1024 * 1024,
             max_document_bytes: 16 * 1024 * 1024,
+            max_import_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -124,6 +128,11 @@ pub fn router(state: Arc<AppState>, allowed_hosts: &[String], keys: ApiKeys) -> 
             ),
             limits.max_document_bytes,
         ))
+        .routes(limit_body(
+            routes!(routes::import_documents),
+            limits.max_import_bytes,
+        ))
+        .routes(routes!(routes::job))
         .routes(limit_body(
             routes!(routes::embeddings),
             limits.max_embeddings_body_bytes,

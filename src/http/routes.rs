@@ -13,8 +13,8 @@ use super::error::{Body, ErrorBody};
 use super::wire::{
     CollectionList, CollectionView, Deleted, DocumentBody, DocumentList, DocumentListQuery,
     DocumentSummary, DocumentView, EmbeddingData, EmbeddingVector, EmbeddingsRequest,
-    EmbeddingsResponse, EncodingFormat, Info, PassageView, PutDocumentResponse, SearchQuery,
-    SearchRequest, SearchResponse, SimilarQuery, SimilarResponse, Status, Usage,
+    EmbeddingsResponse, EncodingFormat, Info, JobView, PassageView, PutDocumentResponse,
+    SearchQuery, SearchRequest, SearchResponse, SimilarQuery, SimilarResponse, Status, Usage,
 };
 use super::{ApiError, AppState};
 use crate::embedding::Role;
@@ -459,6 +459,68 @@ pub async fn delete_document(
         deleted: true,
         passages: Some(passages),
     }))
+}
+
+/// Import many documents at once, as a background job.
+///
+/// The body is NDJSON (`Content-Type: application/x-ndjson`), one document per line:
+/// `{"id", "text", "title"?, "date"?, "source"?, "url"?, "metadata"?, "format"?}`, or a
+/// `multipart/form-data` upload of `.jsonl` files (the same lines) and `.txt` / `.md` files (each
+/// one document, named after the file). Answers 202 with the job at once; lines that are not
+/// documents are reported with their line numbers, the others are written in batches (an
+/// existing document with the same id is replaced). The job survives a restart and resumes
+/// where it stopped. Follow it with `GET /v1/jobs/{id}`.
+#[utoipa::path(post, path = "/v1/collections/{collection}/documents:import", tag = "documents",
+    operation_id = "importDocuments",
+    params(("collection" = String, Path, description = "The collection's name.")),
+    request_body(content = String, content_type = "application/x-ndjson",
+        description = "One JSON document per line (or `multipart/form-data` with files).",
+        example = json!("{\"id\": \"a\", \"text\": \"第一篇文档的正文。\"}\n{\"id\": \"b\", \"text\": \"第二篇。\", \"metadata\": {\"lang\": \"zh\"}}")),
+    responses(
+    (status = 202, description = "Accepted: the job, queued.", body = JobView),
+    (status = 403, description = "`forbidden`: a read-only key.", body = ErrorBody),
+    (status = 404, description = "`unknown_collection`", body = ErrorBody),
+    (status = 413, description = "`payload_too_large`: over the import limit (256 MiB by default).", body = ErrorBody),
+    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+    (status = 422, description = "`invalid_request`: no lines, not UTF-8, an unsupported file type.", body = ErrorBody),
+    (status = 503, description = "`not_ready` or `storage_unavailable`", body = ErrorBody),
+))]
+pub async fn import_documents(
+    State(state): Shared,
+    collection: Result<Path<String>, PathRejection>,
+    request: axum::extract::Request,
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, String); 1],
+        Json<JobView>,
+    ),
+    ApiError,
+> {
+    let Path(collection) = collection?;
+    let core = state.core()?;
+    let lines = super::import::import_lines(request, state.limits.max_import_bytes).await?;
+    let record = core.submit_import(&collection, lines).await?;
+    let report = core.job(&record.id).await?;
+    let location = format!("/v1/jobs/{}", record.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(axum::http::header::LOCATION, location)],
+        Json(report.into()),
+    ))
+}
+
+/// Follow an import job: documents done and refused (with line numbers), passages, tokens/s.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "documents", operation_id = "getJob",
+    params(("id" = String, Path, description = "The job id an import answered with.")),
+    responses(
+    (status = 200, body = JobView),
+    (status = 404, description = "`unknown_job`", body = ErrorBody),
+    (status = 503, description = "`not_ready`", body = ErrorBody),
+))]
+pub async fn job(State(state): Shared, id: Result<Path<String>, PathRejection>) -> Answer<JobView> {
+    let Path(id) = id?;
+    Ok(Json(state.core()?.job(&id).await?.into()))
 }
 
 /// OpenAI-compatible embeddings: the served model's vectors for up to 128 texts.

@@ -7,13 +7,16 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{blocking, check_document_id, is_blank, ServiceError, Wenda};
+use super::{blocking, check_document_id, is_blank, Collection, Prepared, ServiceError, Wenda};
 use crate::corpus::{
     parse_document, ArticleDate, ArticleMeta, ChunkConfig, DocumentInput, Layout, Passage,
     ProblemKind,
 };
 use crate::index::{Index, IndexChange};
-use crate::store::{now_ms, DocumentRecord, DocumentWrite, Origin, StoredPassage, WriteBatch};
+use crate::store::{
+    now_ms, BatchOutcome, DocumentRecord, DocumentWrite, JobProgress, Origin, StoredPassage,
+    WriteBatch,
+};
 
 /// Most documents one page of a listing may hold.
 pub const MAX_PAGE_SIZE: usize = 1_000;
@@ -71,108 +74,115 @@ impl Wenda {
         document: NewDocument,
     ) -> Result<PutOutcome, ServiceError> {
         let started = Instant::now();
-        check_document_id(id)?;
-        check_metadata(&document.metadata)?;
-        if document.layout == Layout::Jsonl {
-            return Err(ServiceError::Invalid(
-                "format must be plain, markdown or news; send JSON lines to the import route"
-                    .into(),
-            ));
-        }
-        if is_blank(&document.text) {
-            return Err(ServiceError::NoPassages("the text is empty".into()));
-        }
-        if !document.text.chars().any(char::is_alphanumeric) {
-            return Err(ServiceError::NoPassages(
-                "the text has no letters or digits, only punctuation and symbols".into(),
-            ));
-        }
+        let record = new_record(id, document, Origin::Api)?;
         let target = self.collection(collection)?;
         let _permit = self.permit()?;
-        let record = DocumentRecord {
-            id: id.to_owned(),
-            layout: document.layout,
-            content_hash: content_hash(&document),
-            title: document.title,
-            date: document.date,
-            source: document.source,
-            url: document.url,
-            metadata: document.metadata,
-            text: document.text,
-            origin: Origin::Api,
-            created_at: now_ms(),
-            updated_at: now_ms(),
-            passages: 0,
-        };
-        let (record, passages) = {
-            let embedder = Arc::clone(&self.embedder);
-            blocking(move || {
-                let (passages, _) = cut(&record, &ChunkConfig::new(&*embedder));
-                (record, passages)
-            })
-            .await?
-        };
-        if passages.is_empty() {
-            return Err(ServiceError::NoPassages(
-                "the text has no words to index (only punctuation or markup)".into(),
-            ));
-        }
+        let mut cut = self.cut_all(vec![record]).await?;
+        let (record, passages) = cut.pop().expect("one record in, one out");
+        let passages = passages?;
+        let count = passages.len();
         let prepared = self.prepare(passages).await?;
         let (embedded, reused) = (prepared.new_vectors.len(), prepared.reused);
+        let outcome = self
+            .write_documents(collection, &target, vec![(record, count)], prepared, None)
+            .await?;
+        Ok(PutOutcome {
+            id: id.to_owned(),
+            replaced: outcome.replaced[0],
+            passages: count,
+            embedded,
+            reused,
+            took: started.elapsed(),
+        })
+    }
+
+    /// Cuts documents into passages off the runtime (tokenizing is CPU work); a document that
+    /// yields none gets [`ServiceError::NoPassages`].
+    pub(super) async fn cut_all(
+        &self,
+        records: Vec<DocumentRecord>,
+    ) -> Result<Vec<(DocumentRecord, Result<Vec<Passage>, ServiceError>)>, ServiceError> {
+        let embedder = Arc::clone(&self.embedder);
+        blocking(move || {
+            let config = ChunkConfig::new(&*embedder);
+            records
+                .into_iter()
+                .map(|record| {
+                    let (passages, _) = cut(&record, &config);
+                    let passages = if passages.is_empty() {
+                        Err(ServiceError::NoPassages(
+                            "the text has no words to index (only punctuation or markup)".into(),
+                        ))
+                    } else {
+                        Ok(passages)
+                    };
+                    (record, passages)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Writes documents whose passages are `prepared` (in order; `records` pair each document
+    /// with its passage count) to the store and then the index, under the collection's write
+    /// lock, with `job`'s progress in the same transaction.
+    pub(super) async fn write_documents(
+        &self,
+        collection: &str,
+        target: &Arc<Collection>,
+        records: Vec<(DocumentRecord, usize)>,
+        prepared: Prepared,
+        job: Option<JobProgress>,
+    ) -> Result<BatchOutcome, ServiceError> {
         let writes = target.writes.lock().await;
         if *writes {
             return Err(ServiceError::UnknownCollection(collection.to_owned()));
         }
         let store = Arc::clone(&self.store);
         let name = collection.to_owned();
-        let index_passages = prepared.index_passages();
-        let (replaced, passages) = {
-            let target = Arc::clone(&target);
-            blocking(move || {
-                let stored: Vec<StoredPassage> = prepared
-                    .passages
-                    .into_iter()
-                    .map(|(stored, _)| stored)
-                    .collect();
-                let record = DocumentRecord {
-                    passages: stored.len(),
-                    ..record
-                };
-                let outcome = store.write(
-                    &name,
-                    &WriteBatch {
-                        put: vec![DocumentWrite {
-                            record: &record,
-                            passages: &stored,
-                        }],
-                        delete: Vec::new(),
-                        vectors: prepared
-                            .new_vectors
-                            .iter()
-                            .map(|(key, vector)| (*key, vector.as_slice()))
-                            .collect(),
-                    },
-                )?;
-                target
-                    .index
-                    .apply(IndexChange {
-                        remove_documents: vec![record.id.clone()],
-                        add: index_passages,
-                    })
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                Ok::<_, ServiceError>((outcome.replaced[0], stored.len()))
-            })
-            .await??
-        };
-        drop(writes);
-        Ok(PutOutcome {
-            id: id.to_owned(),
-            replaced,
-            passages,
-            embedded,
-            reused,
-            took: started.elapsed(),
+        let target = Arc::clone(target);
+        let outcome = blocking(move || {
+            let index_passages = prepared.index_passages();
+            let mut stored = prepared.passages.into_iter().map(|(stored, _)| stored);
+            let groups: Vec<(DocumentRecord, Vec<StoredPassage>)> = records
+                .into_iter()
+                .map(|(record, count)| {
+                    let passages: Vec<StoredPassage> = stored.by_ref().take(count).collect();
+                    let record = DocumentRecord {
+                        passages: passages.len(),
+                        ..record
+                    };
+                    (record, passages)
+                })
+                .collect();
+            let outcome = store.write(
+                &name,
+                &WriteBatch {
+                    put: groups
+                        .iter()
+                        .map(|(record, passages)| DocumentWrite { record, passages })
+                        .collect(),
+                    delete: Vec::new(),
+                    vectors: prepared
+                        .new_vectors
+                        .iter()
+                        .map(|(key, vector)| (*key, vector.as_slice()))
+                        .collect(),
+                    job: job.as_ref(),
+                },
+            )?;
+            target
+                .index
+                .apply(IndexChange {
+                    remove_documents: groups.iter().map(|(r, _)| r.id.clone()).collect(),
+                    add: index_passages,
+                })
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            Ok::<_, ServiceError>(outcome)
         })
+        .await??;
+        drop(writes);
+        Ok(outcome)
     }
 
     /// Deletes document `id` of `collection` and its passages.
@@ -311,6 +321,44 @@ pub(super) fn content_hash(document: &NewDocument) -> [u8; 32] {
     hasher.update([0]);
     hasher.update(document.text.as_bytes());
     hasher.finalize().into()
+}
+
+/// Checks a document and makes its record (passage count still 0).
+pub(super) fn new_record(
+    id: &str,
+    document: NewDocument,
+    origin: Origin,
+) -> Result<DocumentRecord, ServiceError> {
+    check_document_id(id)?;
+    check_metadata(&document.metadata)?;
+    if document.layout == Layout::Jsonl {
+        return Err(ServiceError::Invalid(
+            "format must be plain, markdown or news; send JSON lines to the import route".into(),
+        ));
+    }
+    if is_blank(&document.text) {
+        return Err(ServiceError::NoPassages("the text is empty".into()));
+    }
+    if !document.text.chars().any(char::is_alphanumeric) {
+        return Err(ServiceError::NoPassages(
+            "the text has no letters or digits, only punctuation and symbols".into(),
+        ));
+    }
+    Ok(DocumentRecord {
+        id: id.to_owned(),
+        layout: document.layout,
+        content_hash: content_hash(&document),
+        title: document.title,
+        date: document.date,
+        source: document.source,
+        url: document.url,
+        metadata: document.metadata,
+        text: document.text,
+        origin,
+        created_at: now_ms(),
+        updated_at: now_ms(),
+        passages: 0,
+    })
 }
 
 /// Metadata must be flat: strings, numbers, booleans, or arrays of strings.

@@ -27,6 +27,8 @@ pub enum ServiceError {
         collection: String,
         document: String,
     },
+    #[error("no import job has the id {0:?}")]
+    UnknownJob(String),
     #[error("the document yields no passage: {0}")]
     NoPassages(String),
     #[error("passage id {passage:?} already belongs to document {owner:?}; give this document another id")]
@@ -39,6 +41,29 @@ pub enum ServiceError {
     EmbeddingFailed(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ServiceError {
+    /// A stable name for the error, for programs: transports show it as it is (the HTTP API's
+    /// `error.code`, an import job's per-line errors).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::EmptyQuery => "empty_query",
+            Self::EmptyInput(_) => "empty_input",
+            Self::Invalid(_) => "invalid_request",
+            Self::InvalidName(_) => "invalid_name",
+            Self::UnknownCollection(_) => "unknown_collection",
+            Self::UnknownPassage(_) => "unknown_passage",
+            Self::UnknownDocument { .. } => "unknown_document",
+            Self::UnknownJob(_) => "unknown_job",
+            Self::NoPassages(_) => "no_passages",
+            Self::PassageConflict { .. } => "passage_id_conflict",
+            Self::Overloaded => "overloaded",
+            Self::StorageUnavailable(_) => "storage_unavailable",
+            Self::EmbeddingFailed(_) => "embedding_failed",
+            Self::Internal(_) => "internal",
+        }
+    }
 }
 
 impl From<SearchError> for ServiceError {

@@ -13,6 +13,7 @@
 mod collections;
 mod documents;
 mod error;
+mod jobs;
 mod names;
 mod search;
 mod sync;
@@ -26,6 +27,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub use collections::CollectionSummary;
 pub use documents::{DocumentDetail, DocumentPage, NewDocument, PutOutcome, MAX_PAGE_SIZE};
 pub use error::ServiceError;
+pub use jobs::{DocumentLine, ImportLine, JobReport, REPORTED_ERRORS};
 pub use names::{check_collection_name, check_document_id, is_blank, DEFAULT_COLLECTION};
 pub use search::{
     ContextBudget, SearchHit, SearchOutcome, SearchRequest, SimilarOutcome, SimilarRequest,
@@ -108,6 +110,8 @@ pub struct Wenda {
     collections: RwLock<BTreeMap<String, Arc<Collection>>>,
     permits: Semaphore,
     lexical_weight: f32,
+    /// Wakes the import job worker.
+    jobs: Arc<jobs::JobSignal>,
 }
 
 /// A store setting: the analyzer revision the stored terms were made with.
@@ -116,14 +120,15 @@ const ANALYZER_REVISION: &str = "analyzer_revision";
 impl Wenda {
     /// Opens the store in `settings.data_dir` and builds every collection's index from it,
     /// embedding only passages whose vectors the store lacks for this model (`progress(done,
-    /// total)` follows that). Blocking: call it off the async runtime.
+    /// total)` follows that), then resumes unfinished import jobs. Blocking: call it off the
+    /// async runtime.
     pub fn open(
         embedder: Arc<Embedder>,
         fingerprint: ModelFingerprint,
         model: ModelSummary,
         settings: &Settings,
         progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<(Self, OpenReport), OpenError> {
+    ) -> Result<(Arc<Self>, OpenReport), OpenError> {
         let store = Store::open(&settings.data_dir, fingerprint, embedder.dimensions())?;
         if let Some(bytes) = settings.max_store_bytes {
             store.set_size_limit(bytes)?;
@@ -141,8 +146,16 @@ impl Wenda {
             collections: RwLock::default(),
             permits: Semaphore::new(settings.max_in_flight),
             lexical_weight: settings.lexical_weight,
+            jobs: Arc::default(),
         };
         let report = wenda.load_collections(progress)?;
+        let unfinished = wenda.store.unfinished_jobs()?;
+        let wenda = Arc::new(wenda);
+        jobs::start_worker(&wenda);
+        if !unfinished.is_empty() {
+            tracing::info!(jobs = unfinished.len(), "resuming import jobs");
+            wenda.jobs.notify();
+        }
         Ok((wenda, report))
     }
 
@@ -356,6 +369,8 @@ struct VectorLookup {
     missing: Vec<(TextKey, String)>,
     new_vectors: Vec<(TextKey, Vec<f32>)>,
     reused: usize,
+    /// Tokens the model read for the new vectors.
+    tokens: u64,
 }
 
 impl VectorLookup {
@@ -380,6 +395,7 @@ impl VectorLookup {
             missing,
             new_vectors: Vec::new(),
             reused,
+            tokens: 0,
         })
     }
 
@@ -390,6 +406,7 @@ impl VectorLookup {
     /// Takes the embeddings of [`missing_texts`](Self::missing_texts), in order.
     fn fill(&mut self, embeddings: Vec<Embedding>) {
         for ((key, _), embedding) in self.missing.drain(..).zip(embeddings) {
+            self.tokens += embedding.tokens as u64;
             self.known.insert(key, embedding.vector.clone());
             self.new_vectors.push((key, embedding.vector));
         }
@@ -415,6 +432,7 @@ impl VectorLookup {
             passages,
             new_vectors: self.new_vectors,
             reused: self.reused,
+            tokens: self.tokens,
         }
     }
 }
@@ -422,8 +440,11 @@ impl VectorLookup {
 /// Passages ready to write, with their vectors.
 struct Prepared {
     passages: Vec<(StoredPassage, Vec<f32>)>,
+    /// Vectors the model made for them, not yet stored.
     new_vectors: Vec<(TextKey, Vec<f32>)>,
     reused: usize,
+    /// Tokens the model read for the new vectors.
+    tokens: u64,
 }
 
 impl Prepared {

@@ -189,6 +189,7 @@ impl Wenda {
                 .map(|(record, passages)| DocumentWrite { record, passages })
                 .collect(),
             delete: removed.iter().map(String::as_str).collect(),
+            job: None,
             vectors: prepared
                 .new_vectors
                 .iter()

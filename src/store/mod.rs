@@ -12,6 +12,7 @@
 //! One process owns a data directory at a time (an advisory lock on `wenda.lock`); other
 //! processes may read the database (backups, exports) while it runs.
 
+mod jobs;
 mod schema;
 
 use std::collections::HashMap;
@@ -22,6 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
+
+pub use jobs::{JobLine, JobProgress, JobRecord, JobStatus, LineError};
 
 use crate::corpus::{Layout, Passage};
 use crate::embedding::{ModelFingerprint, TextKey};
@@ -165,6 +168,8 @@ pub struct WriteBatch<'a> {
     pub delete: Vec<&'a str>,
     /// New vectors, made under the store's model.
     pub vectors: Vec<(TextKey, &'a [f32])>,
+    /// The import job this batch advances, if any.
+    pub job: Option<&'a JobProgress>,
 }
 
 /// What a batch changed: per put document, whether it replaced one; per delete, whether the
@@ -326,6 +331,9 @@ impl Store {
             for key in released {
                 unused.execute([key.as_bytes()])?;
             }
+        }
+        if let Some(progress) = batch.job {
+            jobs::record_progress(&transaction, progress)?;
         }
         transaction.commit()?;
         Ok(outcome)

@@ -55,6 +55,36 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE INDEX vectors_by_text ON vectors (text_key);
      CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    // 2: import jobs and their lines, so an import resumes after a restart.
+    "CREATE TABLE jobs (
+         id TEXT PRIMARY KEY,
+         collection TEXT NOT NULL,
+         status TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         started_at INTEGER,
+         finished_at INTEGER,
+         documents INTEGER NOT NULL,
+         done INTEGER NOT NULL DEFAULT 0,
+         failed INTEGER NOT NULL DEFAULT 0,
+         passages INTEGER NOT NULL DEFAULT 0,
+         embedded INTEGER NOT NULL DEFAULT 0,
+         reused INTEGER NOT NULL DEFAULT 0,
+         tokens INTEGER NOT NULL DEFAULT 0,
+         working_ms INTEGER NOT NULL DEFAULT 0,
+         error TEXT
+     ) WITHOUT ROWID;
+     CREATE TABLE job_lines (
+         job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+         seq INTEGER NOT NULL,
+         file TEXT,
+         line INTEGER NOT NULL,
+         body TEXT NOT NULL,
+         state TEXT NOT NULL,
+         error_code TEXT,
+         error TEXT,
+         PRIMARY KEY (job_id, seq)
+     ) WITHOUT ROWID;
+     CREATE INDEX job_lines_pending ON job_lines (job_id, state, seq);",
 ];
 
 /// Brings the database at `path` up to the current schema.

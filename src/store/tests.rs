@@ -82,6 +82,7 @@ fn put(store: &Store, document: &str, texts: &[&str]) -> Result<BatchOutcome> {
                 passages: &passages,
             }],
             delete: Vec::new(),
+            job: None,
             vectors: passages
                 .iter()
                 .zip(&vectors)

@@ -73,7 +73,7 @@ pub fn settings(data_dir: &Path, max_in_flight: usize) -> Settings {
 }
 
 /// Opens the service core with the test model.
-pub fn open_core(settings: &Settings) -> Wenda {
+pub fn open_core(settings: &Settings) -> Arc<Wenda> {
     let model = model();
     let summary = ModelSummary {
         id: DEFAULT_MODEL.into(),
@@ -145,7 +145,7 @@ pub fn start(options: Options) -> Server {
             max_store_bytes: options.max_store_bytes,
             ..settings(&dir, options.max_in_flight)
         };
-        let core = Arc::new(open_core(&settings));
+        let core = open_core(&settings);
         state.set_ready(Arc::clone(&core));
         core
     });

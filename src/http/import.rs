@@ -1,0 +1,137 @@
+//! The import route's body: NDJSON (one document per line) or a multipart upload of `.jsonl`,
+//! `.txt` and `.md` files, split into the lines of an import job. A text file is one document,
+//! named after the file.
+
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::{header, StatusCode};
+
+use super::ApiError;
+use crate::service::{DocumentLine, ImportLine};
+
+/// Media types taken as NDJSON.
+const NDJSON_TYPES: [&str; 5] = [
+    "application/x-ndjson",
+    "application/ndjson",
+    "application/jsonl",
+    "application/json-lines",
+    "application/json",
+];
+
+/// The lines of an import request's body.
+pub(super) async fn import_lines(
+    request: Request,
+    limit: usize,
+) -> Result<Vec<ImportLine>, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    if media_type == "multipart/form-data" {
+        let mut form = Multipart::from_request(request, &())
+            .await
+            .map_err(|rejection| {
+                ApiError::new(rejection.status(), "bad_request", rejection.body_text())
+            })?;
+        let mut lines = Vec::new();
+        while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+            let Some(name) = field.file_name().map(str::to_owned) else {
+                continue;
+            };
+            let bytes = field.bytes().await.map_err(multipart_error)?;
+            let text = utf8(&bytes, Some(&name))?;
+            lines.extend(file_lines(&name, text)?);
+        }
+        if lines.is_empty() {
+            return Err(ApiError::invalid(
+                "the upload has no file: send .jsonl, .txt or .md files as form fields with a filename",
+            ));
+        }
+        return Ok(lines);
+    }
+    if !NDJSON_TYPES.contains(&media_type.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send NDJSON (`Content-Type: application/x-ndjson`, one document per line) or files \
+             as `multipart/form-data`",
+        ));
+    }
+    let bytes = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is over {limit} bytes"),
+            )
+        })?;
+    Ok(json_lines(None, utf8(&bytes, None)?))
+}
+
+fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
+    ApiError::new(error.status(), "bad_request", error.body_text())
+}
+
+/// The body as text, or a 422 naming where it stops being UTF-8.
+fn utf8<'a>(bytes: &'a [u8], file: Option<&str>) -> Result<&'a str, ApiError> {
+    std::str::from_utf8(bytes).map_err(|error| {
+        let offset = error.valid_up_to();
+        let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+        let place = file.map_or(String::new(), |name| format!("{name}: "));
+        ApiError::invalid(format!(
+            "{place}not UTF-8 at line {line} (byte {offset}); convert the text to UTF-8"
+        ))
+    })
+}
+
+/// The non-blank lines of NDJSON text, numbered from 1.
+fn json_lines(file: Option<&str>, text: &str) -> Vec<ImportLine> {
+    text.split('\n')
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| ImportLine {
+            file: file.map(str::to_owned),
+            line: index + 1,
+            body: line.trim_end_matches('\r').to_owned(),
+        })
+        .collect()
+}
+
+/// The lines one uploaded file brings: each line of a JSON-lines file, or the whole of a text
+/// file as one document.
+fn file_lines(name: &str, text: &str) -> Result<Vec<ImportLine>, ApiError> {
+    let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    let format = match extension.as_deref() {
+        Some("jsonl" | "ndjson") => return Ok(json_lines(Some(name), text)),
+        Some("txt") => "news",
+        Some("md" | "markdown") => "markdown",
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "{name}: unsupported file type; upload .jsonl, .txt or .md"
+            )))
+        }
+    };
+    let document = DocumentLine {
+        id: name.to_owned(),
+        text: text.trim_start_matches('\u{feff}').to_owned(),
+        title: None,
+        date: None,
+        source: None,
+        url: None,
+        metadata: serde_json::Map::new(),
+        format: Some(format.into()),
+    };
+    Ok(vec![ImportLine {
+        file: Some(name.to_owned()),
+        line: 1,
+        body: serde_json::to_string(&document).expect("a document line serialises"),
+    }])
+}

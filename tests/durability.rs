@@ -1,0 +1,354 @@
+//! The real `wenda serve` process over a real data directory: restarts load everything without
+//! embedding, the corpus folder is kept in sync, and `kill -9` in the middle of writes loses no
+//! acknowledged document and leaves no partial one.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{call, root, scratch, send_json, spawn_server, ServerProcess};
+use serde_json::{json, Value};
+
+/// Ids and scores of a search, for comparing runs.
+fn ranking(server: &ServerProcess, path: &str, body: &Value) -> Vec<(String, f64)> {
+    let (status, answer) = send_json(&server.url, "POST", path, body);
+    assert_eq!(status, 200, "{answer}");
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn number(server: &ServerProcess, message: &str, field: &str) -> u64 {
+    server
+        .logged(message, field)
+        .unwrap_or_else(|| panic!("no {field} in {message:?}: {:#?}", server.log()))
+        .parse()
+        .unwrap()
+}
+
+fn paragraphs(document: usize, count: usize) -> String {
+    (0..count)
+        .map(|p| {
+            format!(
+                "文档{document}段落{p}：城市治理与公共服务的第{p}项措施涉及交通、医疗、教育和住房等方面，需要长期推进。"
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+#[test]
+fn restarts_embed_nothing_and_answer_identically_and_the_folder_stays_in_sync() {
+    let data = scratch("restart-data");
+    let corpus = scratch("restart-corpus");
+    let seed = root().join("seeds/000_6b84f5fb9e9426be.txt");
+    std::fs::copy(&seed, corpus.join("news.txt")).unwrap();
+    let corpus_arg = corpus.to_str().unwrap();
+    let queries = [
+        json!({"query": "模速空间在哪个区？", "top_k": 5}),
+        json!({"query": "What did the Politburo say about the economy?", "top_k": 5, "mode": "dense"}),
+        json!({"query": "人工智能治理", "top_k": 5, "mode": "lexical"}),
+    ];
+
+    let server = spawn_server(&data, &["--corpus", corpus_arg]);
+    assert_eq!(number(&server, "corpus in sync", "added"), 1);
+    call(&server.url, "PUT", "/v1/collections/notes", None);
+    let note = json!({"text": paragraphs(1, 3), "title": "笔记", "metadata": {"kind": "note"}});
+    let (status, _) = send_json(
+        &server.url,
+        "PUT",
+        "/v1/collections/notes/documents/n1",
+        &note,
+    );
+    assert_eq!(status, 201);
+    let before: Vec<_> = queries
+        .iter()
+        .map(|q| ranking(&server, "/v1/search", q))
+        .chain([ranking(
+            &server,
+            "/v1/collections/notes/search",
+            &queries[0],
+        )])
+        .collect();
+    server.kill();
+
+    let server = spawn_server(&data, &["--corpus", corpus_arg]);
+    assert_eq!(
+        number(&server, "store loaded", "embedded"),
+        0,
+        "{:#?}",
+        server.log()
+    );
+    assert_eq!(number(&server, "store loaded", "collections"), 2);
+    assert_eq!(number(&server, "corpus in sync", "unchanged"), 1);
+    assert_eq!(number(&server, "corpus in sync", "embedded"), 0);
+    let after: Vec<_> = queries
+        .iter()
+        .map(|q| ranking(&server, "/v1/search", q))
+        .chain([ranking(
+            &server,
+            "/v1/collections/notes/search",
+            &queries[0],
+        )])
+        .collect();
+    assert_eq!(before, after, "identical answers after a restart");
+    server.kill();
+
+    // One paragraph edited, a file added: only their passages are embedded.
+    let text = std::fs::read_to_string(&seed).unwrap();
+    let edited = text.replacen("模速空间", "模速空间（上海）", 1);
+    assert_ne!(edited, text);
+    std::fs::write(corpus.join("news.txt"), edited).unwrap();
+    std::fs::write(
+        corpus.join("added.md"),
+        "新增的文件只有一段文字，讨论了海洋保护。",
+    )
+    .unwrap();
+    let server = spawn_server(&data, &["--corpus", corpus_arg]);
+    assert_eq!(number(&server, "corpus in sync", "changed"), 1);
+    assert_eq!(number(&server, "corpus in sync", "added"), 1);
+    assert_eq!(
+        number(&server, "corpus in sync", "embedded"),
+        2,
+        "{:#?}",
+        server.log()
+    );
+    let (_, found) = send_json(
+        &server.url,
+        "POST",
+        "/v1/search",
+        &json!({"query": "海洋保护", "top_k": 1}),
+    );
+    assert_eq!(found["results"][0]["document"]["path"], "added.md");
+    server.kill();
+
+    // A file removed: its document goes; the API's documents stay.
+    std::fs::remove_file(corpus.join("added.md")).unwrap();
+    let server = spawn_server(&data, &["--corpus", corpus_arg]);
+    assert_eq!(number(&server, "corpus in sync", "removed"), 1);
+    let (_, default) = call(&server.url, "GET", "/v1/collections/default", None);
+    assert_eq!(default["documents"], 1);
+    let (_, notes) = call(&server.url, "GET", "/v1/collections/notes", None);
+    assert_eq!(notes["documents"], 1);
+}
+
+#[test]
+fn kill_9_during_writes_loses_nothing_acknowledged_and_leaves_nothing_partial() {
+    let data = scratch("kill-data");
+    let server = spawn_server(&data, &["--no-corpus"]);
+    let url = server.url.clone();
+    call(&url, "PUT", "/v1/collections/w", None);
+    let put = |i: usize, paragraphs_count: usize| {
+        let body = json!({"text": paragraphs(i, paragraphs_count)});
+        send_json(
+            &url,
+            "PUT",
+            &format!("/v1/collections/w/documents/d{i}"),
+            &body,
+        )
+    };
+    // Three documents first, with their dense rankings (which other documents cannot change).
+    for i in 0..3 {
+        assert_eq!(put(i, 4).0, 201);
+    }
+    let dense = |server: &ServerProcess, i: usize| {
+        ranking(
+            server,
+            "/v1/collections/w/search",
+            &json!({"query": "城市治理措施", "mode": "dense", "top_k": 10, "filter": {"document": format!("d{i}")}}),
+        )
+    };
+    let before: Vec<_> = (0..3).map(|i| dense(&server, i)).collect();
+
+    // Then a stream of writes, large ones among them, killed in the middle.
+    let acknowledged: Arc<Mutex<Vec<(usize, u64)>>> = Arc::default();
+    let writer = {
+        let acknowledged = Arc::clone(&acknowledged);
+        let url = url.clone();
+        std::thread::spawn(move || {
+            for i in 3.. {
+                let count = if i % 2 == 0 { 40 } else { 5 };
+                let body = json!({"text": paragraphs(i, count)});
+                let answer = ureq::put(&format!("{url}/v1/collections/w/documents/d{i}"))
+                    .timeout(Duration::from_secs(60))
+                    .send_json(body);
+                match answer {
+                    Ok(response) => {
+                        let written: Value = response.into_json().unwrap();
+                        let passages = written["passages"].as_u64().unwrap();
+                        acknowledged.lock().unwrap().push((i, passages));
+                    }
+                    Err(_) => return i,
+                }
+            }
+            unreachable!()
+        })
+    };
+    while acknowledged.lock().unwrap().len() < 4 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+    let in_flight = writer.join().unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    let server = spawn_server(&data, &["--no-corpus"]);
+    assert_eq!(number(&server, "store loaded", "embedded"), 0);
+    let after: Vec<_> = (0..3).map(|i| dense(&server, i)).collect();
+    assert_eq!(before, after);
+    for (i, passages) in &acknowledged {
+        let (status, document) = call(
+            &server.url,
+            "GET",
+            &format!("/v1/collections/w/documents/d{i}"),
+            None,
+        );
+        assert_eq!(status, 200, "acknowledged d{i} is gone: {document}");
+        assert_eq!(
+            document["passages"].as_array().unwrap().len() as u64,
+            *passages
+        );
+    }
+    // The write in flight is there whole or not at all.
+    let (status, document) = call(
+        &server.url,
+        "GET",
+        &format!("/v1/collections/w/documents/d{in_flight}"),
+        None,
+    );
+    if status == 200 {
+        let all: String = document["passages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["text"].as_str().unwrap())
+            .collect();
+        let expected = if in_flight % 2 == 0 { 40 } else { 5 };
+        for p in 0..expected {
+            assert!(
+                all.contains(&format!("文档{in_flight}段落{p}：")),
+                "d{in_flight} is partial"
+            );
+        }
+    } else {
+        assert_eq!(status, 404, "{document}");
+    }
+    let (_, described) = call(&server.url, "GET", "/v1/collections/w", None);
+    let expected_documents = 3 + acknowledged.len() + usize::from(status == 200);
+    assert_eq!(
+        described["documents"].as_u64().unwrap() as usize,
+        expected_documents
+    );
+    // Every stored passage is searchable: the index and the store agree.
+    let (_, all) = send_json(
+        &server.url,
+        "POST",
+        "/v1/collections/w/search",
+        &json!({"query": "城市治理", "mode": "lexical", "top_k": 100}),
+    );
+    assert!(!all["results"].as_array().unwrap().is_empty());
+}
+
+fn wenda(arguments: &[&str], data: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wenda"))
+        .current_dir(root())
+        .args(arguments)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_data_directory_serves_one_process_and_public_addresses_need_keys() {
+    let data = scratch("guarded-data");
+    let refused = wenda(&["serve", "--addr", "0.0.0.0:0"], &data);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("--api-key") && message.contains("--no-auth"),
+        "{message}"
+    );
+
+    let server = spawn_server(&data, &["--no-corpus"]);
+    let second = wenda(&["query", "--no-corpus", "人工智能"], &data);
+    assert!(!second.status.success());
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        message.contains("used by another wenda process"),
+        "{message}"
+    );
+    drop(server);
+}
+
+#[test]
+fn kill_9_during_an_import_then_the_job_resumes_and_finishes() {
+    let data = scratch("import-data");
+    let server = spawn_server(&data, &["--no-corpus"]);
+    call(&server.url, "PUT", "/v1/collections/bulk", None);
+    let documents = 160;
+    let body: String = (0..documents)
+        .map(|i| json!({"id": format!("d{i}"), "text": paragraphs(i, 6)}).to_string() + "\n")
+        .collect();
+    let (status, accepted) = common::call(
+        &server.url,
+        "POST",
+        "/v1/collections/bulk/documents:import",
+        Some(("application/x-ndjson", body.as_bytes())),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["id"].as_str().unwrap().to_owned();
+    // Killed once some batches are in.
+    loop {
+        let (_, job) = call(&server.url, "GET", &format!("/v1/jobs/{id}"), None);
+        let done = job["documents"]["done"].as_u64().unwrap();
+        assert!(
+            done < documents as u64,
+            "the import finished before the kill: {job}"
+        );
+        if done >= 32 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill();
+
+    let server = spawn_server(&data, &["--no-corpus"]);
+    let job = loop {
+        let (_, job) = call(&server.url, "GET", &format!("/v1/jobs/{id}"), None);
+        if job["status"] == "completed" {
+            break job;
+        }
+        assert_ne!(job["status"], "failed", "{job}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(job["documents"]["done"], documents, "{job}");
+    assert_eq!(job["documents"]["failed"], 0);
+    assert_eq!(
+        job["embedded"].as_u64().unwrap() + job["reused"].as_u64().unwrap(),
+        job["passages"].as_u64().unwrap(),
+        "{job}"
+    );
+    let (_, described) = call(&server.url, "GET", "/v1/collections/bulk", None);
+    assert_eq!(described["documents"], documents);
+    assert_eq!(described["passages"], job["passages"]);
+    for i in [0, documents / 2, documents - 1] {
+        let (status, _) = call(
+            &server.url,
+            "GET",
+            &format!("/v1/collections/bulk/documents/d{i}"),
+            None,
+        );
+        assert_eq!(status, 200, "d{i}");
+    }
+}
