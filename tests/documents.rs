@@ -922,3 +922,138 @@ fn imports_write_the_good_lines_and_report_each_bad_one() {
         "unknown_job",
     );
 }
+
+#[test]
+fn dify_external_knowledge_api_answers_its_documented_requests() {
+    let server = start(Options {
+        keys: ApiKeys::new(&["admin-secret".into()], &["dify-key".into()]),
+        ..Options::default()
+    });
+    let url = server.url.as_str();
+    let dify = |body: &Value, authorization: Option<&str>| {
+        let bytes = body.to_string().into_bytes();
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        call_with(
+            url,
+            "POST",
+            "/dify/retrieval",
+            Some(("application/json", &bytes)),
+            &headers,
+        )
+    };
+    // The request of Dify's documentation, with a collection as the knowledge id.
+    let documented = json!({
+        "knowledge_id": "default",
+        "query": "模速空间在哪个区？",
+        "retrieval_setting": {"top_k": 2, "score_threshold": 0.5}
+    });
+    let (status, answer) = dify(&documented, Some("Bearer dify-key"));
+    assert_eq!(status, 200, "{answer}");
+    let records = answer["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2, "{answer}");
+    for record in records {
+        assert!(record["content"].as_str().is_some_and(|c| !c.is_empty()));
+        assert!(record["score"].as_f64().unwrap() >= 0.5);
+        assert!(record["title"].as_str().is_some_and(|t| !t.is_empty()));
+        let metadata = record["metadata"]
+            .as_object()
+            .expect("metadata is an object");
+        assert!(metadata.values().all(|v| !v.is_null()), "{metadata:?}");
+        assert_eq!(metadata["document"], "000_6b84f5fb9e9426be.txt");
+        assert!(metadata["line_start"].as_u64().unwrap() > 0);
+    }
+    assert!(
+        records[0]["content"].as_str().unwrap().contains("徐汇区"),
+        "{answer}"
+    );
+    let (_, none) = dify(
+        &json!({"knowledge_id": "default", "query": "模速空间", "retrieval_setting": {"top_k": 3, "score_threshold": 0.99}}),
+        Some("Bearer dify-key"),
+    );
+    assert_eq!(none, json!({"records": []}));
+
+    // Dify's error codes and shapes.
+    let error = |answer: (u16, Value), status: u16, code: u64| {
+        assert_eq!(answer.0, status, "{}", answer.1);
+        assert_eq!(answer.1["error_code"], code, "{}", answer.1);
+        assert!(answer.1["error_msg"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    };
+    error(dify(&documented, None), 403, 1001);
+    error(dify(&documented, Some("Basic dify-key")), 403, 1001);
+    error(dify(&documented, Some("Bearer wrong")), 403, 1002);
+    let mut unknown = documented.clone();
+    unknown["knowledge_id"] = json!("AAA-BBB-CCC");
+    error(dify(&unknown, Some("Bearer dify-key")), 404, 2001);
+
+    // Metadata conditions, as Dify sends them.
+    let admin = [("Authorization", "Bearer admin-secret")];
+    call_with(url, "PUT", "/v1/collections/kb", None, &admin);
+    for (id, metadata) in [
+        (
+            "ai",
+            json!({"category": "AI", "tag": "tech", "year": 2024, "published": "2024-03-01"}),
+        ),
+        (
+            "bio",
+            json!({"category": "biology", "tag": "AI-adjacent", "year": 2021, "published": "2021-07-01"}),
+        ),
+        (
+            "sea",
+            json!({"category": "ocean", "year": 2019, "published": "2019-01-01"}),
+        ),
+    ] {
+        let body =
+            json!({"text": format!("{id}：关于科学研究进展的一篇报道。"), "metadata": metadata})
+                .to_string();
+        let (status, answer) = call_with(
+            url,
+            "PUT",
+            &format!("/v1/collections/kb/documents/{id}"),
+            Some(("application/json", body.as_bytes())),
+            &admin,
+        );
+        assert_eq!(status, 201, "{answer}");
+    }
+    let filtered = |condition: Value| -> Vec<String> {
+        let body = json!({
+            "knowledge_id": "kb",
+            "query": "科学研究进展",
+            "retrieval_setting": {"top_k": 10, "score_threshold": 0.0},
+            "metadata_condition": condition
+        });
+        let (status, answer) = dify(&body, Some("Bearer dify-key"));
+        assert_eq!(status, 200, "{answer}");
+        let mut documents: Vec<String> = answer["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["metadata"]["document"].as_str().unwrap().to_owned())
+            .collect();
+        documents.sort();
+        documents
+    };
+    // Dify's documented example: a field list and `contains`.
+    let example = json!({"logical_operator": "and", "conditions": [
+        {"name": ["category", "tag"], "comparison_operator": "contains", "value": "AI"}]});
+    assert_eq!(filtered(example), ["ai", "bio"]);
+    let or = json!({"logical_operator": "or", "conditions": [
+        {"name": "category", "comparison_operator": "is", "value": "ocean"},
+        {"name": "year", "comparison_operator": "≥", "value": 2024}]});
+    assert_eq!(filtered(or), ["ai", "sea"]);
+    let and = json!({"conditions": [
+        {"name": "tag", "comparison_operator": "not empty"},
+        {"name": "published", "comparison_operator": "before", "value": "2022-01-01"}]});
+    assert_eq!(filtered(and), ["bio"]);
+    let negated = json!({"conditions": [
+        {"name": "category", "comparison_operator": "not in", "value": ["AI", "ocean"]},
+        {"name": "year", "comparison_operator": "<", "value": 2022}]});
+    assert_eq!(filtered(negated), ["bio"]);
+    let bad = json!({"knowledge_id": "kb", "query": "科学", "retrieval_setting": {"top_k": 2, "score_threshold": 0},
+        "metadata_condition": {"conditions": [{"name": "x", "comparison_operator": "resembles", "value": "y"}]}});
+    error(dify(&bad, Some("Bearer dify-key")), 422, 422);
+}

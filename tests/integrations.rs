@@ -125,10 +125,12 @@ fn openapi_document_is_enough_to_call_search() {
                 operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
                 "{method} {path} has no summary"
             );
-            assert!(
-                operation["responses"]["200"].is_object(),
-                "{method} {path} documents no success"
-            );
+            let success = operation["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|status| status.starts_with('2'));
+            assert!(success, "{method} {path} documents no success");
             for parameter in operation["parameters"].as_array().into_iter().flatten() {
                 assert!(
                     parameter["description"].is_string(),

@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::dify::DifyError;
 use super::ApiError;
 
 /// What a key lets its holder do (ordered: admin is more).
@@ -108,6 +109,26 @@ pub async fn require_key(State(keys): State<ApiKeys>, request: Request, next: Ne
         return next.run(request).await;
     }
     let access = presented_key(request.headers()).and_then(|key| keys.access(key));
+    if path.starts_with("/dify") && access.is_none() {
+        // Dify's External Knowledge API has its own error codes.
+        let bearer = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().split_once(' '))
+            .is_some_and(|(scheme, token)| {
+                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+            });
+        return if bearer {
+            DifyError::response(StatusCode::FORBIDDEN, 1002, "Authorization failed")
+        } else {
+            DifyError::response(
+                StatusCode::FORBIDDEN,
+                1001,
+                "Invalid Authorization header format. Expected 'Bearer <api-key>' format.",
+            )
+        };
+    }
     match access {
         None => {
             let message = if presented_key(request.headers()).is_some() {

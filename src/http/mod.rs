@@ -6,6 +6,7 @@
 //! their route's limit are refused with 413; the core bounds the work in progress.
 
 mod auth;
+mod dify;
 mod error;
 mod import;
 mod mcp;
@@ -138,6 +139,7 @@ pub fn router(state: Arc<AppState>, allowed_hosts: &[String], keys: ApiKeys) -> 
             limits.max_embeddings_body_bytes,
         ))
         .routes(limit_body(routes!(mcp::endpoint), limits.max_body_bytes))
+        .routes(limit_body(routes!(dify::retrieval), limits.max_body_bytes))
         .split_for_parts();
     router
         .fallback(routes::no_route)

@@ -19,15 +19,21 @@ use super::error::ErrorBody;
         title = "wenda",
         description = "Question answering over a document collection (Chinese news articles by \
             default): ask a question in Chinese, English or another language and get the passages \
-            that answer it, with title, date, source and a citation (file and lines). Also: a \
-            prompt-ready context block for chatbots, related passages, OpenAI-compatible \
-            embeddings, and an MCP endpoint for AI assistants.",
+            that answer it, with title, date, source and a citation (file and lines). Documents \
+            are added, replaced and deleted through the API while wenda serves, in named \
+            collections, and kept durably. Also: a prompt-ready context block for chatbots, \
+            related passages, OpenAI-compatible embeddings, an MCP endpoint for AI assistants, \
+            and Dify's External Knowledge API. When API keys are configured, send one as \
+            `Authorization: Bearer <key>`.",
         license(name = "MIT OR Apache-2.0")
     ),
     tags(
         (name = "search", description = "Find passages that answer a question; related passages."),
         (name = "embeddings", description = "The served model's vectors, OpenAI-compatible."),
+        (name = "collections", description = "Named sets of documents, each with its own indexes."),
+        (name = "documents", description = "Add, replace, delete, list and import documents."),
         (name = "mcp", description = "Model Context Protocol (Streamable HTTP) for AI assistants."),
+        (name = "dify", description = "Dify's External Knowledge API: register `http://host:port/dify`."),
         (name = "service", description = "Health, readiness, what is served, and these pages."),
     ),
     components(schemas(ErrorBody))

@@ -8,7 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::corpus::{Citation, Layout, Passage, Position};
 use crate::embedding::Role;
-use crate::index::{Bounds, Filter, IsoDate, MetadataCondition, MetadataTest, Scalar};
+use crate::index::{
+    Bounds, Filter, IsoDate, MetadataCondition, MetadataFilter, MetadataTest, Scalar,
+};
 use crate::search::{self, Context, ContextCitation, Ranked};
 use crate::service::{
     CollectionSummary, ContextBudget as DomainBudget, DocumentDetail, JobReport, ModelSummary,
@@ -143,7 +145,7 @@ impl FilterBody {
                 .metadata
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(key, test)| metadata_condition(key, test))
+                .map(|(key, test)| metadata_condition(key, test).map(MetadataFilter::Field))
                 .collect::<Result<_, _>>()?,
         })
     }

@@ -74,7 +74,31 @@ pub struct Filter {
     /// Last day admitted, inclusive.
     pub date_to: Option<IsoDate>,
     /// Conditions on the document's metadata, all of which must hold.
-    pub metadata: Vec<MetadataCondition>,
+    pub metadata: Vec<MetadataFilter>,
+}
+
+/// Conditions on metadata, combined.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetadataFilter {
+    Field(MetadataCondition),
+    /// Every one holds (none: true).
+    All(Vec<MetadataFilter>),
+    /// At least one holds (none: false).
+    Any(Vec<MetadataFilter>),
+    Not(Box<MetadataFilter>),
+}
+
+impl MetadataFilter {
+    /// The conditions on single fields it is made of, in order.
+    pub fn conditions(&self) -> Vec<&MetadataCondition> {
+        match self {
+            Self::Field(condition) => vec![condition],
+            Self::All(filters) | Self::Any(filters) => {
+                filters.iter().flat_map(Self::conditions).collect()
+            }
+            Self::Not(filter) => filter.conditions(),
+        }
+    }
 }
 
 /// A test of one metadata field.
@@ -98,6 +122,12 @@ pub enum MetadataTest {
     DateRange(Bounds<IsoDate>),
     /// A string containing this text; letters match in either case.
     Contains(String),
+    /// A string starting with this text; letters match in either case.
+    Prefix(String),
+    /// A string ending with this text; letters match in either case.
+    Suffix(String),
+    /// Absent, an empty string or an empty list.
+    Empty,
 }
 
 /// A value a metadata field is compared with.
@@ -167,16 +197,64 @@ impl Filter {
         CompiledFilter {
             filter: self,
             title: self.title.as_deref().map(fold),
-            contains: self
-                .metadata
-                .iter()
-                .map(|condition| match &condition.test {
-                    MetadataTest::Contains(needle) => Some(fold(needle)),
-                    _ => None,
-                })
-                .collect(),
+            metadata: self.metadata.iter().map(CompiledMetadata::new).collect(),
             empty: self.is_empty(),
         }
+    }
+}
+
+/// A [`MetadataFilter`] with its texts folded.
+enum CompiledMetadata<'a> {
+    Field {
+        condition: &'a MetadataCondition,
+        /// The needle of a text test, folded.
+        folded: Option<String>,
+    },
+    All(Vec<CompiledMetadata<'a>>),
+    Any(Vec<CompiledMetadata<'a>>),
+    Not(Box<CompiledMetadata<'a>>),
+}
+
+impl<'a> CompiledMetadata<'a> {
+    fn new(filter: &'a MetadataFilter) -> Self {
+        match filter {
+            MetadataFilter::Field(condition) => Self::Field {
+                condition,
+                folded: match &condition.test {
+                    MetadataTest::Contains(text)
+                    | MetadataTest::Prefix(text)
+                    | MetadataTest::Suffix(text) => Some(fold(text)),
+                    _ => None,
+                },
+            },
+            MetadataFilter::All(filters) => Self::All(filters.iter().map(Self::new).collect()),
+            MetadataFilter::Any(filters) => Self::Any(filters.iter().map(Self::new).collect()),
+            MetadataFilter::Not(filter) => Self::Not(Box::new(Self::new(filter))),
+        }
+    }
+
+    fn accepts(&self, metadata: &serde_json::Map<String, Value>) -> bool {
+        match self {
+            Self::Field { condition, folded } => {
+                let value = metadata.get(&condition.key);
+                match &condition.test {
+                    MetadataTest::Empty => value.is_none_or(is_empty_value),
+                    test => value.is_some_and(|value| passes(test, folded.as_deref(), value)),
+                }
+            }
+            Self::All(filters) => filters.iter().all(|f| f.accepts(metadata)),
+            Self::Any(filters) => filters.iter().any(|f| f.accepts(metadata)),
+            Self::Not(filter) => !filter.accepts(metadata),
+        }
+    }
+}
+
+fn is_empty_value(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(text) => text.is_empty(),
+        Value::Array(items) => items.is_empty(),
+        _ => false,
     }
 }
 
@@ -184,8 +262,7 @@ impl Filter {
 pub(crate) struct CompiledFilter<'a> {
     filter: &'a Filter,
     title: Option<String>,
-    /// Per metadata condition, its folded needle when it is a `Contains` test.
-    contains: Vec<Option<String>>,
+    metadata: Vec<CompiledMetadata<'a>>,
     empty: bool,
 }
 
@@ -222,16 +299,9 @@ impl CompiledFilter<'_> {
                 return false;
             }
         }
-        filter
-            .metadata
+        self.metadata
             .iter()
-            .zip(&self.contains)
-            .all(|(condition, folded)| {
-                passage
-                    .metadata
-                    .get(&condition.key)
-                    .is_some_and(|value| passes(&condition.test, folded.as_deref(), value))
-            })
+            .all(|condition| condition.accepts(&passage.metadata))
     }
 }
 
@@ -255,6 +325,15 @@ fn passes(test: &MetadataTest, folded_needle: Option<&str>, value: &Value) -> bo
             .as_str()
             .zip(folded_needle)
             .is_some_and(|(text, needle)| fold(text).contains(needle)),
+        MetadataTest::Prefix(_) => value
+            .as_str()
+            .zip(folded_needle)
+            .is_some_and(|(text, needle)| fold(text).starts_with(needle)),
+        MetadataTest::Suffix(_) => value
+            .as_str()
+            .zip(folded_needle)
+            .is_some_and(|(text, needle)| fold(text).ends_with(needle)),
+        MetadataTest::Empty => is_empty_value(value),
     }
 }
 
@@ -314,12 +393,16 @@ mod tests {
         filter.compile().accepts(passage, title.as_deref())
     }
 
+    fn field(key: &str, test: MetadataTest) -> MetadataFilter {
+        MetadataFilter::Field(MetadataCondition {
+            key: key.into(),
+            test,
+        })
+    }
+
     fn on(key: &str, test: MetadataTest) -> Filter {
         Filter {
-            metadata: vec![MetadataCondition {
-                key: key.into(),
-                test,
-            }],
+            metadata: vec![field(key, test)],
             ..Filter::default()
         }
     }
@@ -410,6 +493,23 @@ mod tests {
             ),
             on("summary", MetadataTest::Contains("xuhui".into())),
             on("tags", MetadataTest::Contains("POL".into())),
+            on("summary", MetadataTest::Prefix("visit".into())),
+            on("summary", MetadataTest::Suffix("XUHUI".into())),
+            on("missing", MetadataTest::Empty),
+            Filter {
+                metadata: vec![MetadataFilter::Any(vec![
+                    field("lang", MetadataTest::Equals(text("en"))),
+                    field("year", MetadataTest::Equals(Scalar::Number(2025.0))),
+                ])],
+                ..Filter::default()
+            },
+            Filter {
+                metadata: vec![MetadataFilter::Not(Box::new(field(
+                    "tags",
+                    MetadataTest::Equals(text("sports")),
+                )))],
+                ..Filter::default()
+            },
         ];
         for filter in &yes {
             assert!(accepts(filter, &p), "{filter:?}");
@@ -433,6 +533,19 @@ mod tests {
                 }),
             ),
             on("year", MetadataTest::Contains("20".into())),
+            on("summary", MetadataTest::Prefix("xuhui".into())),
+            on("lang", MetadataTest::Empty),
+            Filter {
+                metadata: vec![MetadataFilter::Any(vec![])],
+                ..Filter::default()
+            },
+            Filter {
+                metadata: vec![MetadataFilter::Not(Box::new(field(
+                    "tags",
+                    MetadataTest::In(vec![text("ai")]),
+                )))],
+                ..Filter::default()
+            },
         ];
         for filter in &no {
             assert!(!accepts(filter, &p), "{filter:?}");

@@ -20,7 +20,9 @@ mod vector;
 
 use std::sync::Arc;
 
-pub use filter::{Bounds, Filter, Inclusive, IsoDate, MetadataCondition, MetadataTest, Scalar};
+pub use filter::{
+    Bounds, Filter, Inclusive, IsoDate, MetadataCondition, MetadataFilter, MetadataTest, Scalar,
+};
 pub use lexical::{Highlighter, HIGHLIGHT_ALWAYS_ROWS, HIGHLIGHT_MAX_ROW_SHARE};
 pub use memory::{MemoryIndex, Snapshot};
 pub use terms::{Analyzer, LocatedTerm, TermCounts, TermCountsDamaged};

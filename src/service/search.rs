@@ -217,7 +217,8 @@ impl Wenda {
                 )));
             }
         }
-        if let Some(condition) = filter.metadata.iter().find(|c| match &c.test {
+        let conditions = filter.metadata.iter().flat_map(|f| f.conditions());
+        if let Some(condition) = conditions.into_iter().find(|c| match &c.test {
             crate::index::MetadataTest::Range(bounds) => bounds.is_empty(),
             crate::index::MetadataTest::DateRange(bounds) => bounds.is_empty(),
             _ => false,
