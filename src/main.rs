@@ -24,10 +24,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Index a corpus and answer questions over HTTP.
+    /// Serve the collections over HTTP (and keep the corpus folder in collection `default`).
     Serve(commands::serve::ServeArgs),
     /// Answer one question from the command line.
     Query(commands::query::QueryArgs),
+    /// Copy the store consistently, even while a server uses it.
+    Backup(commands::data::BackupArgs),
+    /// Write a collection's documents and vectors as JSON lines.
+    Export(commands::data::ExportArgs),
+    /// Read a collection written by `wenda export` (reusing its vectors under the same model).
+    Import(commands::data::ImportArgs),
     /// Get or inspect the embedding model.
     #[command(subcommand)]
     Model(commands::model::ModelCommand),
@@ -54,6 +60,9 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => commands::serve::run(args),
         Command::Query(args) => commands::query::run(args),
+        Command::Backup(args) => commands::data::backup(args),
+        Command::Export(args) => commands::data::export(args),
+        Command::Import(args) => commands::data::import(args),
         Command::Model(cmd) => commands::model::run(cmd),
         Command::Embed(args) => commands::embed::run(args),
         Command::Eval(args) => commands::eval::run(args),

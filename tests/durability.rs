@@ -352,3 +352,89 @@ fn kill_9_during_an_import_then_the_job_resumes_and_finishes() {
         assert_eq!(status, 200, "d{i}");
     }
 }
+
+fn wenda_ok(arguments: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_wenda"))
+        .current_dir(root())
+        .args(arguments)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "wenda {arguments:?}: {stderr}");
+    stderr
+}
+
+#[test]
+fn backups_and_exports_are_taken_while_serving_and_an_export_moves_without_embedding() {
+    let data = scratch("move-data");
+    let server = spawn_server(&data, &[]);
+    call(&server.url, "PUT", "/v1/collections/notes", None);
+    let note = json!({"text": paragraphs(7, 3), "title": "笔记", "metadata": {"kind": "note"}});
+    send_json(
+        &server.url,
+        "PUT",
+        "/v1/collections/notes/documents/n1",
+        &note,
+    );
+    let question = json!({"query": "城市治理措施", "top_k": 3});
+    let before = ranking(&server, "/v1/collections/notes/search", &question);
+
+    let work = scratch("move-files");
+    let (backup, export) = (work.join("backup.sqlite3"), work.join("notes.jsonl"));
+    let data_arg = data.to_str().unwrap();
+    wenda_ok(&[
+        "backup",
+        "--data-dir",
+        data_arg,
+        "--to",
+        backup.to_str().unwrap(),
+    ]);
+    let exported = wenda_ok(&[
+        "export",
+        "--data-dir",
+        data_arg,
+        "--collection",
+        "notes",
+        "--out",
+        export.to_str().unwrap(),
+    ]);
+    assert!(exported.contains("exported 1 documents"), "{exported}");
+    drop(server);
+
+    // The export, read into a new data directory: nothing embedded, the same answers.
+    let moved = scratch("move-target");
+    let imported = wenda_ok(&[
+        "import",
+        "--data-dir",
+        moved.to_str().unwrap(),
+        export.to_str().unwrap(),
+    ]);
+    assert!(
+        imported.contains("imported 1 of 1") && imported.contains(" 0 embedded"),
+        "{imported}"
+    );
+    let server = spawn_server(&moved, &["--no-corpus"]);
+    assert_eq!(
+        ranking(&server, "/v1/collections/notes/search", &question),
+        before
+    );
+    let (_, document) = call(
+        &server.url,
+        "GET",
+        "/v1/collections/notes/documents/n1",
+        None,
+    );
+    assert_eq!(document["metadata"]["kind"], "note");
+    drop(server);
+
+    // The backup, put in place of a data directory's database, is the whole store.
+    let restored = scratch("move-restored");
+    std::fs::copy(&backup, restored.join(wenda::store::DATABASE_FILE)).unwrap();
+    let server = spawn_server(&restored, &["--no-corpus"]);
+    assert_eq!(number(&server, "store loaded", "embedded"), 0);
+    assert_eq!(number(&server, "store loaded", "collections"), 2);
+    assert_eq!(
+        ranking(&server, "/v1/collections/notes/search", &question),
+        before
+    );
+}

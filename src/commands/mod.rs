@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_index;
 pub mod bench_serve;
 pub mod core;
+pub mod data;
 pub mod embed;
 pub mod eval;
 pub mod model;

@@ -44,8 +44,12 @@ impl ModelFingerprint {
 
     /// Lower-case hex, as shown in logs and exports.
     pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        hex(&self.0)
     }
+}
+
+fn hex(bytes: &[u8; 32]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The key of one vector: the SHA-256 of the text embedded.
@@ -63,5 +67,22 @@ impl TextKey {
 
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// Lower-case hex, as exports write it.
+    pub fn hex(&self) -> String {
+        hex(&self.0)
+    }
+
+    /// Reads what [`hex`](Self::hex) wrote.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 || !text.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(bytes))
     }
 }

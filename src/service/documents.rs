@@ -331,11 +331,6 @@ pub(super) fn new_record(
 ) -> Result<DocumentRecord, ServiceError> {
     check_document_id(id)?;
     check_metadata(&document.metadata)?;
-    if document.layout == Layout::Jsonl {
-        return Err(ServiceError::Invalid(
-            "format must be plain, markdown or news; send JSON lines to the import route".into(),
-        ));
-    }
     if is_blank(&document.text) {
         return Err(ServiceError::NoPassages("the text is empty".into()));
     }

@@ -42,12 +42,27 @@ pub struct DocumentLine {
     pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub metadata: Map<String, Value>,
-    /// `plain` (default), `markdown` or `news`.
+    /// `plain` (default), `markdown`, `news` or `jsonl` (the text is JSON lines of ready
+    /// passages, each with its own id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
 }
 
 impl DocumentLine {
+    /// The line that writes `record` again.
+    pub fn of(record: &crate::store::DocumentRecord) -> Self {
+        Self {
+            id: record.id.clone(),
+            text: record.text.clone(),
+            title: record.title.clone(),
+            date: record.date.clone(),
+            source: record.source.clone(),
+            url: record.url.clone(),
+            metadata: record.metadata.clone(),
+            format: Some(record.layout.as_str().to_owned()),
+        }
+    }
+
     /// Reads one line, or says why it cannot be a document.
     pub fn parse(line: &str) -> Result<Self, ServiceError> {
         let value: Value = serde_json::from_str(line)
@@ -62,14 +77,11 @@ impl DocumentLine {
     pub fn into_document(self) -> Result<(String, NewDocument), ServiceError> {
         let layout = match self.format.as_deref() {
             None => Layout::Plain,
-            Some(name) => match name.parse::<Layout>() {
-                Ok(layout) if layout != Layout::Jsonl => layout,
-                _ => {
-                    return Err(ServiceError::Invalid(format!(
-                        "format {name:?} is not plain, markdown or news"
-                    )))
-                }
-            },
+            Some(name) => name.parse::<Layout>().map_err(|_| {
+                ServiceError::Invalid(format!(
+                    "format {name:?} is not plain, markdown, news or jsonl"
+                ))
+            })?,
         };
         Ok((
             self.id,

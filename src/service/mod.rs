@@ -296,6 +296,40 @@ impl Wenda {
         &self.embedder
     }
 
+    /// Stores vectors made elsewhere under this model (an export being imported), so passages
+    /// with their texts need no embedding.
+    pub async fn store_vectors(
+        &self,
+        collection: &str,
+        vectors: Vec<(TextKey, Vec<f32>)>,
+    ) -> Result<(), ServiceError> {
+        let dimensions = self.embedder.dimensions();
+        if let Some((_, wrong)) = vectors.iter().find(|(_, v)| v.len() != dimensions) {
+            return Err(ServiceError::Invalid(format!(
+                "a vector has {} dimensions, the model {dimensions}",
+                wrong.len()
+            )));
+        }
+        let store = Arc::clone(&self.store);
+        let collection = collection.to_owned();
+        blocking(move || {
+            store.write(
+                &collection,
+                &WriteBatch {
+                    vectors: vectors.iter().map(|(k, v)| (*k, v.as_slice())).collect(),
+                    ..WriteBatch::default()
+                },
+            )
+        })
+        .await??;
+        Ok(())
+    }
+
+    /// The fingerprint of the model: vectors made under another are not used.
+    pub fn fingerprint(&self) -> ModelFingerprint {
+        self.store.model()
+    }
+
     /// The model being served.
     pub fn model(&self) -> &ModelSummary {
         &self.model

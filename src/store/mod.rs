@@ -12,6 +12,7 @@
 //! One process owns a data directory at a time (an advisory lock on `wenda.lock`); other
 //! processes may read the database (backups, exports) while it runs.
 
+mod export;
 mod jobs;
 mod schema;
 
@@ -24,6 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 
+pub use export::{backup, export, ExportedDocument};
 pub use jobs::{JobLine, JobProgress, JobRecord, JobStatus, LineError};
 
 use crate::corpus::{Layout, Passage};
@@ -220,6 +222,11 @@ impl Store {
 
     pub fn directory(&self) -> &Path {
         &self.directory
+    }
+
+    /// The model whose vectors this store serves.
+    pub fn model(&self) -> ModelFingerprint {
+        self.model
     }
 
     /// Caps the database at about `bytes` (SQLite's page limit): writes beyond it fail with

@@ -298,7 +298,12 @@ fn backups_are_consistent_copies() {
     store.create_collection("c").unwrap();
     put(&store, "a", &["一", "二"]).unwrap();
     let copy = path.join("copy.sqlite3");
-    store.backup(&copy).unwrap();
+    super::backup(&path, &copy).unwrap();
+    assert!(
+        super::backup(&path, &copy).is_err(),
+        "an existing file is not overwritten"
+    );
+    drop(store);
     let copy_dir = directory("backup-restored");
     std::fs::create_dir_all(&copy_dir).unwrap();
     std::fs::rename(&copy, copy_dir.join(DATABASE_FILE)).unwrap();
