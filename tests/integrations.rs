@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{call, get, server, webdriver};
+use common::{call, get, server, start, webdriver, Options};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -302,4 +302,13 @@ fn mcp_refuses_foreign_hosts_and_non_post() {
 #[test]
 fn search_page_in_headless_chromium() {
     webdriver::check_search_page(server());
+}
+
+#[test]
+fn search_page_asks_for_a_key_when_the_server_needs_one() {
+    let guarded = start(Options {
+        keys: wenda::http::ApiKeys::new(&[], &["page-key".into()]),
+        ..Options::default()
+    });
+    webdriver::check_key_prompt(&guarded.url, "page-key");
 }

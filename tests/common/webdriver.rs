@@ -533,3 +533,25 @@ fn assert_fits_width(browser: &Browser, what: &str) {
          innerWidth {inner} and <= the document element's clientWidth {client}"
     );
 }
+
+/// The search page against a server that needs a key: it asks for one, refuses a wrong one
+/// and searches once given `key`.
+pub fn check_key_prompt(base: &str, key: &str) {
+    let browser = Browser::new();
+    let base = base.trim_end_matches('/');
+    browser.goto(&format!("{base}/?q=%E6%A8%A1%E9%80%9F%E7%A9%BA%E9%97%B4"));
+    let mut give = |key: &str| {
+        let input = browser.wait_for("#error form.key input", WAIT);
+        browser.send_keys(&input, key);
+        browser.click(&browser.find("#error form.key button"));
+    };
+    give("not-the-key");
+    // The form comes back for another try.
+    give(key);
+    browser.wait_for(".result", WAIT);
+    rendered_results(&browser, "search results once the key is given");
+    assert!(
+        browser.try_find("#error form.key").is_none(),
+        "expected the key form gone once the key was accepted"
+    );
+}
