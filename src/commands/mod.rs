@@ -2,7 +2,9 @@
 
 pub mod bench;
 pub mod bench_index;
+pub mod bench_restart;
 pub mod bench_serve;
+pub mod bench_writes;
 pub mod core;
 pub mod data;
 pub mod embed;

@@ -1,13 +1,13 @@
 //! Embeds the texts of many concurrent requests in shared forward passes, questions first.
 //!
-//! One worker thread owns the forward passes. Requests wait in two bounded lanes: questions
-//! ([`Role::Query`]) and passages ([`Role::Passage`]: documents being written, `/v1/embeddings`).
-//! Whenever it is free, the worker takes every waiting question (up to `max_batch`) and embeds
-//! them together: a pass over sixteen short questions costs far less than sixteen passes, because
-//! the weights are streamed from memory once for all of them. Only when no question waits does it
-//! take passage work, one slice at a time: large passage requests are cut into slices of at most
-//! [`PASSAGE_SLICE_TOKENS`] tokens, so a question that arrives during a large import waits for one
-//! slice, not for the import. As in text-embeddings-inference there is no timer: a batch is
+//! One worker thread owns the forward passes. Requests wait in two bounded lanes: questions (one
+//! text in [`Role::Query`], what a search waits for) and bulk work (documents being written,
+//! `/v1/embeddings` requests). Whenever it is free, the worker takes every waiting question (up to
+//! `max_batch`) and embeds them together: a pass over sixteen short questions costs far less than
+//! sixteen passes, because the weights are streamed from memory once for all of them. Only when
+//! no question waits does it take bulk work, one slice at a time: bulk requests are cut into
+//! slices of at most [`BULK_SLICE_TOKENS`] tokens, so a question that arrives during a large
+//! import (or a maximal embeddings request) waits for one slice, not for the whole of it. As in text-embeddings-inference there is no timer: a batch is
 //! whatever arrived while the previous pass ran, so a lone request never waits for company. A
 //! full lane refuses new work at once ([`QueueError::Full`]), so overload shows up as an error
 //! the caller can report rather than as an ever-growing wait.
@@ -19,9 +19,9 @@ use tokio::sync::oneshot;
 
 use super::{Embedder, Embedding, Role};
 
-/// Most tokens of passage text one slice of passage work holds (about a third of a second of
-/// the worker's time on two cores): the longest a question waits behind passage work.
-pub const PASSAGE_SLICE_TOKENS: usize = 1_024;
+/// Most tokens one slice of bulk work holds (a few tenths of a second of the worker's time on
+/// two cores): about the longest a question waits behind bulk work.
+pub const BULK_SLICE_TOKENS: usize = 1_024;
 
 /// Why a queued text got no embedding.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -36,14 +36,17 @@ pub enum QueueError {
 
 /// Texts embedded in one pass with whatever else is waiting in their lane.
 struct Job {
+    role: Role,
     texts: Vec<String>,
     reply: oneshot::Sender<Result<Vec<Embedding>, QueueError>>,
 }
 
 #[derive(Default)]
 struct Lanes {
-    queries: VecDeque<Job>,
-    passages: VecDeque<Job>,
+    /// Single questions, all in [`Role::Query`].
+    questions: VecDeque<Job>,
+    /// Slices of larger requests, in either role.
+    bulk: VecDeque<Job>,
     stopped: bool,
 }
 
@@ -90,8 +93,9 @@ impl EmbedQueue {
         Ok(embeddings.remove(0))
     }
 
-    /// Embeds `texts` in `role`; the result follows their order. Passage texts are cut into
-    /// slices that queue one after another, each behind any question that arrives meanwhile.
+    /// Embeds `texts` in `role`; the result follows their order. A single question goes ahead of
+    /// bulk work; anything else is cut into slices that queue one after another, each behind any
+    /// question that arrives meanwhile.
     pub async fn embed_all(
         &self,
         role: Role,
@@ -100,18 +104,21 @@ impl EmbedQueue {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        let slices = match role {
-            Role::Query => vec![texts],
-            Role::Passage => self.slices(texts),
+        let question = role == Role::Query && texts.len() == 1;
+        let slices = if question {
+            vec![texts]
+        } else {
+            self.slices(role, texts)
         };
         let answers = {
             let mut lanes = self.shared.lanes();
             if lanes.stopped {
                 return Err(QueueError::Stopped);
             }
-            let lane = match role {
-                Role::Query => &mut lanes.queries,
-                Role::Passage => &mut lanes.passages,
+            let lane = if question {
+                &mut lanes.questions
+            } else {
+                &mut lanes.bulk
             };
             // A lane at capacity refuses; one admitted takes all the request's slices, so a
             // request is never half queued.
@@ -121,7 +128,7 @@ impl EmbedQueue {
             let mut answers = Vec::with_capacity(slices.len());
             for texts in slices {
                 let (reply, answer) = oneshot::channel();
-                lane.push_back(Job { texts, reply });
+                lane.push_back(Job { role, texts, reply });
                 answers.push(answer);
             }
             answers
@@ -134,20 +141,20 @@ impl EmbedQueue {
         Ok(embeddings)
     }
 
-    /// Cuts passage texts into slices of at most [`PASSAGE_SLICE_TOKENS`] tokens (a longer
-    /// text is a slice alone).
-    fn slices(&self, texts: Vec<String>) -> Vec<Vec<String>> {
+    /// Cuts texts into slices of at most [`BULK_SLICE_TOKENS`] tokens (a longer text is a slice
+    /// alone).
+    fn slices(&self, role: Role, texts: Vec<String>) -> Vec<Vec<String>> {
         let window = self.embedder.config().max_tokens;
         let mut slices: Vec<Vec<String>> = Vec::new();
         let mut tokens = 0;
         for text in texts {
             let count = self
                 .embedder
-                .token_count(Role::Passage, &text)
+                .token_count(role, &text)
                 .unwrap_or(window)
                 .min(window);
             match slices.last_mut() {
-                Some(slice) if tokens + count <= PASSAGE_SLICE_TOKENS => {
+                Some(slice) if tokens + count <= BULK_SLICE_TOKENS => {
                     slice.push(text);
                     tokens += count;
                 }
@@ -173,20 +180,18 @@ fn work(embedder: &Embedder, shared: &Shared, max_batch: usize) {
         let (role, jobs) = {
             let mut lanes = shared.lanes();
             loop {
-                if !lanes.queries.is_empty() {
+                if !lanes.questions.is_empty() {
                     let mut jobs = Vec::new();
-                    let mut texts = 0;
-                    while texts < max_batch {
-                        let Some(job) = lanes.queries.pop_front() else {
+                    while jobs.len() < max_batch {
+                        let Some(job) = lanes.questions.pop_front() else {
                             break;
                         };
-                        texts += job.texts.len();
                         jobs.push(job);
                     }
                     break (Role::Query, jobs);
                 }
-                if let Some(job) = lanes.passages.pop_front() {
-                    break (Role::Passage, vec![job]);
+                if let Some(job) = lanes.bulk.pop_front() {
+                    break (job.role, vec![job]);
                 }
                 if lanes.stopped {
                     return;

@@ -1055,6 +1055,8 @@ pub struct JobView {
     pub embedded: usize,
     /// Passages whose vector was reused (their text was embedded before).
     pub reused: usize,
+    /// Tokens the model read for the embedded passages.
+    pub tokens: u64,
     /// Tokens embedded per second of the job's working time.
     pub tokens_per_second: f64,
     /// Milliseconds since the Unix epoch.
@@ -1105,6 +1107,7 @@ impl From<JobReport> for JobView {
             passages: record.passages,
             embedded: record.embedded,
             reused: record.reused,
+            tokens: record.tokens,
             tokens_per_second: if record.working_ms == 0 {
                 0.0
             } else {

@@ -167,7 +167,9 @@ impl Wenda {
         let terms_current = self.store.setting(ANALYZER_REVISION)?.as_deref() == Some(&revision);
         let mut report = OpenReport::default();
         for record in self.store.collections()? {
+            let started = std::time::Instant::now();
             let mut loaded = self.store.load_collection(&record.name)?;
+            let read_ms = started.elapsed().as_millis() as u64;
             if !terms_current {
                 self.reanalyse(&record.name, &mut loaded)?;
                 report.reanalysed += loaded.len();
@@ -214,6 +216,13 @@ impl Wenda {
                 remove_documents: Vec::new(),
                 add: added,
             })?;
+            tracing::info!(
+                collection = record.name,
+                passages = collection.index.reader().passage_count(),
+                read_ms,
+                took_ms = started.elapsed().as_millis() as u64,
+                "collection loaded"
+            );
             self.register(&record.name, collection);
         }
         if !terms_current {

@@ -366,37 +366,42 @@ impl Store {
     }
 
     /// Every passage of `collection`, document by document in id order, with its vector under
-    /// the store's model where there is one.
+    /// the store's model where there is one. Rows are read in one pass and decoded in parallel:
+    /// at start-up this is most of the time a restart takes.
     pub fn load_collection(&self, collection: &str) -> Result<Vec<LoadedPassage>> {
-        let reader = self.reader();
-        let id = collection_id(&reader, collection)?;
-        let mut statement = reader.prepare_cached(
-            "SELECT p.body, p.text_key, p.terms, v.vector
-             FROM passages p
-             LEFT JOIN vectors v ON v.model = ?2 AND v.text_key = p.text_key
-             WHERE p.collection_id = ?1
-             ORDER BY p.doc_id, p.seq",
-        )?;
-        let mut rows = statement.query(params![id, self.model.as_bytes()])?;
-        let mut loaded = Vec::new();
-        while let Some(row) = rows.next()? {
-            let body: String = row.get(0)?;
-            let key: Vec<u8> = row.get(1)?;
-            let terms: Vec<u8> = row.get(2)?;
-            let vector: Option<Vec<u8>> = row.get(3)?;
-            let passage: Passage =
-                serde_json::from_str(&body).map_err(|e| corrupt("passage", e))?;
-            let terms = TermCounts::decode(&terms).map_err(|e| corrupt("terms", e))?;
-            loaded.push(LoadedPassage {
-                stored: StoredPassage {
-                    passage,
-                    text_key: text_key(&key)?,
-                    terms,
-                },
-                vector: vector.map(|bytes| self.decode_vector(&bytes)).transpose()?,
-            });
-        }
-        Ok(loaded)
+        type Row = (String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        let rows: Vec<Row> = {
+            let reader = self.reader();
+            let id = collection_id(&reader, collection)?;
+            let mut statement = reader.prepare_cached(
+                "SELECT p.body, p.text_key, p.terms, v.vector
+                 FROM passages p
+                 LEFT JOIN vectors v ON v.model = ?2 AND v.text_key = p.text_key
+                 WHERE p.collection_id = ?1
+                 ORDER BY p.doc_id, p.seq",
+            )?;
+            let rows = statement
+                .query_map(params![id, self.model.as_bytes()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            rows
+        };
+        use rayon::prelude::*;
+        rows.into_par_iter()
+            .map(|(body, key, terms, vector)| {
+                let passage: Passage =
+                    serde_json::from_str(&body).map_err(|e| corrupt("passage", e))?;
+                Ok(LoadedPassage {
+                    stored: StoredPassage {
+                        passage,
+                        text_key: text_key(&key)?,
+                        terms: TermCounts::decode(&terms).map_err(|e| corrupt("terms", e))?,
+                    },
+                    vector: vector.map(|bytes| self.decode_vector(&bytes)).transpose()?,
+                })
+            })
+            .collect()
     }
 
     /// Replaces the stored terms of passages (after the analyzer changed), by passage id.

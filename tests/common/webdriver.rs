@@ -540,7 +540,7 @@ pub fn check_key_prompt(base: &str, key: &str) {
     let browser = Browser::new();
     let base = base.trim_end_matches('/');
     browser.goto(&format!("{base}/?q=%E6%A8%A1%E9%80%9F%E7%A9%BA%E9%97%B4"));
-    let mut give = |key: &str| {
+    let give = |key: &str| {
         let input = browser.wait_for("#error form.key input", WAIT);
         browser.send_keys(&input, key);
         browser.click(&browser.find("#error form.key button"));

@@ -1,0 +1,236 @@
+//! `wenda bench-writes`: what writing costs and what it does to searches (a benchmark, prints
+//! figures). Over a fresh data directory served in this process, it measures:
+//!
+//! - the latency of writing one document the size of the seed document (contexts of the dataset
+//!   joined as paragraphs, every passage new; then the same again, every passage unchanged);
+//! - the throughput of importing the dataset's contexts through the import route, against the
+//!   model embedding the same texts directly in the same command;
+//! - search latency (one client) alone, then while the contexts are imported again (changed
+//!   slightly, so that they are embedded again).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use wenda::embedding::Role;
+use wenda::http::{self, AppState};
+use wenda::squad::Dataset;
+
+use super::core::{self, StoreArgs};
+use super::serve::ServeArgs;
+
+#[derive(clap::Args)]
+pub struct BenchWritesArgs {
+    #[command(flatten)]
+    serve: ServeArgs,
+    /// SQuAD-format dataset: its contexts are imported, its questions asked meanwhile.
+    #[arg(long, default_value = "../shared/data/cmrc2018_dev.json")]
+    dataset: PathBuf,
+    /// Contexts imported (default: all).
+    #[arg(long)]
+    contexts: Option<usize>,
+    /// Seed-sized documents written for the upsert latency.
+    #[arg(long, default_value_t = 10)]
+    upserts: usize,
+    /// Questions timed without an import, as the baseline.
+    #[arg(long, default_value_t = 200)]
+    questions: usize,
+}
+
+pub fn run(args: BenchWritesArgs) -> anyhow::Result<()> {
+    let dataset = Dataset::read(&args.dataset)
+        .with_context(|| format!("reading {}", args.dataset.display()))?;
+    let contexts = &dataset.contexts[..args
+        .contexts
+        .unwrap_or(usize::MAX)
+        .min(dataset.contexts.len())];
+    let questions: Vec<&str> = dataset.questions.iter().map(|q| q.text.as_str()).collect();
+    if contexts.is_empty() || questions.is_empty() {
+        bail!("{} has no contexts or questions", args.dataset.display());
+    }
+    let data_dir = std::env::temp_dir().join(format!("wenda-bench-writes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let store = StoreArgs {
+        data_dir: data_dir.clone(),
+        ..args.serve.store.clone()
+    };
+    let core = core::open(&args.serve.model, &store, args.serve.capacity())?;
+    let state = AppState::new(args.serve.limits());
+    state.set_ready(std::sync::Arc::clone(&core));
+    let runtime = tokio::runtime::Runtime::new()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    runtime.spawn(http::serve(
+        listener,
+        http::router(state, &[], args.serve.keys()),
+        std::future::pending(),
+    ));
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(600))
+        .build();
+    println!(
+        "wenda bench-writes: {url}, data directory {}",
+        data_dir.display()
+    );
+
+    // Upserts of one document the size of the seed document, made of contexts not yet used.
+    let seed_bytes =
+        std::fs::metadata("seeds/000_6b84f5fb9e9426be.txt").map_or(15_000, |m| m.len() as usize);
+    agent.put(&format!("{url}/v1/collections/bench")).call()?;
+    let mut fresh = Vec::new();
+    let mut unchanged = Vec::new();
+    let mut passages = Vec::new();
+    let mut next = contexts.len();
+    for i in 0..args.upserts {
+        let mut text = String::new();
+        while text.len() < seed_bytes {
+            next = if next == 0 {
+                dataset.contexts.len()
+            } else {
+                next
+            } - 1;
+            // Marked, so that no passage equals one the import below embeds.
+            text.push_str(&format!("（{i}）{}\n\n", dataset.contexts[next]));
+        }
+        let body = json!({"text": text});
+        let path = format!("{url}/v1/collections/bench/documents/doc-{i}");
+        let started = Instant::now();
+        let written: Value = agent.put(&path).send_json(&body)?.into_json()?;
+        fresh.push(started.elapsed());
+        passages.push(written["passages"].as_u64().unwrap_or(0));
+        let started = Instant::now();
+        agent.put(&path).send_json(&body)?.into_json::<Value>()?;
+        unchanged.push(started.elapsed());
+    }
+    println!(
+        "upsert of a document of about {seed_bytes} bytes (like the seed document; {}-{} passages), {} times:",
+        passages.iter().min().unwrap_or(&0),
+        passages.iter().max().unwrap_or(&0),
+        args.upserts
+    );
+    println!("  every passage new:  {}", summary(&mut fresh));
+    println!("  unchanged (reused): {}", summary(&mut unchanged));
+
+    // The model alone on the contexts: the throughput an import should come close to.
+    let started = Instant::now();
+    let embedded = core.embedder().embed(Role::Passage, contexts)?;
+    let elapsed = started.elapsed();
+    let tokens: usize = embedded.iter().map(|e| e.tokens).sum();
+    let direct = tokens as f64 / elapsed.as_secs_f64();
+    println!(
+        "model alone, {} contexts as passages: {tokens} tokens in {:.1} s = {direct:.0} tokens/s",
+        contexts.len(),
+        elapsed.as_secs_f64()
+    );
+
+    // Searches with nothing else going on.
+    let search = |question: &str| -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        agent
+            .post(&format!("{url}/v1/search"))
+            .send_json(json!({"query": question, "top_k": 5}))?
+            .into_string()?;
+        Ok(started.elapsed())
+    };
+    let mut quiet = Vec::new();
+    for question in questions.iter().cycle().take(args.questions) {
+        quiet.push(search(question)?);
+    }
+    println!("search latency, alone:           {}", summary(&mut quiet));
+
+    // The import alone, then again (texts changed) with searches meanwhile.
+    let import = |collection: &str, prefix: &str| -> anyhow::Result<(Value, Duration)> {
+        agent
+            .put(&format!("{url}/v1/collections/{collection}"))
+            .call()?;
+        let body: String = contexts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                json!({"id": format!("c{i}"), "text": format!("{prefix}{text}")}).to_string() + "\n"
+            })
+            .collect();
+        let started = Instant::now();
+        let accepted: Value = agent
+            .post(&format!(
+                "{url}/v1/collections/{collection}/documents:import"
+            ))
+            .set("Content-Type", "application/x-ndjson")
+            .send_string(&body)?
+            .into_json()?;
+        let id = accepted["id"]
+            .as_str()
+            .context("the import answered no job")?;
+        loop {
+            let job: Value = agent
+                .get(&format!("{url}/v1/jobs/{id}"))
+                .call()?
+                .into_json()?;
+            if job["status"] != "queued" && job["status"] != "running" {
+                return Ok((job, started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let (job, wall) = import("imported", "")?;
+    let rate = job["tokens"].as_f64().unwrap_or(0.0) / wall.as_secs_f64();
+    println!(
+        "import of {} contexts ({} passages, {} tokens embedded) through the API: {:.1} s = \
+         {rate:.0} tokens/s, {:.2}x the model alone",
+        job["documents"]["done"],
+        job["passages"],
+        job["tokens"],
+        wall.as_secs_f64(),
+        rate / direct
+    );
+
+    let importing = AtomicBool::new(true);
+    let (imported, mut busy) = std::thread::scope(|scope| -> anyhow::Result<_> {
+        let searcher = scope.spawn(|| {
+            let mut latencies = Vec::new();
+            for question in questions.iter().cycle().skip(args.questions) {
+                if !importing.load(Ordering::Relaxed) {
+                    break;
+                }
+                match search(question) {
+                    Ok(latency) => latencies.push(latency),
+                    Err(error) => eprintln!("search failed during the import: {error}"),
+                }
+            }
+            latencies
+        });
+        let imported = import("reimported", "（副本）");
+        importing.store(false, Ordering::Relaxed);
+        Ok((imported?, searcher.join().expect("the search thread")))
+    })?;
+    println!(
+        "search latency, during an import ({:.1} s): {}",
+        imported.1.as_secs_f64(),
+        summary(&mut busy)
+    );
+    drop(runtime);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
+
+/// `n, p50, p90, p99, max` of `latencies`, in milliseconds.
+fn summary(latencies: &mut [Duration]) -> String {
+    if latencies.is_empty() {
+        return "no requests".into();
+    }
+    latencies.sort();
+    let at = |p: f64| {
+        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+        latencies[index].as_secs_f64() * 1e3
+    };
+    format!(
+        "n {}, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    )
+}
