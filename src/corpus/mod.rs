@@ -202,3 +202,32 @@ fn embedding_text<'t>(title: Option<&str>, text: &'t str) -> Cow<'t, str> {
         None => Cow::Borrowed(text),
     }
 }
+
+/// A one-paragraph passage of `document` with no article metadata, for tests of the stages
+/// that take passages.
+#[cfg(test)]
+pub(crate) fn passage_for_tests(document: &str, id: &str, text: &str) -> Passage {
+    Passage {
+        id: PassageId::new(id),
+        text: text.into(),
+        overlap: 0,
+        article: ArticleMeta::default(),
+        position: Position {
+            article: 1,
+            first_paragraph: 1,
+            last_paragraph: 1,
+            piece: 1,
+            pieces: 1,
+        },
+        source_id: None,
+        metadata: serde_json::Map::new(),
+        citation: Citation {
+            path: document.into(),
+            line_start: 1,
+            line_end: 1,
+            byte_start: 0,
+            byte_end: text.len(),
+        },
+        embeds_title: false,
+    }
+}

@@ -356,36 +356,17 @@ pub(crate) fn fold(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::{ArticleDate, ArticleMeta, Citation, PassageId, Position};
+    use crate::corpus::{ArticleDate, ArticleMeta};
 
     fn passage(metadata: Value, date: Option<&str>) -> Passage {
-        Passage {
-            id: PassageId::new("p"),
-            text: "正文".into(),
-            overlap: 0,
-            article: ArticleMeta {
-                title: Some("Shanghai 科技".into()),
-                date: date.map(ArticleDate::parse),
-                ..ArticleMeta::default()
-            },
-            position: Position {
-                article: 1,
-                first_paragraph: 1,
-                last_paragraph: 1,
-                piece: 1,
-                pieces: 1,
-            },
-            source_id: None,
-            metadata: metadata.as_object().cloned().unwrap_or_default(),
-            citation: Citation {
-                path: "doc".into(),
-                line_start: 1,
-                line_end: 1,
-                byte_start: 0,
-                byte_end: 6,
-            },
-            embeds_title: false,
-        }
+        let mut passage = crate::corpus::passage_for_tests("doc", "p", "正文");
+        passage.article = ArticleMeta {
+            title: Some("Shanghai 科技".into()),
+            date: date.map(ArticleDate::parse),
+            ..ArticleMeta::default()
+        };
+        passage.metadata = metadata.as_object().cloned().unwrap_or_default();
+        passage
     }
 
     fn accepts(filter: &Filter, passage: &Passage) -> bool {

@@ -448,33 +448,7 @@ fn compact(parts: &mut Vec<Part>, dimensions: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::{ArticleMeta, Citation, Position};
-
-    fn passage(document: &str, id: &str, text: &str) -> Passage {
-        Passage {
-            id: PassageId::new(id),
-            text: text.into(),
-            overlap: 0,
-            article: ArticleMeta::default(),
-            position: Position {
-                article: 1,
-                first_paragraph: 1,
-                last_paragraph: 1,
-                piece: 1,
-                pieces: 1,
-            },
-            source_id: None,
-            metadata: Default::default(),
-            citation: Citation {
-                path: document.into(),
-                line_start: 1,
-                line_end: 1,
-                byte_start: 0,
-                byte_end: text.len(),
-            },
-            embeds_title: false,
-        }
-    }
+    use crate::corpus::passage_for_tests as passage;
 
     fn analyzer() -> Arc<Analyzer> {
         static ANALYZER: std::sync::OnceLock<Arc<Analyzer>> = std::sync::OnceLock::new();

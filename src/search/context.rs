@@ -137,38 +137,20 @@ fn longest_prefix_within(text: &str, budget: usize, measure: &dyn Fn(&str) -> us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::corpus::{ArticleMeta, Citation, Passage, PassageId, Position};
+    use crate::corpus::{ArticleMeta, Passage};
 
     fn passage(id: &str, text: &str) -> Passage {
-        Passage {
-            id: PassageId::new(id),
-            text: text.into(),
-            overlap: 0,
-            article: ArticleMeta {
-                title: Some("标题".into()),
-                dateline: None,
-                date: Some(ArticleDate::parse("2025年04月29日")),
-                source: Some("新华网".into()),
-                url: None,
-            },
-            position: Position {
-                article: 1,
-                first_paragraph: 1,
-                last_paragraph: 1,
-                piece: 1,
-                pieces: 1,
-            },
-            source_id: None,
-            metadata: Default::default(),
-            citation: Citation {
-                path: "news.txt".into(),
-                line_start: 3,
-                line_end: 4,
-                byte_start: 0,
-                byte_end: 10,
-            },
-            embeds_title: true,
-        }
+        let mut passage = crate::corpus::passage_for_tests("news.txt", id, text);
+        passage.article = ArticleMeta {
+            title: Some("标题".into()),
+            dateline: None,
+            date: Some(ArticleDate::parse("2025年04月29日")),
+            source: Some("新华网".into()),
+            url: None,
+        };
+        passage.citation.line_start = 3;
+        passage.citation.line_end = 4;
+        passage
     }
 
     fn ranked(passages: &[Passage]) -> Vec<Ranked> {

@@ -496,8 +496,9 @@ mod tests {
                 let vector: Vec<f32> = (0..8)
                     .map(|_| (next() % 1000) as f32 / 500.0 - 1.0)
                     .collect();
-                let mut passage = test_passage(&format!("p{i}"), &text);
-                passage.citation.path = format!("doc{}", i % 7);
+                let document = format!("doc{}", i % 7);
+                let mut passage =
+                    crate::corpus::passage_for_tests(&document, &format!("p{i}"), &text);
                 passage.position.first_paragraph = i + 1;
                 passage.position.last_paragraph = i + 1;
                 (passage, vector)
@@ -554,32 +555,6 @@ mod tests {
                     .collect();
                 assert_eq!(got, exhaustive, "trial {trial}, w {w}, k {top_k}");
             }
-        }
-    }
-
-    fn test_passage(id: &str, text: &str) -> Passage {
-        Passage {
-            id: PassageId::new(id),
-            text: text.into(),
-            overlap: 0,
-            article: Default::default(),
-            position: crate::corpus::Position {
-                article: 1,
-                first_paragraph: 1,
-                last_paragraph: 1,
-                piece: 1,
-                pieces: 1,
-            },
-            source_id: None,
-            metadata: Default::default(),
-            citation: crate::corpus::Citation {
-                path: "doc".into(),
-                line_start: 1,
-                line_end: 1,
-                byte_start: 0,
-                byte_end: text.len(),
-            },
-            embeds_title: false,
         }
     }
 }

@@ -1,5 +1,4 @@
 use super::*;
-use crate::corpus::{ArticleMeta, Citation, PassageId, Position};
 
 fn directory(name: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("wenda-store-{}-{name}", std::process::id()));
@@ -38,29 +37,7 @@ fn record(id: &str, text: &str) -> DocumentRecord {
 
 fn stored(document: &str, id: &str, text: &str) -> StoredPassage {
     StoredPassage {
-        passage: Passage {
-            id: PassageId::new(id),
-            text: text.into(),
-            overlap: 0,
-            article: ArticleMeta::default(),
-            position: Position {
-                article: 1,
-                first_paragraph: 1,
-                last_paragraph: 1,
-                piece: 1,
-                pieces: 1,
-            },
-            source_id: None,
-            metadata: Map::new(),
-            citation: Citation {
-                path: document.into(),
-                line_start: 1,
-                line_end: 1,
-                byte_start: 0,
-                byte_end: text.len(),
-            },
-            embeds_title: false,
-        },
+        passage: crate::corpus::passage_for_tests(document, id, text),
         text_key: TextKey::of(text),
         terms: TermCounts::default(),
     }
