@@ -6,7 +6,8 @@
 //! - the throughput of importing the dataset's contexts through the import route, against the
 //!   model embedding the same texts directly in the same command;
 //! - search latency (one client) alone, then while the contexts are imported again (changed
-//!   slightly, so that they are embedded again).
+//!   slightly, so that they are embedded again), and while one maximal `/v1/embeddings` request
+//!   (128 of the longest contexts) is answered.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -186,33 +187,64 @@ pub fn run(args: BenchWritesArgs) -> anyhow::Result<()> {
         rate / direct
     );
 
-    let importing = AtomicBool::new(true);
-    let (imported, mut busy) = std::thread::scope(|scope| -> anyhow::Result<_> {
-        let searcher = scope.spawn(|| {
-            let mut latencies = Vec::new();
-            for question in questions.iter().cycle().skip(args.questions) {
-                if !importing.load(Ordering::Relaxed) {
-                    break;
-                }
-                match search(question) {
-                    Ok(latency) => latencies.push(latency),
-                    Err(error) => eprintln!("search failed during the import: {error}"),
-                }
-            }
-            latencies
-        });
-        let imported = import("reimported", "（副本）");
-        importing.store(false, Ordering::Relaxed);
-        Ok((imported?, searcher.join().expect("the search thread")))
+    let (imported, mut busy) = searching_during(&questions[args.questions..], &search, || {
+        import("reimported", "（副本）")
     })?;
     println!(
         "search latency, during an import ({:.1} s): {}",
         imported.1.as_secs_f64(),
         summary(&mut busy)
     );
+
+    let mut longest: Vec<&String> = dataset.contexts.iter().collect();
+    longest.sort_by_key(|text| std::cmp::Reverse(text.len()));
+    longest.truncate(128);
+    let request = json!({"input": longest});
+    let (answer, mut busy) = searching_during(&questions[args.questions..], &search, || {
+        let started = Instant::now();
+        let answer: Value = agent
+            .post(&format!("{url}/v1/embeddings"))
+            .send_json(&request)?
+            .into_json()?;
+        Ok((answer, started.elapsed()))
+    })?;
+    println!(
+        "search latency, during one /v1/embeddings request of 128 texts ({} tokens, {:.1} s): {}",
+        answer.0["usage"]["total_tokens"],
+        answer.1.as_secs_f64(),
+        summary(&mut busy)
+    );
     drop(runtime);
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
+}
+
+/// Runs `work` while one client asks `questions` in turn, and returns its result with the
+/// latencies of the searches made meanwhile.
+fn searching_during<T: Send>(
+    questions: &[&str],
+    search: &(dyn Fn(&str) -> anyhow::Result<Duration> + Sync),
+    work: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Vec<Duration>)> {
+    let working = AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        let searcher = scope.spawn(|| {
+            let mut latencies = Vec::new();
+            for question in questions.iter().cycle() {
+                if !working.load(Ordering::Relaxed) {
+                    break;
+                }
+                match search(question) {
+                    Ok(latency) => latencies.push(latency),
+                    Err(error) => eprintln!("a search failed: {error}"),
+                }
+            }
+            latencies
+        });
+        let result = work();
+        working.store(false, Ordering::Relaxed);
+        Ok((result?, searcher.join().expect("the search thread")))
+    })
 }
 
 /// `n, p50, p90, p99, max` of `latencies`, in milliseconds.

@@ -108,7 +108,7 @@ impl EmbedQueue {
         let slices = if question {
             vec![texts]
         } else {
-            self.slices(role, texts)
+            self.slices(texts)
         };
         let answers = {
             let mut lanes = self.shared.lanes();
@@ -141,26 +141,23 @@ impl EmbedQueue {
         Ok(embeddings)
     }
 
-    /// Cuts texts into slices of at most [`BULK_SLICE_TOKENS`] tokens (a longer text is a slice
-    /// alone).
-    fn slices(&self, role: Role, texts: Vec<String>) -> Vec<Vec<String>> {
+    /// Cuts texts into slices of about [`BULK_SLICE_TOKENS`] tokens (a longer text is a slice
+    /// alone). A text's characters stand for its tokens: never fewer for Chinese, and counting
+    /// them costs nothing, where tokenizing every text twice would hold up the caller.
+    fn slices(&self, texts: Vec<String>) -> Vec<Vec<String>> {
         let window = self.embedder.config().max_tokens;
         let mut slices: Vec<Vec<String>> = Vec::new();
-        let mut tokens = 0;
+        let mut size = 0;
         for text in texts {
-            let count = self
-                .embedder
-                .token_count(role, &text)
-                .unwrap_or(window)
-                .min(window);
+            let estimate = text.chars().count().min(window);
             match slices.last_mut() {
-                Some(slice) if tokens + count <= BULK_SLICE_TOKENS => {
+                Some(slice) if size + estimate <= BULK_SLICE_TOKENS => {
                     slice.push(text);
-                    tokens += count;
+                    size += estimate;
                 }
                 _ => {
                     slices.push(vec![text]);
-                    tokens = count;
+                    size = estimate;
                 }
             }
         }

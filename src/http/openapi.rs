@@ -36,16 +36,41 @@ use super::error::ErrorBody;
         (name = "dify", description = "Dify's External Knowledge API: register `http://host:port/dify`."),
         (name = "service", description = "Health, readiness, what is served, and these pages."),
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody)),
+    modifiers(&ApiKeyScheme),
+    security(("api_key" = []))
 )]
 pub struct ApiDoc;
+
+/// Declares the API key (sent as a Bearer token), which every operation takes unless it says
+/// otherwise; servers without keys ignore it.
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, document: &mut Document) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = document.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A key given to `wenda serve` with --api-key (read and write) or \
+                         --read-api-key (read only); needed only when the server has keys.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
 
 /// The document, serialised once; the `servers` entry is filled per request.
 #[derive(Clone)]
 pub struct ServedDocument(pub Arc<Document>);
 
 /// This API's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "service",
+#[utoipa::path(get, path = "/openapi.json", tag = "service", security(()),
     responses((status = 200, description = "This document.", content_type = "application/json")))]
 pub async fn document(
     Extension(document): Extension<ServedDocument>,
