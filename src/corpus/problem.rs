@@ -27,6 +27,8 @@ pub enum ProblemKind {
     MalformedJson(String),
     #[error("missing or empty field \"{0}\"")]
     MissingField(&'static str),
+    #[error("refused: {0}")]
+    Refused(String),
     #[error("duplicate passage id \"{id}\", first loaded from {first_path} line {first_line}")]
     DuplicateId {
         id: String,

@@ -14,7 +14,7 @@ use crate::corpus::{
 };
 use crate::index::{Index, IndexChange};
 use crate::store::{
-    now_ms, BatchOutcome, DocumentRecord, DocumentWrite, JobProgress, Origin, StoredPassage,
+    now_ms, BatchOutcome, DocumentRecord, DocumentWrite, JobProgress, Origin, Store, StoredPassage,
     WriteBatch,
 };
 
@@ -124,8 +124,7 @@ impl Wenda {
     }
 
     /// Writes documents whose passages are `prepared` (in order; `records` pair each document
-    /// with its passage count) to the store and then the index, under the collection's write
-    /// lock, with `job`'s progress in the same transaction.
+    /// with its passage count) with `job`'s progress, under the collection's write lock.
     pub(super) async fn write_documents(
         &self,
         collection: &str,
@@ -138,54 +137,23 @@ impl Wenda {
         if *writes {
             return Err(ServiceError::UnknownCollection(collection.to_owned()));
         }
-        let store = Arc::clone(&self.store);
-        let name = collection.to_owned();
-        let target = Arc::clone(target);
-        let outcome = blocking(move || {
-            let index_passages = prepared.index_passages();
-            let mut stored = prepared.passages.into_iter().map(|(stored, _)| stored);
-            let groups: Vec<(DocumentRecord, Vec<StoredPassage>)> = records
-                .into_iter()
-                .map(|(record, count)| {
-                    let passages: Vec<StoredPassage> = stored.by_ref().take(count).collect();
-                    let record = DocumentRecord {
-                        passages: passages.len(),
-                        ..record
-                    };
-                    (record, passages)
-                })
-                .collect();
-            let outcome = store.write(
-                &name,
-                &WriteBatch {
-                    put: groups
-                        .iter()
-                        .map(|(record, passages)| DocumentWrite { record, passages })
-                        .collect(),
-                    delete: Vec::new(),
-                    vectors: prepared
-                        .new_vectors
-                        .iter()
-                        .map(|(key, vector)| (*key, vector.as_slice()))
-                        .collect(),
-                    job: job.as_ref(),
-                },
-            )?;
-            target
-                .index
-                .apply(IndexChange {
-                    remove_documents: groups.iter().map(|(r, _)| r.id.clone()).collect(),
-                    add: index_passages,
-                })
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
-            Ok::<_, ServiceError>(outcome)
-        })
-        .await??;
+        let change = Change {
+            put: records,
+            prepared,
+            delete: Vec::new(),
+            job,
+        };
+        let (store, name, target) = (
+            Arc::clone(&self.store),
+            collection.to_owned(),
+            Arc::clone(target),
+        );
+        let outcome = blocking(move || commit(&store, &name, &target, change)).await??;
         drop(writes);
         Ok(outcome)
     }
 
-    /// Deletes document `id` of `collection` and its passages.
+    /// Deletes document `id` of `collection` and its passages; returns how many passages went.
     pub async fn delete_document(&self, collection: &str, id: &str) -> Result<usize, ServiceError> {
         check_document_id(id)?;
         let target = self.collection(collection)?;
@@ -193,38 +161,29 @@ impl Wenda {
         if *writes {
             return Err(ServiceError::UnknownCollection(collection.to_owned()));
         }
-        let store = Arc::clone(&self.store);
-        let (name, document) = (collection.to_owned(), id.to_owned());
-        let removed = {
-            let target = Arc::clone(&target);
-            blocking(move || {
-                let passages = target.index.reader().passage_count();
-                let outcome = store.write(
-                    &name,
-                    &WriteBatch {
-                        delete: vec![&document],
-                        ..WriteBatch::default()
-                    },
-                )?;
-                if !outcome.deleted[0] {
-                    return Err(ServiceError::UnknownDocument {
-                        collection: name,
-                        document,
-                    });
-                }
-                target
-                    .index
-                    .apply(IndexChange {
-                        remove_documents: vec![document],
-                        add: Vec::new(),
-                    })
-                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
-                Ok(passages - target.index.reader().passage_count())
-            })
-            .await??
+        let change = Change {
+            delete: vec![id.to_owned()],
+            ..Change::default()
         };
+        let (store, name, target) = (
+            Arc::clone(&self.store),
+            collection.to_owned(),
+            Arc::clone(&target),
+        );
+        let removed = blocking(move || {
+            let before = target.index.reader().passage_count();
+            let outcome = commit(&store, &name, &target, change)?;
+            Ok::<_, ServiceError>((outcome, before - target.index.reader().passage_count()))
+        })
+        .await??;
         drop(writes);
-        Ok(removed)
+        match removed {
+            (outcome, passages) if outcome.deleted[0] => Ok(passages),
+            _ => Err(ServiceError::UnknownDocument {
+                collection: collection.to_owned(),
+                document: id.to_owned(),
+            }),
+        }
     }
 
     /// Document `id` of `collection`, with its text, metadata and passages.
@@ -272,6 +231,71 @@ impl Wenda {
         })
         .await?
     }
+}
+
+/// Documents to write (each with its passage count, the passages `prepared` in the same order)
+/// and to delete, in one transaction.
+#[derive(Default)]
+pub(super) struct Change {
+    pub(super) put: Vec<(DocumentRecord, usize)>,
+    pub(super) prepared: Prepared,
+    pub(super) delete: Vec<String>,
+    pub(super) job: Option<JobProgress>,
+}
+
+/// Commits `change` to the store and then to the collection's index. Blocking; the caller
+/// holds the collection's write lock, so store and index take writes in the same order.
+pub(super) fn commit(
+    store: &Store,
+    collection: &str,
+    target: &Collection,
+    change: Change,
+) -> Result<BatchOutcome, ServiceError> {
+    let add = change.prepared.index_passages();
+    let mut passages = change
+        .prepared
+        .passages
+        .into_iter()
+        .map(|(stored, _)| stored);
+    let groups: Vec<(DocumentRecord, Vec<StoredPassage>)> = change
+        .put
+        .into_iter()
+        .map(|(record, count)| {
+            let passages: Vec<StoredPassage> = passages.by_ref().take(count).collect();
+            let record = DocumentRecord {
+                passages: passages.len(),
+                ..record
+            };
+            (record, passages)
+        })
+        .collect();
+    let outcome = store.write(
+        collection,
+        &WriteBatch {
+            put: groups
+                .iter()
+                .map(|(record, passages)| DocumentWrite { record, passages })
+                .collect(),
+            delete: change.delete.iter().map(String::as_str).collect(),
+            vectors: change
+                .prepared
+                .new_vectors
+                .iter()
+                .map(|(key, vector)| (*key, vector.as_slice()))
+                .collect(),
+            job: change.job.as_ref(),
+        },
+    )?;
+    let mut remove_documents = change.delete;
+    remove_documents.extend(groups.into_iter().map(|(record, _)| record.id));
+    target
+        .index
+        .apply(IndexChange {
+            remove_documents,
+            add,
+        })
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    Ok(outcome)
 }
 
 /// Cuts a document's text into passages by its layout, with its fields as the articles'

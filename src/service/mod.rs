@@ -481,6 +481,7 @@ impl VectorLookup {
 }
 
 /// Passages ready to write, with their vectors.
+#[derive(Default)]
 struct Prepared {
     passages: Vec<(StoredPassage, Vec<f32>)>,
     /// Vectors the model made for them, not yet stored.

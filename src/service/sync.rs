@@ -8,11 +8,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use super::documents::{content_hash, cut};
-use super::{OpenError, ServiceError, VectorLookup, Wenda, DEFAULT_COLLECTION};
+use super::documents::{commit, content_hash, cut, new_record, Change};
+use super::{NewDocument, OpenError, ServiceError, VectorLookup, Wenda, DEFAULT_COLLECTION};
 use crate::corpus::{read_files, ChunkConfig, Problem, ProblemKind};
-use crate::index::{Index, IndexChange};
-use crate::store::{now_ms, DocumentRecord, DocumentWrite, Origin, WriteBatch};
+use crate::index::Index;
+use crate::store::Origin;
 
 /// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,9 +44,7 @@ impl Wenda {
         if self.store.create_collection(name)? {
             self.register(name, self.new_collection());
         }
-        let target = self
-            .collection(name)
-            .map_err(|e| OpenError::Sync(e.to_string()))?;
+        let target = self.collection(name)?;
         let scan = read_files(paths);
         let mut report = SyncReport {
             problems: scan.problems,
@@ -72,7 +70,7 @@ impl Wenda {
                 );
                 continue;
             }
-            let document = super::NewDocument {
+            let document = NewDocument {
                 text: file.text.clone(),
                 layout: file.layout,
                 title: None,
@@ -81,17 +79,16 @@ impl Wenda {
                 url: None,
                 metadata: serde_json::Map::new(),
             };
-            let hash = content_hash(&document);
-            if stored.get(&file.id) == Some(&hash) {
+            if stored.get(&file.id) == Some(&content_hash(&document)) {
                 report.unchanged += 1;
             } else {
-                pending.push((file, document, hash));
+                pending.push((file, document));
             }
         }
         let freed: HashSet<String> = removed
             .iter()
             .cloned()
-            .chain(pending.iter().map(|(file, _, _)| file.id.clone()))
+            .chain(pending.iter().map(|(file, _)| file.id.clone()))
             .collect();
 
         // Then cut them; a passage id that another document keeps, or that an earlier file of
@@ -101,50 +98,46 @@ impl Wenda {
         let mut records = Vec::new();
         let mut passages = Vec::new();
         let mut claimed: HashMap<String, String> = HashMap::new();
-        for (file, document, hash) in pending {
-            let record = DocumentRecord {
-                id: file.id.clone(),
-                layout: file.layout,
-                title: None,
-                date: None,
-                source: None,
-                url: None,
-                metadata: serde_json::Map::new(),
-                text: document.text,
-                origin: Origin::Corpus,
-                content_hash: hash,
-                created_at: now_ms(),
-                updated_at: now_ms(),
-                passages: 0,
-            };
-            let (parsed, problems) = cut(&record, &config);
-            for (line, kind) in problems {
-                report.problem(&file.path, Some(line), kind);
-            }
-            let taken = parsed.iter().find_map(|passage| {
-                let id = passage.id.as_str();
-                if let Some(other) = claimed.get(id) {
-                    return Some((id.to_owned(), other.clone()));
-                }
-                let owner = &reader.passage(reader.slot_of(&passage.id)?).citation.path;
-                (!freed.contains(owner)).then(|| (id.to_owned(), owner.clone()))
-            });
+        for (file, document) in pending {
             let was_stored = stored.contains_key(&file.id);
-            let conflicted = taken.is_some();
-            if let Some((id, owner)) = taken {
-                let kind = ProblemKind::DuplicateId {
-                    id,
-                    first_path: owner,
-                    first_line: 0,
-                };
-                report.problem(&file.path, None, kind);
-            }
-            if conflicted || parsed.is_empty() {
+            let parsed = match new_record(&file.id, document, Origin::Corpus) {
+                Ok(record) => {
+                    let (parsed, problems) = cut(&record, &config);
+                    for (line, kind) in problems {
+                        report.problem(&file.path, Some(line), kind);
+                    }
+                    let taken = parsed.iter().find_map(|passage| {
+                        let id = passage.id.as_str();
+                        if let Some(other) = claimed.get(id) {
+                            return Some((id.to_owned(), other.clone()));
+                        }
+                        let owner = &reader.passage(reader.slot_of(&passage.id)?).citation.path;
+                        (!freed.contains(owner)).then(|| (id.to_owned(), owner.clone()))
+                    });
+                    match taken {
+                        Some((id, owner)) => {
+                            let kind = ProblemKind::DuplicateId {
+                                id,
+                                first_path: owner,
+                                first_line: 0,
+                            };
+                            report.problem(&file.path, None, kind);
+                            None
+                        }
+                        None => Some((record, parsed)).filter(|(_, parsed)| !parsed.is_empty()),
+                    }
+                }
+                Err(error) => {
+                    report.problem(&file.path, None, ProblemKind::Refused(error.to_string()));
+                    None
+                }
+            };
+            let Some((record, parsed)) = parsed else {
                 if was_stored {
                     removed.push(file.id.clone());
                 }
                 continue;
-            }
+            };
             for passage in &parsed {
                 claimed.insert(passage.id.to_string(), file.id.clone());
             }
@@ -161,48 +154,20 @@ impl Wenda {
             return Ok(report);
         }
 
-        let mut lookup = VectorLookup::new(&self.store, &passages)
-            .map_err(|e| OpenError::Sync(e.to_string()))?;
+        let mut lookup = VectorLookup::new(&self.store, &passages)?;
         let texts = lookup.missing_texts();
         report.embedded = texts.len();
         let embeddings = self.embed_blocking(&texts, progress)?;
         lookup.fill(embeddings);
-        let prepared = lookup.into_prepared(&self.analyzer, passages);
-
-        let mut stored_passages = prepared.passages.iter().map(|(stored, _)| stored.clone());
-        let groups: Vec<(DocumentRecord, Vec<_>)> = records
-            .into_iter()
-            .map(|(record, count)| {
-                let group: Vec<_> = stored_passages.by_ref().take(count).collect();
-                (
-                    DocumentRecord {
-                        passages: count,
-                        ..record
-                    },
-                    group,
-                )
-            })
-            .collect();
-        let batch = WriteBatch {
-            put: groups
-                .iter()
-                .map(|(record, passages)| DocumentWrite { record, passages })
-                .collect(),
-            delete: removed.iter().map(String::as_str).collect(),
+        let change = Change {
+            put: records,
+            prepared: lookup.into_prepared(&self.analyzer, passages),
+            delete: removed,
             job: None,
-            vectors: prepared
-                .new_vectors
-                .iter()
-                .map(|(key, vector)| (*key, vector.as_slice()))
-                .collect(),
         };
-        self.store.write(name, &batch)?;
-        let mut remove_documents = removed.clone();
-        remove_documents.extend(groups.iter().map(|(record, _)| record.id.clone()));
-        target.index.apply(IndexChange {
-            remove_documents,
-            add: prepared.index_passages(),
-        })?;
+        let writes = target.writes.blocking_lock();
+        commit(&self.store, name, &target, change)?;
+        drop(writes);
         Ok(report)
     }
 }
