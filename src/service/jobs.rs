@@ -319,20 +319,9 @@ impl Wenda {
         let mut prepared = self.prepare(passages).await?;
         // Stored at once, so a crash before the batch commits does not cost this work again.
         if !prepared.new_vectors.is_empty() {
-            let store = Arc::clone(&self.store);
             let vectors = std::mem::take(&mut prepared.new_vectors);
-            let collection = job.collection.clone();
             progress.embedded = vectors.len();
-            blocking(move || {
-                store.write(
-                    &collection,
-                    &WriteBatch {
-                        vectors: vectors.iter().map(|(k, v)| (*k, v.as_slice())).collect(),
-                        ..WriteBatch::default()
-                    },
-                )
-            })
-            .await??;
+            self.store_vectors(&job.collection, vectors).await?;
         }
         progress.reused = prepared.reused;
         progress.tokens = prepared.tokens;
