@@ -1057,3 +1057,45 @@ fn dify_external_knowledge_api_answers_its_documented_requests() {
         "metadata_condition": {"conditions": [{"name": "x", "comparison_operator": "resembles", "value": "y"}]}});
     error(dify(&bad, Some("Bearer dify-key")), 422, 422);
 }
+
+/// Vectors belong to one model: a store opened with another embeds its passages again (once
+/// per distinct text), and keeps the first model's vectors for a switch back.
+#[test]
+fn another_model_embeds_the_stored_passages_again_and_a_switch_back_reuses_them() {
+    use std::sync::Arc;
+    use wenda::embedding::ModelFingerprint;
+    use wenda::service::{ModelSummary, Wenda};
+
+    let dir = common::seeded_data_dir("model-switch");
+    let model = common::model();
+    let open = |fingerprint: ModelFingerprint| {
+        let summary = ModelSummary {
+            id: "test".into(),
+            dimensions: model.embedder.dimensions(),
+            pooling: "mean".into(),
+            max_tokens: 512,
+        };
+        let (core, report) = Wenda::open(
+            Arc::clone(&model.embedder),
+            fingerprint,
+            summary,
+            &common::settings(&dir, 8),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        drop(core);
+        report
+    };
+    let same = open(model.fingerprint);
+    assert_eq!((same.embedded, same.collections), (0, 1));
+    let other = open(ModelFingerprint::from_bytes([9; 32]));
+    assert!(
+        other.embedded > 0 && other.embedded <= other.passages,
+        "{other:?}"
+    );
+    assert_eq!(
+        open(model.fingerprint).embedded,
+        0,
+        "the first model's vectors were kept"
+    );
+}

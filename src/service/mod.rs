@@ -174,17 +174,17 @@ impl Wenda {
                 self.reanalyse(&record.name, &mut loaded)?;
                 report.reanalysed += loaded.len();
             }
-            let missing: Vec<usize> = (0..loaded.len())
-                .filter(|&i| loaded[i].vector.is_none())
-                .collect();
+            // Texts without a vector under this model (another model served them before), each
+            // embedded once however many passages share it.
+            let mut missing: HashMap<TextKey, String> = HashMap::new();
+            for passage in loaded.iter().filter(|p| p.vector.is_none()) {
+                missing
+                    .entry(passage.stored.text_key)
+                    .or_insert_with(|| passage.stored.passage.embedding_text().into_owned());
+            }
             if !missing.is_empty() {
-                let texts: Vec<String> = missing
-                    .iter()
-                    .map(|&i| loaded[i].stored.passage.embedding_text().into_owned())
-                    .collect();
+                let (keys, texts): (Vec<TextKey>, Vec<String>) = missing.into_iter().unzip();
                 let embeddings = self.embed_blocking(&texts, progress)?;
-                let keys: Vec<TextKey> =
-                    missing.iter().map(|&i| loaded[i].stored.text_key).collect();
                 self.store.write(
                     &record.name,
                     &WriteBatch {
@@ -196,8 +196,12 @@ impl Wenda {
                         ..WriteBatch::default()
                     },
                 )?;
-                for (i, embedding) in missing.into_iter().zip(embeddings) {
-                    loaded[i].vector = Some(embedding.vector);
+                let made: HashMap<TextKey, Vec<f32>> = keys
+                    .into_iter()
+                    .zip(embeddings.into_iter().map(|e| e.vector))
+                    .collect();
+                for passage in loaded.iter_mut().filter(|p| p.vector.is_none()) {
+                    passage.vector = made.get(&passage.stored.text_key).cloned();
                 }
                 report.embedded += texts.len();
             }
@@ -237,9 +241,10 @@ impl Wenda {
         collection: &str,
         loaded: &mut [crate::store::LoadedPassage],
     ) -> Result<(), OpenError> {
-        for passage in loaded.iter_mut() {
+        use rayon::prelude::*;
+        loaded.par_iter_mut().for_each(|passage| {
             passage.stored.terms = self.analyzer.term_counts(&passage.stored.passage.text);
-        }
+        });
         let terms: Vec<(&str, &crate::index::TermCounts)> = loaded
             .iter()
             .map(|p| (p.stored.passage.id.as_str(), &p.stored.terms))
@@ -248,7 +253,7 @@ impl Wenda {
         Ok(())
     }
 
-    /// Embeds passage texts on this thread, deduplicated (used before serving).
+    /// Embeds passage texts on this thread (before serving, or in a blocking sync).
     fn embed_blocking(
         &self,
         texts: &[String],
