@@ -8,7 +8,8 @@
 //! no question waits does it take bulk work, one slice at a time: bulk requests are cut into
 //! slices of at most [`BULK_SLICE_TOKENS`] tokens, so a question that arrives during a large
 //! import (or a maximal embeddings request) waits for one slice, not for the whole of it. As in text-embeddings-inference there is no timer: a batch is
-//! whatever arrived while the previous pass ran, so a lone request never waits for company. A
+//! whatever arrived while the previous pass ran, so a lone request never waits for company. Work
+//! whose requester has gone away (a client that disconnected) is dropped, not embedded. A
 //! full lane refuses new work at once ([`QueueError::Full`]), so overload shows up as an error
 //! the caller can report rather than as an ever-growing wait.
 
@@ -204,6 +205,12 @@ fn work(embedder: &Embedder, shared: &Shared, max_batch: usize) {
 }
 
 fn answer(embedder: &Embedder, role: Role, jobs: Vec<Job>) {
+    // A requester that went away (a client that disconnected, a write that failed in another
+    // slice) no longer wants its texts: skip them rather than spend the model on nobody.
+    let jobs: Vec<Job> = jobs.into_iter().filter(|job| !job.reply.is_closed()).collect();
+    if jobs.is_empty() {
+        return;
+    }
     let texts: Vec<&str> = jobs
         .iter()
         .flat_map(|job| job.texts.iter().map(String::as_str))
