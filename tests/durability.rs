@@ -141,6 +141,15 @@ fn restarts_embed_nothing_and_answer_identically_and_the_folder_stays_in_sync() 
     assert_eq!(default["documents"], 1);
     let (_, notes) = call(&server.url, "GET", "/v1/collections/notes", None);
     assert_eq!(notes["documents"], 1);
+    drop(server);
+
+    // A corpus folder that cannot be read (a wrong working directory, a missing mount) is not
+    // an empty one: nothing it brought is deleted.
+    let missing = corpus.join("no-such-folder");
+    let server = spawn_server(&data, &["--corpus", missing.to_str().unwrap()]);
+    assert_eq!(number(&server, "corpus in sync", "removed"), 0);
+    let (_, default) = call(&server.url, "GET", "/v1/collections/default", None);
+    assert_eq!(default["documents"], 1);
 }
 
 #[test]

@@ -47,6 +47,11 @@ pub struct FileScan {
     pub problems: Vec<Problem>,
     /// Files in the directories walked that are not of a supported type.
     pub ignored_files: usize,
+    /// Ids of files found but not read (an I/O error): what they hold is unknown, not gone.
+    pub unread: Vec<String>,
+    /// Whether every path given, and every directory below, could be listed: when not, a
+    /// document whose file was not seen may still exist.
+    pub complete: bool,
 }
 
 /// Finds and reads the supported files of `paths`, each a file or a directory.
@@ -54,7 +59,10 @@ pub struct FileScan {
 /// Document ids are paths relative to the directory given, or the file name for a file given
 /// on its own.
 pub fn read_files<P: AsRef<Path>>(paths: &[P]) -> FileScan {
-    let mut scan = FileScan::default();
+    let mut scan = FileScan {
+        complete: true,
+        ..FileScan::default()
+    };
     for path in paths {
         scan.read_path(path.as_ref());
     }
@@ -109,7 +117,10 @@ impl FileScan {
                 }
                 None => self.problem(path, None, ProblemKind::UnsupportedExtension),
             },
-            Err(error) => self.problem(path, None, ProblemKind::Unreadable(error.to_string())),
+            Err(error) => {
+                self.complete = false;
+                self.problem(path, None, ProblemKind::Unreadable(error.to_string()))
+            }
         }
     }
 
@@ -126,7 +137,8 @@ impl FileScan {
         let mut entries = match entries {
             Ok(entries) => entries,
             Err(error) => {
-                return self.problem(directory, None, ProblemKind::Unreadable(error.to_string()))
+                self.complete = false;
+                return self.problem(directory, None, ProblemKind::Unreadable(error.to_string()));
             }
         };
         entries.sort();
@@ -152,7 +164,8 @@ impl FileScan {
         let bytes = match fs::read(path) {
             Ok(bytes) => bytes,
             Err(error) => {
-                return self.problem(path, None, ProblemKind::Unreadable(error.to_string()))
+                self.unread.push(id.to_owned());
+                return self.problem(path, None, ProblemKind::Unreadable(error.to_string()));
             }
         };
         let text = match String::from_utf8(bytes) {

@@ -207,7 +207,10 @@ fn work(embedder: &Embedder, shared: &Shared, max_batch: usize) {
 fn answer(embedder: &Embedder, role: Role, jobs: Vec<Job>) {
     // A requester that went away (a client that disconnected, a write that failed in another
     // slice) no longer wants its texts: skip them rather than spend the model on nobody.
-    let jobs: Vec<Job> = jobs.into_iter().filter(|job| !job.reply.is_closed()).collect();
+    let jobs: Vec<Job> = jobs
+        .into_iter()
+        .filter(|job| !job.reply.is_closed())
+        .collect();
     if jobs.is_empty() {
         return;
     }

@@ -53,12 +53,28 @@ impl Wenda {
         };
         let stored = self.store.content_hashes(name, Origin::Corpus)?;
         let written_through_api = self.store.content_hashes(name, Origin::Api)?;
-        let on_disk: HashSet<&str> = scan.files.iter().map(|f| f.id.as_str()).collect();
-        let mut removed: Vec<String> = stored
-            .keys()
-            .filter(|id| !on_disk.contains(id.as_str()))
-            .cloned()
+        // A document goes only when its file is known to be gone: not when the file could not
+        // be read, nor when a folder could not be listed (a wrong working directory, a mount
+        // that is missing) and its files are simply unknown.
+        let seen: HashSet<&str> = scan
+            .files
+            .iter()
+            .map(|f| f.id.as_str())
+            .chain(scan.unread.iter().map(String::as_str))
             .collect();
+        let mut removed: Vec<String> = if scan.complete {
+            stored
+                .keys()
+                .filter(|id| !seen.contains(id.as_str()))
+                .cloned()
+                .collect()
+        } else {
+            tracing::warn!(
+                corpus = ?paths,
+                "the corpus could not be read whole; no document is removed from collection default"
+            );
+            Vec::new()
+        };
 
         // First the files that changed: their stored versions go, freeing their passage ids.
         let mut pending = Vec::new();
