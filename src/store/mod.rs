@@ -516,16 +516,6 @@ impl Store {
         hashes
     }
 
-    /// A consistent copy of the database at `destination` (which must not exist), made while
-    /// the store is in use.
-    pub fn backup(&self, destination: &Path) -> Result<()> {
-        let destination = destination
-            .to_str()
-            .ok_or_else(|| StoreError::Unavailable("the backup path is not UTF-8".into()))?;
-        self.reader().execute("VACUUM INTO ?1", [destination])?;
-        Ok(())
-    }
-
     fn decode_vector(&self, bytes: &[u8]) -> Result<Vec<f32>> {
         if bytes.len() != self.dimensions * 4 {
             return Err(corrupt(
