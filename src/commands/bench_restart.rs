@@ -17,7 +17,8 @@ use wenda::search::DEFAULT_LEXICAL_WEIGHT;
 use wenda::service::{ModelSummary, Settings, Wenda};
 use wenda::squad::Dataset;
 use wenda::store::{
-    now_ms, DocumentRecord, DocumentWrite, Origin, Store, StoredPassage, WriteBatch,
+    now_ms, DocumentRecord, DocumentStore, DocumentWrite, Origin, SqliteStore, StoredPassage,
+    WriteBatch,
 };
 
 use super::ModelArgs;
@@ -96,7 +97,7 @@ pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
 
 /// Fills the store unless it already holds the collection.
 fn fill(args: &BenchRestartArgs, model: ModelFingerprint, dimensions: usize) -> anyhow::Result<()> {
-    let store = Store::open(&args.data_dir, model, dimensions)?;
+    let store = SqliteStore::open(&args.data_dir, model, dimensions)?;
     if let Some(existing) = store.collection(COLLECTION)? {
         if existing.passages == args.passages {
             return Ok(());

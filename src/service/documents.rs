@@ -148,7 +148,7 @@ impl Wenda {
             collection.to_owned(),
             Arc::clone(target),
         );
-        let outcome = blocking(move || commit(&store, &name, &target, change)).await??;
+        let outcome = blocking(move || commit(&*store, &name, &target, change)).await??;
         drop(writes);
         Ok(outcome)
     }
@@ -172,7 +172,7 @@ impl Wenda {
         );
         let removed = blocking(move || {
             let before = target.index.reader().passage_count();
-            let outcome = commit(&store, &name, &target, change)?;
+            let outcome = commit(&*store, &name, &target, change)?;
             Ok::<_, ServiceError>((outcome, before - target.index.reader().passage_count()))
         })
         .await??;
@@ -246,7 +246,7 @@ pub(super) struct Change {
 /// Commits `change` to the store and then to the collection's index. Blocking; the caller
 /// holds the collection's write lock, so store and index take writes in the same order.
 pub(super) fn commit(
-    store: &Store,
+    store: &dyn Store,
     collection: &str,
     target: &Collection,
     change: Change,

@@ -38,7 +38,7 @@ pub use sync::SyncReport;
 use crate::corpus::Passage;
 use crate::embedding::{EmbedQueue, Embedder, Embedding, ModelFingerprint, Role, TextKey};
 use crate::index::{Analyzer, Index, IndexChange, IndexReader, IndexedPassage, MemoryIndex};
-use crate::store::{Store, StoredPassage, WriteBatch};
+use crate::store::{SqliteStore, Store, StoredPassage, WriteBatch};
 
 /// Most texts one embeddings request may carry.
 pub const MAX_EMBEDDING_INPUTS: usize = 128;
@@ -106,7 +106,7 @@ pub struct Wenda {
     queue: EmbedQueue,
     model: ModelSummary,
     analyzer: Arc<Analyzer>,
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     collections: RwLock<BTreeMap<String, Arc<Collection>>>,
     permits: Semaphore,
     lexical_weight: f32,
@@ -129,7 +129,7 @@ impl Wenda {
         settings: &Settings,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(Arc<Self>, OpenReport), OpenError> {
-        let store = Store::open(&settings.data_dir, fingerprint, embedder.dimensions())?;
+        let store = SqliteStore::open(&settings.data_dir, fingerprint, embedder.dimensions())?;
         if let Some(bytes) = settings.max_store_bytes {
             store.set_size_limit(bytes)?;
         }
@@ -349,9 +349,9 @@ impl Wenda {
         &self.model
     }
 
-    /// Where the store lives.
-    pub fn data_dir(&self) -> &std::path::Path {
-        self.store.directory()
+    /// Where the store lives, for logs.
+    pub fn store_location(&self) -> String {
+        self.store.describe()
     }
 
     /// Totals over every collection.
@@ -394,7 +394,7 @@ impl Wenda {
     async fn prepare(&self, passages: Vec<Passage>) -> Result<Prepared, ServiceError> {
         let store = Arc::clone(&self.store);
         let (passages, lookup) = blocking(move || {
-            let lookup = VectorLookup::new(&store, &passages);
+            let lookup = VectorLookup::new(&*store, &passages);
             (passages, lookup)
         })
         .await?;
@@ -422,7 +422,7 @@ struct VectorLookup {
 }
 
 impl VectorLookup {
-    fn new(store: &Store, passages: &[Passage]) -> Result<Self, ServiceError> {
+    fn new(store: &dyn Store, passages: &[Passage]) -> Result<Self, ServiceError> {
         let texts: Vec<String> = passages
             .iter()
             .map(|p| p.embedding_text().into_owned())

@@ -170,7 +170,7 @@ impl Wenda {
             return Ok(report);
         }
 
-        let mut lookup = VectorLookup::new(&self.store, &passages)?;
+        let mut lookup = VectorLookup::new(&*self.store, &passages)?;
         let texts = lookup.missing_texts();
         report.embedded = texts.len();
         let embeddings = self.embed_blocking(&texts, progress)?;
@@ -182,7 +182,7 @@ impl Wenda {
             job: None,
         };
         let writes = target.writes.blocking_lock();
-        commit(&self.store, name, &target, change)?;
+        commit(&*self.store, name, &target, change)?;
         drop(writes);
         Ok(report)
     }

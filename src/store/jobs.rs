@@ -3,7 +3,7 @@
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{now_ms, Result, Store, StoreError};
+use super::{now_ms, Result, SqliteStore, StoreError};
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,10 +133,26 @@ fn with_status((mut record, status): (JobRecord, String)) -> Result<JobRecord> {
     Ok(record)
 }
 
-impl Store {
+/// Import jobs and their lines.
+pub trait JobStore: Send + Sync {
     /// Records a new job over `collection` with its lines; lines refused on arrival count as
     /// failed from the start.
-    pub fn create_job(&self, id: &str, collection: &str, lines: &[JobLine]) -> Result<JobRecord> {
+    fn create_job(&self, id: &str, collection: &str, lines: &[JobLine]) -> Result<JobRecord>;
+    fn job(&self, id: &str) -> Result<Option<JobRecord>>;
+    /// Jobs not finished (queued or interrupted while running), oldest first.
+    fn unfinished_jobs(&self) -> Result<Vec<JobRecord>>;
+    /// Up to `limit` lines of job `id` still to do, in order.
+    fn pending_lines(&self, id: &str, limit: usize) -> Result<Vec<JobLine>>;
+    /// Up to `limit` refused lines of job `id`, in order.
+    fn job_errors(&self, id: &str, limit: usize) -> Result<Vec<LineError>>;
+    /// Moves job `id` to `status`, stamping when it started or finished.
+    fn set_job_status(&self, id: &str, status: JobStatus, error: Option<&str>) -> Result<()>;
+}
+
+impl JobStore for SqliteStore {
+    /// Records a new job over `collection` with its lines; lines refused on arrival count as
+    /// failed from the start.
+    fn create_job(&self, id: &str, collection: &str, lines: &[JobLine]) -> Result<JobRecord> {
         let mut writer = self.writer();
         let transaction = writer.transaction()?;
         super::collection_id(&transaction, collection)?;
@@ -173,7 +189,7 @@ impl Store {
             .ok_or_else(|| StoreError::Unavailable("the job vanished after it was written".into()))
     }
 
-    pub fn job(&self, id: &str) -> Result<Option<JobRecord>> {
+    fn job(&self, id: &str) -> Result<Option<JobRecord>> {
         self.reader()
             .query_row(
                 &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
@@ -186,7 +202,7 @@ impl Store {
     }
 
     /// Jobs not finished (queued or interrupted while running), oldest first.
-    pub fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
+    fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
         let reader = self.reader();
         let mut statement = reader.prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running')
@@ -200,7 +216,7 @@ impl Store {
     }
 
     /// Up to `limit` lines of job `id` still to do, in order.
-    pub fn pending_lines(&self, id: &str, limit: usize) -> Result<Vec<JobLine>> {
+    fn pending_lines(&self, id: &str, limit: usize) -> Result<Vec<JobLine>> {
         let reader = self.reader();
         let mut statement = reader.prepare_cached(
             "SELECT seq, file, line, body FROM job_lines
@@ -221,7 +237,7 @@ impl Store {
     }
 
     /// Up to `limit` refused lines of job `id`, in order.
-    pub fn job_errors(&self, id: &str, limit: usize) -> Result<Vec<LineError>> {
+    fn job_errors(&self, id: &str, limit: usize) -> Result<Vec<LineError>> {
         let reader = self.reader();
         let mut statement = reader.prepare_cached(
             "SELECT file, line, error_code, error FROM job_lines
@@ -241,7 +257,7 @@ impl Store {
     }
 
     /// Moves job `id` to `status`, stamping when it started or finished.
-    pub fn set_job_status(&self, id: &str, status: JobStatus, error: Option<&str>) -> Result<()> {
+    fn set_job_status(&self, id: &str, status: JobStatus, error: Option<&str>) -> Result<()> {
         let now = now_ms();
         self.writer().execute(
             "UPDATE jobs SET status = ?2, error = ?3,

@@ -26,7 +26,7 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 use serde_json::{Map, Value};
 
 pub use export::{backup, export, ExportedDocument};
-pub use jobs::{JobLine, JobProgress, JobRecord, JobStatus, LineError};
+pub use jobs::{JobLine, JobProgress, JobRecord, JobStatus, JobStore, LineError};
 
 use crate::corpus::{Layout, Passage};
 use crate::embedding::{ModelFingerprint, TextKey};
@@ -182,8 +182,57 @@ pub struct BatchOutcome {
     pub deleted: Vec<bool>,
 }
 
-/// The durable store of one data directory.
-pub struct Store {
+/// Where documents, passages and vectors live: what the service core needs of a store. Every
+/// method blocks; callers run them off the async runtime.
+pub trait DocumentStore: Send + Sync {
+    /// The model whose vectors this store serves.
+    fn model(&self) -> ModelFingerprint;
+    /// Where the store is, for logs.
+    fn describe(&self) -> String;
+    /// Creates collection `name`; false when it already existed.
+    fn create_collection(&self, name: &str) -> Result<bool>;
+    /// Deletes collection `name` with everything in it; false when there was none.
+    fn delete_collection(&self, name: &str) -> Result<bool>;
+    /// Every collection, by name, with its totals.
+    fn collections(&self) -> Result<Vec<CollectionRecord>>;
+    fn collection(&self, name: &str) -> Result<Option<CollectionRecord>>;
+    /// Applies `batch` to `collection` in one transaction: all of it, or (on error) none.
+    fn write(&self, collection: &str, batch: &WriteBatch<'_>) -> Result<BatchOutcome>;
+    /// The vectors the store has, under its model, for `keys`.
+    fn vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, Vec<f32>>>;
+    /// Every passage of `collection`, document by document in id order, with its vector under
+    /// the store's model where there is one.
+    fn load_collection(&self, collection: &str) -> Result<Vec<LoadedPassage>>;
+    /// Replaces the stored terms of passages (after the analyzer changed), by passage id.
+    fn rewrite_terms(&self, collection: &str, terms: &[(&str, &TermCounts)]) -> Result<()>;
+    /// A setting kept in the store (`analyzer_revision`, …).
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+    fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// One document with its passages, if `collection` has it.
+    fn document(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<(DocumentRecord, Vec<Passage>)>>;
+    /// Up to `limit` documents of `collection` (texts left out), in id order, after `after`.
+    fn documents(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DocumentRecord>>;
+    /// The content hashes of the documents of `collection` that came from `origin`.
+    fn content_hashes(&self, collection: &str, origin: Origin)
+        -> Result<HashMap<String, [u8; 32]>>;
+}
+
+/// A store of documents and of import jobs: what the service core holds.
+pub trait Store: DocumentStore + JobStore {}
+
+impl<T: DocumentStore + JobStore> Store for T {}
+
+/// The durable store of one data directory, in SQLite.
+pub struct SqliteStore {
     directory: PathBuf,
     model: ModelFingerprint,
     dimensions: usize,
@@ -193,7 +242,7 @@ pub struct Store {
     _lock: File,
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) the store in `directory` for vectors of `model`, with
     /// `dimensions` each. Refuses a directory another wenda process holds.
     pub fn open(directory: &Path, model: ModelFingerprint, dimensions: usize) -> Result<Self> {
@@ -224,11 +273,6 @@ impl Store {
         &self.directory
     }
 
-    /// The model whose vectors this store serves.
-    pub fn model(&self) -> ModelFingerprint {
-        self.model
-    }
-
     /// Caps the database at about `bytes` (SQLite's page limit): writes beyond it fail with
     /// [`StoreError::Unavailable`] and change nothing.
     pub fn set_size_limit(&self, bytes: u64) -> Result<()> {
@@ -245,34 +289,6 @@ impl Store {
 
     fn reader(&self) -> MutexGuard<'_, Connection> {
         self.reader.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Creates collection `name`; false when it already existed.
-    pub fn create_collection(&self, name: &str) -> Result<bool> {
-        let created = self.writer().execute(
-            "INSERT INTO collections (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            params![name, now_ms()],
-        )?;
-        Ok(created == 1)
-    }
-
-    /// Deletes collection `name` with everything in it; false when there was none.
-    pub fn delete_collection(&self, name: &str) -> Result<bool> {
-        let mut writer = self.writer();
-        let transaction = writer.transaction()?;
-        let deleted = transaction.execute("DELETE FROM collections WHERE name = ?1", [name])?;
-        delete_unused_vectors(&transaction)?;
-        transaction.commit()?;
-        Ok(deleted == 1)
-    }
-
-    /// Every collection, by name, with its totals.
-    pub fn collections(&self) -> Result<Vec<CollectionRecord>> {
-        self.collection_records(None)
-    }
-
-    pub fn collection(&self, name: &str) -> Result<Option<CollectionRecord>> {
-        Ok(self.collection_records(Some(name))?.pop())
     }
 
     fn collection_records(&self, name: Option<&str>) -> Result<Vec<CollectionRecord>> {
@@ -298,8 +314,59 @@ impl Store {
         Ok(records)
     }
 
+    fn decode_vector(&self, bytes: &[u8]) -> Result<Vec<f32>> {
+        if bytes.len() != self.dimensions * 4 {
+            return Err(corrupt(
+                "vector",
+                format!("{} bytes for {} dimensions", bytes.len(), self.dimensions),
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+}
+
+impl DocumentStore for SqliteStore {
+    fn model(&self) -> ModelFingerprint {
+        self.model
+    }
+
+    fn describe(&self) -> String {
+        self.directory.display().to_string()
+    }
+
+    /// Creates collection `name`; false when it already existed.
+    fn create_collection(&self, name: &str) -> Result<bool> {
+        let created = self.writer().execute(
+            "INSERT INTO collections (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            params![name, now_ms()],
+        )?;
+        Ok(created == 1)
+    }
+
+    /// Deletes collection `name` with everything in it; false when there was none.
+    fn delete_collection(&self, name: &str) -> Result<bool> {
+        let mut writer = self.writer();
+        let transaction = writer.transaction()?;
+        let deleted = transaction.execute("DELETE FROM collections WHERE name = ?1", [name])?;
+        delete_unused_vectors(&transaction)?;
+        transaction.commit()?;
+        Ok(deleted == 1)
+    }
+
+    /// Every collection, by name, with its totals.
+    fn collections(&self) -> Result<Vec<CollectionRecord>> {
+        self.collection_records(None)
+    }
+
+    fn collection(&self, name: &str) -> Result<Option<CollectionRecord>> {
+        Ok(self.collection_records(Some(name))?.pop())
+    }
+
     /// Applies `batch` to `collection` in one transaction: all of it, or (on error) none.
-    pub fn write(&self, collection: &str, batch: &WriteBatch<'_>) -> Result<BatchOutcome> {
+    fn write(&self, collection: &str, batch: &WriteBatch<'_>) -> Result<BatchOutcome> {
         let mut writer = self.writer();
         let transaction =
             writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -347,7 +414,7 @@ impl Store {
     }
 
     /// The vectors the store has, under its model, for `keys`.
-    pub fn vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, Vec<f32>>> {
+    fn vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, Vec<f32>>> {
         let reader = self.reader();
         let mut statement = reader
             .prepare_cached("SELECT vector FROM vectors WHERE model = ?1 AND text_key = ?2")?;
@@ -368,7 +435,7 @@ impl Store {
     /// Every passage of `collection`, document by document in id order, with its vector under
     /// the store's model where there is one. Rows are read in one pass and decoded in parallel:
     /// at start-up this is most of the time a restart takes.
-    pub fn load_collection(&self, collection: &str) -> Result<Vec<LoadedPassage>> {
+    fn load_collection(&self, collection: &str) -> Result<Vec<LoadedPassage>> {
         type Row = (String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
         let rows: Vec<Row> = {
             let reader = self.reader();
@@ -405,7 +472,7 @@ impl Store {
     }
 
     /// Replaces the stored terms of passages (after the analyzer changed), by passage id.
-    pub fn rewrite_terms(&self, collection: &str, terms: &[(&str, &TermCounts)]) -> Result<()> {
+    fn rewrite_terms(&self, collection: &str, terms: &[(&str, &TermCounts)]) -> Result<()> {
         let mut writer = self.writer();
         let transaction = writer.transaction()?;
         let id = collection_id(&transaction, collection)?;
@@ -422,7 +489,7 @@ impl Store {
     }
 
     /// A setting kept in the database (`analyzer_revision`, …).
-    pub fn setting(&self, key: &str) -> Result<Option<String>> {
+    fn setting(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .reader()
             .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
@@ -431,7 +498,7 @@ impl Store {
             .optional()?)
     }
 
-    pub fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
         self.writer().execute(
             "INSERT INTO settings (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -441,7 +508,7 @@ impl Store {
     }
 
     /// One document with its passages, if `collection` has it.
-    pub fn document(
+    fn document(
         &self,
         collection: &str,
         id: &str,
@@ -470,7 +537,7 @@ impl Store {
     }
 
     /// Up to `limit` documents of `collection` (texts left out), in id order, after `after`.
-    pub fn documents(
+    fn documents(
         &self,
         collection: &str,
         after: Option<&str>,
@@ -491,7 +558,7 @@ impl Store {
     }
 
     /// The content hashes of the documents of `collection` that came from `origin`.
-    pub fn content_hashes(
+    fn content_hashes(
         &self,
         collection: &str,
         origin: Origin,
@@ -514,19 +581,6 @@ impl Store {
             })
             .collect();
         hashes
-    }
-
-    fn decode_vector(&self, bytes: &[u8]) -> Result<Vec<f32>> {
-        if bytes.len() != self.dimensions * 4 {
-            return Err(corrupt(
-                "vector",
-                format!("{} bytes for {} dimensions", bytes.len(), self.dimensions),
-            ));
-        }
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
     }
 }
 

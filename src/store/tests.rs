@@ -10,8 +10,8 @@ fn model() -> ModelFingerprint {
     ModelFingerprint::from_bytes([7; 32])
 }
 
-fn open(path: &Path) -> Store {
-    Store::open(path, model(), 2).unwrap()
+fn open(path: &Path) -> SqliteStore {
+    SqliteStore::open(path, model(), 2).unwrap()
 }
 
 fn record(id: &str, text: &str) -> DocumentRecord {
@@ -43,7 +43,7 @@ fn stored(document: &str, id: &str, text: &str) -> StoredPassage {
     }
 }
 
-fn put(store: &Store, document: &str, texts: &[&str]) -> Result<BatchOutcome> {
+fn put(store: &SqliteStore, document: &str, texts: &[&str]) -> Result<BatchOutcome> {
     let record = record(document, &texts.join("\n\n"));
     let passages: Vec<StoredPassage> = texts
         .iter()
@@ -69,7 +69,7 @@ fn put(store: &Store, document: &str, texts: &[&str]) -> Result<BatchOutcome> {
     )
 }
 
-fn vector_count(store: &Store) -> i64 {
+fn vector_count(store: &SqliteStore) -> i64 {
     store
         .reader()
         .query_row("SELECT COUNT(*) FROM vectors", [], |row| row.get(0))
@@ -238,7 +238,7 @@ fn one_process_at_a_time_and_newer_schemas_are_refused() {
     let path = directory("lock");
     let store = open(&path);
     assert!(matches!(
-        Store::open(&path, model(), 2),
+        SqliteStore::open(&path, model(), 2),
         Err(StoreError::InUse(_))
     ));
     store
@@ -247,7 +247,7 @@ fn one_process_at_a_time_and_newer_schemas_are_refused() {
         .unwrap();
     drop(store);
     assert!(matches!(
-        Store::open(&path, model(), 2),
+        SqliteStore::open(&path, model(), 2),
         Err(StoreError::NewerSchema { found: 99, .. })
     ));
 }
@@ -261,7 +261,7 @@ fn a_damaged_database_is_reported_not_replaced() {
         b"this is not a database, it is a text file",
     )
     .unwrap();
-    let error = Store::open(&path, model(), 2).err().unwrap();
+    let error = SqliteStore::open(&path, model(), 2).err().unwrap();
     assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
     assert!(std::fs::read(path.join(DATABASE_FILE))
         .unwrap()
