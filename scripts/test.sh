@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: fetch the default model and install headless Chromium if they are
-# missing, then run every test in the release profile (Candle's kernels are far too slow
-# unoptimised for the model tests).
+# missing, start a throw-away PostgreSQL (scripts/postgres.sh), then run every test in the
+# release profile (Candle's kernels are far too slow unoptimised for the model tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One build serves both steps: `cargo run` would build the binary again without the test-only
@@ -9,4 +9,8 @@ cd "$(dirname "$0")/.."
 cargo test --release --no-run
 "${CARGO_TARGET_DIR:-target}/release/wenda" model fetch
 ./scripts/install-browser.sh
+# A throw-away PostgreSQL with pgvector for the store's tests against it, stopped at exit.
+WENDA_TEST_DATABASE_URL=$(./scripts/postgres.sh start)
+export WENDA_TEST_DATABASE_URL
+trap './scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
 cargo test --release "$@"

@@ -14,7 +14,7 @@ use wenda::corpus::{ArticleMeta, Citation, Layout, Passage, PassageId, Position}
 use wenda::embedding::{ModelFingerprint, TextKey};
 use wenda::index::Analyzer;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Settings, Wenda};
+use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
 use wenda::squad::Dataset;
 use wenda::store::{
     now_ms, DocumentRecord, DocumentStore, DocumentWrite, Origin, SqliteStore, StoredPassage,
@@ -61,7 +61,7 @@ pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
         args.data_dir.display()
     );
     let settings = Settings {
-        data_dir: args.data_dir.clone(),
+        store: StoreLocation::Directory(args.data_dir.clone()),
         max_in_flight: 64,
         max_batch: 32,
         max_store_bytes: None,

@@ -10,16 +10,20 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use wenda::embedding::ModelFingerprint;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Settings, Wenda};
+use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
 
 use super::ModelArgs;
 
 /// Where collections are stored, and the corpus folder that fills `default`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// Where documents, passages and vectors are stored (created if missing).
+    /// Where documents, passages and vectors are stored (created if missing), in SQLite.
     #[arg(long, env = "WENDA_DATA_DIR", default_value = ".wenda-data")]
     pub data_dir: PathBuf,
+    /// A PostgreSQL database (with pgvector) to store in instead of --data-dir, e.g.
+    /// `postgres://wenda@db.internal:5432/wenda`.
+    #[arg(long = "store", env = "WENDA_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// File or directory (.txt, .md, .jsonl) kept in sync with collection `default` at each
     /// start; repeat the flag for several.
     #[arg(long = "corpus", default_value = "seeds")]
@@ -27,9 +31,32 @@ pub struct StoreArgs {
     /// Load no corpus folder: serve only what the data directory holds.
     #[arg(long)]
     pub no_corpus: bool,
-    /// Most bytes the store may grow to; writes beyond answer 503 `storage_unavailable`.
+    /// Most bytes a SQLite store may grow to; writes beyond answer 503 `storage_unavailable`.
     #[arg(long, env = "WENDA_MAX_STORE_BYTES")]
     pub max_store_bytes: Option<u64>,
+}
+
+impl StoreArgs {
+    pub fn location(&self) -> StoreLocation {
+        match &self.database_url {
+            Some(url) => StoreLocation::Postgres(url.clone()),
+            None => StoreLocation::Directory(self.data_dir.clone()),
+        }
+    }
+
+    /// The store, for messages: the directory, or the database URL without its password.
+    pub fn describe(&self) -> String {
+        match &self.database_url {
+            Some(url) => match url.split_once('@') {
+                Some((credentials, rest)) => {
+                    let user = credentials.rsplit_once(':').map_or(credentials, |(u, _)| u);
+                    format!("{user}@{rest}")
+                }
+                None => url.clone(),
+            },
+            None => self.data_dir.display().to_string(),
+        }
+    }
 }
 
 /// Bounds on the work the core accepts.
@@ -66,7 +93,7 @@ pub fn open(
         max_tokens: config.max_tokens,
     };
     let settings = Settings {
-        data_dir: store_args.data_dir.clone(),
+        store: store_args.location(),
         max_in_flight: capacity.max_in_flight,
         max_batch: capacity.max_batch,
         max_store_bytes: store_args.max_store_bytes,
@@ -80,10 +107,10 @@ pub fn open(
         &settings,
         &mut |done, total| progress.update(done, total),
     )
-    .with_context(|| format!("opening the data directory {}", settings.data_dir.display()))?;
+    .with_context(|| format!("opening the store {}", store_args.describe()))?;
     progress.finish();
     tracing::info!(
-        data_dir = %settings.data_dir.display(),
+        store = store_args.describe(),
         collections = opened.collections,
         passages = opened.passages,
         embedded = opened.embedded,

@@ -53,6 +53,9 @@ pub struct ImportArgs {
     /// The data directory to import into (not one a server is using: import through its API).
     #[arg(long, env = "WENDA_DATA_DIR", default_value = ".wenda-data")]
     data_dir: PathBuf,
+    /// A PostgreSQL database to import into instead (servers may be using it).
+    #[arg(long = "store", env = "WENDA_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
     /// The collection to import into (created if missing); default: the export's.
     #[arg(long)]
     collection: Option<String>,
@@ -158,6 +161,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
     let collection = args.collection.unwrap_or(header.collection);
     let store_args = StoreArgs {
         data_dir: args.data_dir,
+        database_url: args.database_url,
         corpus: Vec::new(),
         no_corpus: true,
         max_store_bytes: None,

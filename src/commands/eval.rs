@@ -152,6 +152,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
 fn eval_store(data_dir: PathBuf, corpus: Vec<PathBuf>) -> StoreArgs {
     StoreArgs {
         data_dir,
+        database_url: None,
         corpus,
         no_corpus: false,
         max_store_bytes: None,

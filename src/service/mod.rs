@@ -38,7 +38,7 @@ pub use sync::SyncReport;
 use crate::corpus::Passage;
 use crate::embedding::{EmbedQueue, Embedder, Embedding, ModelFingerprint, Role, TextKey};
 use crate::index::{Analyzer, Index, IndexChange, IndexReader, IndexedPassage, MemoryIndex};
-use crate::store::{SqliteStore, Store, StoredPassage, WriteBatch};
+use crate::store::{PostgresStore, SqliteStore, Store, StoredPassage, WriteBatch};
 
 /// Most texts one embeddings request may carry.
 pub const MAX_EMBEDDING_INPUTS: usize = 128;
@@ -55,16 +55,25 @@ pub struct ModelSummary {
     pub max_tokens: usize,
 }
 
+/// Where the store is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite database in this directory: one process serves it.
+    Directory(PathBuf),
+    /// A PostgreSQL database (with pgvector), by URL.
+    Postgres(String),
+}
+
 /// How a [`Wenda`] is set up.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Where the store lives.
-    pub data_dir: PathBuf,
+    pub store: StoreLocation,
     /// Requests handled at once; more are refused with [`ServiceError::Overloaded`].
     pub max_in_flight: usize,
     /// Most questions embedded together in one forward pass.
     pub max_batch: usize,
-    /// A cap on the store's size in bytes (writes beyond it fail with
+    /// A cap on a SQLite store's size in bytes (writes beyond it fail with
     /// [`ServiceError::StorageUnavailable`]).
     pub max_store_bytes: Option<u64>,
     /// Weight of the lexical score in hybrid ranking.
@@ -118,7 +127,7 @@ pub struct Wenda {
 const ANALYZER_REVISION: &str = "analyzer_revision";
 
 impl Wenda {
-    /// Opens the store in `settings.data_dir` and builds every collection's index from it,
+    /// Opens the store at `settings.store` and builds every collection's index from it,
     /// embedding only passages whose vectors the store lacks for this model (`progress(done,
     /// total)` follows that), then resumes unfinished import jobs. Blocking: call it off the
     /// async runtime.
@@ -129,10 +138,20 @@ impl Wenda {
         settings: &Settings,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(Arc<Self>, OpenReport), OpenError> {
-        let store = SqliteStore::open(&settings.data_dir, fingerprint, embedder.dimensions())?;
-        if let Some(bytes) = settings.max_store_bytes {
-            store.set_size_limit(bytes)?;
-        }
+        let store: Arc<dyn Store> = match &settings.store {
+            StoreLocation::Directory(directory) => {
+                let store = SqliteStore::open(directory, fingerprint, embedder.dimensions())?;
+                if let Some(bytes) = settings.max_store_bytes {
+                    store.set_size_limit(bytes)?;
+                }
+                Arc::new(store)
+            }
+            StoreLocation::Postgres(url) => Arc::new(PostgresStore::open(
+                url,
+                fingerprint,
+                embedder.dimensions(),
+            )?),
+        };
         let wenda = Self {
             queue: EmbedQueue::start(
                 Arc::clone(&embedder),
@@ -142,7 +161,7 @@ impl Wenda {
             embedder,
             model,
             analyzer: Arc::new(Analyzer::default()),
-            store: Arc::new(store),
+            store,
             collections: RwLock::default(),
             permits: Semaphore::new(settings.max_in_flight),
             lexical_weight: settings.lexical_weight,

@@ -25,7 +25,7 @@ impl JobStatus {
         }
     }
 
-    fn parse(text: &str) -> Result<Self> {
+    pub(super) fn parse(text: &str) -> Result<Self> {
         match text {
             "queued" => Ok(Self::Queued),
             "running" => Ok(Self::Running),

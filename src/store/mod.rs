@@ -14,6 +14,7 @@
 
 mod export;
 mod jobs;
+mod postgres;
 mod schema;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use serde_json::{Map, Value};
 
 pub use export::{backup, export, ExportedDocument};
 pub use jobs::{JobLine, JobProgress, JobRecord, JobStatus, JobStore, LineError};
+pub use postgres::PostgresStore;
 
 use crate::corpus::{Layout, Passage};
 use crate::embedding::{ModelFingerprint, TextKey};
@@ -100,14 +102,14 @@ pub enum Origin {
 }
 
 impl Origin {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Api => "api",
             Self::Corpus => "corpus",
         }
     }
 
-    fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         if text == "corpus" {
             Self::Corpus
         } else {

@@ -14,6 +14,140 @@ fn open(path: &Path) -> SqliteStore {
     SqliteStore::open(path, model(), 2).unwrap()
 }
 
+/// A kind of store the contract tests run against: each test asks for fresh storage by name,
+/// and may open it again.
+trait Backend {
+    /// Empties the storage named `name`.
+    fn fresh(&self, name: &str);
+    fn open(&self, name: &str) -> Box<dyn Store>;
+    /// Vectors stored, of every model.
+    fn vector_count(&self, name: &str) -> i64;
+}
+
+struct Sqlite;
+
+impl Backend for Sqlite {
+    fn fresh(&self, name: &str) {
+        directory(name);
+    }
+
+    fn open(&self, name: &str) -> Box<dyn Store> {
+        Box::new(open(&sqlite_path(name)))
+    }
+
+    fn vector_count(&self, name: &str) -> i64 {
+        let connection = Connection::open(sqlite_path(name).join(DATABASE_FILE)).unwrap();
+        connection
+            .query_row("SELECT COUNT(*) FROM vectors", [], |row| row.get(0))
+            .unwrap()
+    }
+}
+
+fn sqlite_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("wenda-store-{}-{name}", std::process::id()))
+}
+
+/// A PostgreSQL server for the tests: `WENDA_TEST_DATABASE_URL` (`./scripts/test.sh` starts
+/// one). Each test gets a schema of its own.
+struct Postgres {
+    url: String,
+}
+
+impl Postgres {
+    fn from_env() -> Option<Self> {
+        match std::env::var("WENDA_TEST_DATABASE_URL") {
+            Ok(url) if !url.is_empty() => {
+                let server = Self { url };
+                // What an administrator does once: the extension in `public`, which every
+                // test's schema sees (created in a test's schema, dropping it would take the
+                // type away from the others).
+                static EXTENSION: std::sync::Once = std::sync::Once::new();
+                EXTENSION.call_once(|| {
+                    server
+                        .client()
+                        .batch_execute(
+                            "SELECT pg_advisory_lock(7418263501);
+                             CREATE EXTENSION IF NOT EXISTS vector SCHEMA public;
+                             SELECT pg_advisory_unlock(7418263501);",
+                        )
+                        .unwrap();
+                });
+                Some(server)
+            }
+            _ => {
+                eprintln!(
+                    "skipped: WENDA_TEST_DATABASE_URL is not set (./scripts/test.sh starts a \
+                     PostgreSQL server and sets it)"
+                );
+                None
+            }
+        }
+    }
+
+    fn schema(name: &str) -> String {
+        format!("wenda_test_{}_{name}", std::process::id())
+    }
+
+    fn client(&self) -> ::postgres::Client {
+        ::postgres::Client::connect(&self.url, ::postgres::NoTls).unwrap()
+    }
+}
+
+impl Backend for Postgres {
+    fn fresh(&self, name: &str) {
+        let schema = Self::schema(name);
+        self.client()
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+            ))
+            .unwrap();
+    }
+
+    fn open(&self, name: &str) -> Box<dyn Store> {
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{}{separator}options=-c%20search_path%3D{}%2Cpublic",
+            self.url,
+            Self::schema(name)
+        );
+        Box::new(PostgresStore::open(&url, model(), 2).unwrap())
+    }
+
+    fn vector_count(&self, name: &str) -> i64 {
+        let query = format!("SELECT COUNT(*) FROM {}.vectors", Self::schema(name));
+        self.client().query_one(&query, &[]).unwrap().get(0)
+    }
+}
+
+/// Runs each contract test against SQLite and against PostgreSQL.
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $test() {
+                super::$test(&super::Sqlite);
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $test() {
+                if let Some(server) = super::Postgres::from_env() {
+                    super::$test(&server);
+                }
+            })*
+        }
+    };
+}
+
+contract!(
+    documents_replace_whole_and_survive_reopening,
+    a_passage_id_of_another_document_refuses_the_whole_batch,
+    vectors_are_shared_by_text_and_reused,
+    unknown_collections_and_deletion,
+    paging_through_documents,
+    jobs_keep_their_lines_and_progress,
+);
+
 fn record(id: &str, text: &str) -> DocumentRecord {
     DocumentRecord {
         id: id.into(),
@@ -43,7 +177,7 @@ fn stored(document: &str, id: &str, text: &str) -> StoredPassage {
     }
 }
 
-fn put(store: &SqliteStore, document: &str, texts: &[&str]) -> Result<BatchOutcome> {
+fn put(store: &dyn Store, document: &str, texts: &[&str]) -> Result<BatchOutcome> {
     let record = record(document, &texts.join("\n\n"));
     let passages: Vec<StoredPassage> = texts
         .iter()
@@ -69,32 +203,25 @@ fn put(store: &SqliteStore, document: &str, texts: &[&str]) -> Result<BatchOutco
     )
 }
 
-fn vector_count(store: &SqliteStore) -> i64 {
-    store
-        .reader()
-        .query_row("SELECT COUNT(*) FROM vectors", [], |row| row.get(0))
-        .unwrap()
-}
-
-#[test]
-fn documents_replace_whole_and_survive_reopening() {
-    let path = directory("replace");
+fn documents_replace_whole_and_survive_reopening(backend: &dyn Backend) {
+    backend.fresh("replace");
     {
-        let store = open(&path);
+        let store = backend.open("replace");
+        let store = &*store;
         assert!(store.create_collection("c").unwrap());
         assert!(!store.create_collection("c").unwrap(), "idempotent");
         assert_eq!(
-            put(&store, "a", &["一", "二", "三"]).unwrap().replaced,
+            put(store, "a", &["一", "二", "三"]).unwrap().replaced,
             [false]
         );
-        assert_eq!(put(&store, "a", &["一", "四"]).unwrap().replaced, [true]);
+        assert_eq!(put(store, "a", &["一", "四"]).unwrap().replaced, [true]);
         assert_eq!(
-            vector_count(&store),
+            backend.vector_count("replace"),
             2,
             "the vectors of 二 and 三 went with them"
         );
     }
-    let store = open(&path);
+    let store = backend.open("replace");
     let loaded = store.load_collection("c").unwrap();
     let ids: Vec<&str> = loaded
         .iter()
@@ -110,11 +237,11 @@ fn documents_replace_whole_and_survive_reopening() {
     assert_eq!(summary.text_bytes, "一\n\n四".len() as u64);
 }
 
-#[test]
-fn a_passage_id_of_another_document_refuses_the_whole_batch() {
-    let store = open(&directory("taken"));
+fn a_passage_id_of_another_document_refuses_the_whole_batch(backend: &dyn Backend) {
+    backend.fresh("taken");
+    let store = backend.open("taken");
     store.create_collection("c").unwrap();
-    put(&store, "a", &["一"]).unwrap();
+    put(&*store, "a", &["一"]).unwrap();
     let record = record("b", "二");
     let passages = [stored("b", "a~0", "二")];
     let error = store
@@ -140,17 +267,17 @@ fn a_passage_id_of_another_document_refuses_the_whole_batch() {
     assert_eq!(store.collection("c").unwrap().unwrap().documents, 1);
 }
 
-#[test]
-fn vectors_are_shared_by_text_and_reused() {
-    let store = open(&directory("vectors"));
+fn vectors_are_shared_by_text_and_reused(backend: &dyn Backend) {
+    backend.fresh("vectors");
+    let store = backend.open("vectors");
     store.create_collection("c").unwrap();
-    put(&store, "a", &["同一段"]).unwrap();
+    put(&*store, "a", &["同一段"]).unwrap();
     let keys = [TextKey::of("同一段"), TextKey::of("别的")];
     let found = store.vectors(&keys).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[&keys[0]], vec!["同一段".len() as f32, 1.0]);
     // A second document with the same text keeps the vector alive when the first goes.
-    put(&store, "b", &["同一段"]).unwrap();
+    put(&*store, "b", &["同一段"]).unwrap();
     let outcome = store
         .write(
             "c",
@@ -161,7 +288,7 @@ fn vectors_are_shared_by_text_and_reused() {
         )
         .unwrap();
     assert_eq!(outcome.deleted, [true, false]);
-    assert_eq!(vector_count(&store), 1);
+    assert_eq!(backend.vector_count("vectors"), 1);
     store
         .write(
             "c",
@@ -171,19 +298,19 @@ fn vectors_are_shared_by_text_and_reused() {
             },
         )
         .unwrap();
-    assert_eq!(vector_count(&store), 0);
+    assert_eq!(backend.vector_count("vectors"), 0);
 }
 
-#[test]
-fn unknown_collections_and_deletion() {
-    let store = open(&directory("collections"));
+fn unknown_collections_and_deletion(backend: &dyn Backend) {
+    backend.fresh("collections");
+    let store = backend.open("collections");
     assert!(matches!(
-        put(&store, "a", &["一"]),
+        put(&*store, "a", &["一"]),
         Err(StoreError::UnknownCollection(_))
     ));
     store.create_collection("c").unwrap();
     store.create_collection("d").unwrap();
-    put(&store, "a", &["一"]).unwrap();
+    put(&*store, "a", &["一"]).unwrap();
     let names: Vec<String> = store
         .collections()
         .unwrap()
@@ -193,19 +320,19 @@ fn unknown_collections_and_deletion() {
     assert_eq!(names, ["c", "d"]);
     assert!(store.delete_collection("c").unwrap());
     assert!(!store.delete_collection("c").unwrap());
-    assert_eq!(vector_count(&store), 0);
+    assert_eq!(backend.vector_count("collections"), 0);
     assert!(matches!(
         store.load_collection("c"),
         Err(StoreError::UnknownCollection(_))
     ));
 }
 
-#[test]
-fn paging_through_documents() {
-    let store = open(&directory("paging"));
+fn paging_through_documents(backend: &dyn Backend) {
+    backend.fresh("paging");
+    let store = backend.open("paging");
     store.create_collection("c").unwrap();
     for id in ["b", "a", "d", "c"] {
-        put(&store, id, &[id]).unwrap();
+        put(&*store, id, &[id]).unwrap();
     }
     let page = store.documents("c", None, 3).unwrap();
     let ids: Vec<&str> = page.iter().map(|d| d.id.as_str()).collect();
@@ -217,6 +344,105 @@ fn paging_through_documents() {
     let rest = store.documents("c", Some("c"), 3).unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].id, "d");
+}
+
+fn jobs_keep_their_lines_and_progress(backend: &dyn Backend) {
+    backend.fresh("jobs");
+    let store = backend.open("jobs");
+    store.create_collection("c").unwrap();
+    let line = |seq: usize, refused: Option<&str>| JobLine {
+        seq,
+        file: (seq == 2).then(|| "upload.jsonl".to_owned()),
+        line: seq + 1,
+        body: format!("{{\"id\": \"d{seq}\"}}"),
+        refused: refused.map(|why| ("invalid_request".to_owned(), why.to_owned())),
+    };
+    let lines = [
+        line(0, None),
+        line(1, Some("not JSON")),
+        line(2, None),
+        line(3, None),
+    ];
+    assert!(matches!(
+        store.create_job("j0", "missing", &lines),
+        Err(StoreError::UnknownCollection(_))
+    ));
+    let job = store.create_job("j1", "c", &lines).unwrap();
+    assert_eq!(
+        (job.status, job.documents, job.failed),
+        (JobStatus::Queued, 4, 1)
+    );
+    assert_eq!(store.unfinished_jobs().unwrap().len(), 1);
+    let pending: Vec<usize> = store
+        .pending_lines("j1", 10)
+        .unwrap()
+        .iter()
+        .map(|l| l.seq)
+        .collect();
+    assert_eq!(pending, [0, 2, 3]);
+    store
+        .set_job_status("j1", JobStatus::Running, None)
+        .unwrap();
+
+    // A batch's progress is committed with its documents.
+    let progress = JobProgress {
+        job: "j1".into(),
+        done: vec![0],
+        failed: vec![(2, "no_passages".into(), "empty".into())],
+        passages: 1,
+        embedded: 1,
+        tokens: 9,
+        reused: 0,
+        working_ms: 5,
+    };
+    let record = record("d0", "一");
+    let passages = [stored("d0", "d0~0", "一")];
+    store
+        .write(
+            "c",
+            &WriteBatch {
+                put: vec![DocumentWrite {
+                    record: &record,
+                    passages: &passages,
+                }],
+                job: Some(&progress),
+                ..WriteBatch::default()
+            },
+        )
+        .unwrap();
+    let pending: Vec<usize> = store
+        .pending_lines("j1", 10)
+        .unwrap()
+        .iter()
+        .map(|l| l.seq)
+        .collect();
+    assert_eq!(pending, [3]);
+    let job = store.job("j1").unwrap().unwrap();
+    assert_eq!(
+        (job.done, job.failed, job.passages, job.tokens),
+        (1, 2, 1, 9)
+    );
+    assert!(job.started_at.is_some() && job.finished_at.is_none());
+    let errors = store.job_errors("j1", 10).unwrap();
+    let where_: Vec<(Option<&str>, usize, &str)> = errors
+        .iter()
+        .map(|e| (e.file.as_deref(), e.line, e.code.as_str()))
+        .collect();
+    assert_eq!(
+        where_,
+        [
+            (None, 2, "invalid_request"),
+            (Some("upload.jsonl"), 3, "no_passages")
+        ]
+    );
+    store
+        .set_job_status("j1", JobStatus::Completed, None)
+        .unwrap();
+    let job = store.job("j1").unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    assert!(job.finished_at.is_some());
+    assert!(store.unfinished_jobs().unwrap().is_empty());
+    assert!(store.job("nothing").unwrap().is_none());
 }
 
 #[test]

@@ -19,7 +19,7 @@ use wenda::embedding::{
 };
 use wenda::http::{self, ApiKeys, AppState, Limits};
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Settings, Wenda};
+use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
 use wenda::store::DATABASE_FILE;
 
 /// A server running on a background runtime.
@@ -64,7 +64,7 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Settings for a core over `data_dir`.
 pub fn settings(data_dir: &Path, max_in_flight: usize) -> Settings {
     Settings {
-        data_dir: data_dir.to_owned(),
+        store: StoreLocation::Directory(data_dir.to_owned()),
         max_in_flight,
         max_batch: 32,
         max_store_bytes: None,
@@ -245,11 +245,18 @@ pub fn texts(answer: &Value) -> Vec<&str> {
 /// Starts `wenda serve` over `data_dir` on a free port with `extra` arguments and waits until it
 /// is ready.
 pub fn spawn_server(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+    let data_dir = data_dir.to_str().expect("a UTF-8 temporary path");
+    let mut arguments = vec!["--data-dir", data_dir];
+    arguments.extend_from_slice(extra);
+    spawn_serve(&arguments)
+}
+
+/// Starts `wenda serve` on a free port with `arguments` and waits until it is ready.
+pub fn spawn_serve(arguments: &[&str]) -> ServerProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_wenda"))
         .current_dir(root())
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(arguments)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

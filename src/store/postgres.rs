@@ -1,0 +1,832 @@
+//! The store in PostgreSQL (with pgvector), for replicas that share one database: the same
+//! contract as the SQLite store, the same tables, transactions that are all or nothing.
+//!
+//! Clients come from a pool (`r2d2`) of blocking connections with bounded connect and statement
+//! timeouts, so a database that is down or stalled makes calls fail fast with
+//! [`StoreError::Unavailable`] instead of hanging, and the pool reconnects by itself. Migrations
+//! run under a transaction-level advisory lock, so replicas starting at once apply each exactly
+//! once. After `CREATE EXTENSION vector` (which needs a privileged role), wenda needs only the
+//! rights to create and use tables in its schema.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pgvector::Vector;
+use postgres::error::SqlState;
+use postgres::{NoTls, Transaction};
+use r2d2_postgres::PostgresConnectionManager;
+use serde_json::Value;
+
+use super::jobs::{JobLine, JobProgress, JobRecord, JobStatus, JobStore, LineError};
+use super::{
+    now_ms, BatchOutcome, CollectionRecord, DocumentRecord, DocumentStore, LoadedPassage, Origin,
+    Result, StoreError, StoredPassage, WriteBatch,
+};
+use crate::corpus::Passage;
+use crate::embedding::{ModelFingerprint, TextKey};
+use crate::index::TermCounts;
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// How long connecting may take before the database counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one statement may run.
+const STATEMENT_TIMEOUT_MS: u64 = 30_000;
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the tables of the SQLite store, in PostgreSQL's types.
+    "CREATE TABLE wenda_settings (key text PRIMARY KEY, value text NOT NULL);
+     CREATE TABLE collections (
+         id bigserial PRIMARY KEY,
+         name text NOT NULL UNIQUE,
+         created_at bigint NOT NULL
+     );
+     CREATE TABLE documents (
+         collection_id bigint NOT NULL REFERENCES collections (id) ON DELETE CASCADE,
+         doc_id text NOT NULL,
+         layout text NOT NULL,
+         title text,
+         date text,
+         source text,
+         url text,
+         metadata jsonb NOT NULL,
+         text text NOT NULL,
+         origin text NOT NULL,
+         content_hash bytea NOT NULL,
+         created_at bigint NOT NULL,
+         updated_at bigint NOT NULL,
+         passages integer NOT NULL,
+         PRIMARY KEY (collection_id, doc_id)
+     );
+     CREATE TABLE passages (
+         id bigserial PRIMARY KEY,
+         collection_id bigint NOT NULL,
+         doc_id text NOT NULL,
+         seq integer NOT NULL,
+         passage_id text NOT NULL,
+         body text NOT NULL,
+         text_key bytea NOT NULL,
+         terms bytea NOT NULL,
+         UNIQUE (collection_id, passage_id),
+         UNIQUE (collection_id, doc_id, seq),
+         FOREIGN KEY (collection_id, doc_id)
+             REFERENCES documents (collection_id, doc_id) ON DELETE CASCADE
+     );
+     CREATE INDEX passages_by_text ON passages (text_key);
+     CREATE TABLE vectors (
+         model bytea NOT NULL,
+         text_key bytea NOT NULL,
+         embedding vector NOT NULL,
+         PRIMARY KEY (model, text_key)
+     );
+     CREATE INDEX vectors_by_text ON vectors (text_key);
+     CREATE TABLE jobs (
+         id text PRIMARY KEY,
+         collection text NOT NULL,
+         status text NOT NULL,
+         created_at bigint NOT NULL,
+         started_at bigint,
+         finished_at bigint,
+         documents bigint NOT NULL,
+         done bigint NOT NULL DEFAULT 0,
+         failed bigint NOT NULL DEFAULT 0,
+         passages bigint NOT NULL DEFAULT 0,
+         embedded bigint NOT NULL DEFAULT 0,
+         reused bigint NOT NULL DEFAULT 0,
+         tokens bigint NOT NULL DEFAULT 0,
+         working_ms bigint NOT NULL DEFAULT 0,
+         error text
+     );
+     CREATE TABLE job_lines (
+         job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+         seq bigint NOT NULL,
+         file text,
+         line bigint NOT NULL,
+         body text NOT NULL,
+         state text NOT NULL,
+         error_code text,
+         error text,
+         PRIMARY KEY (job_id, seq)
+     );
+     CREATE INDEX job_lines_pending ON job_lines (job_id, state, seq);",
+];
+
+/// The store in a PostgreSQL database.
+pub struct PostgresStore {
+    pool: Pool,
+    /// The URL without its password, for logs.
+    location: String,
+    model: ModelFingerprint,
+    dimensions: usize,
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(error: postgres::Error) -> Self {
+        Self::Unavailable(match error.as_db_error() {
+            Some(db) => format!("PostgreSQL: {}", db.message()),
+            None => format!("PostgreSQL: {error}"),
+        })
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(error: r2d2::Error) -> Self {
+        Self::Unavailable(format!("no PostgreSQL connection: {error}"))
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (a `postgres://` URL or key=value string), creates the
+    /// pgvector extension if it can, and brings the schema up to date.
+    pub fn open(url: &str, model: ModelFingerprint, dimensions: usize) -> Result<Self> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("not a PostgreSQL URL: {e}")))?;
+        config.connect_timeout(CONNECT_TIMEOUT);
+        let options = format!(
+            "{} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            config.get_options().unwrap_or("")
+        );
+        config.options(options.trim());
+        let location = describe(&config);
+        let pool = r2d2::Pool::builder()
+            .max_size(16)
+            .min_idle(Some(1))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .build(PostgresConnectionManager::new(config, NoTls))?;
+        let store = Self {
+            pool,
+            location,
+            model,
+            dimensions,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
+        Ok(self.pool.get()?)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut client = self.client()?;
+        let mut transaction = client.transaction()?;
+        // Replicas starting together: the first migrates, the others wait and find it done.
+        transaction.execute("SELECT pg_advisory_xact_lock(7418263501)", &[])?;
+        let present: bool = transaction
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')",
+                &[],
+            )?
+            .get(0);
+        if !present {
+            transaction
+                .batch_execute("CREATE EXTENSION IF NOT EXISTS vector")
+                .map_err(|error| {
+                    let why = error
+                        .as_db_error()
+                        .map_or(error.to_string(), |db| db.message().to_owned());
+                    StoreError::Unavailable(format!(
+                        "the pgvector extension is not installed and this role cannot install \
+                         it ({why}); ask an administrator to run CREATE EXTENSION vector"
+                    ))
+                })?;
+        }
+        transaction
+            .batch_execute("CREATE TABLE IF NOT EXISTS wenda_schema (version integer NOT NULL)")?;
+        let version: i32 = transaction
+            .query_opt("SELECT version FROM wenda_schema", &[])?
+            .map_or(0, |row| row.get(0));
+        let known = MIGRATIONS.len() as i32;
+        if version > known {
+            return Err(StoreError::NewerSchema {
+                path: self.location.clone(),
+                found: i64::from(version),
+                known: i64::from(known),
+            });
+        }
+        for migration in &MIGRATIONS[version as usize..] {
+            transaction.batch_execute(migration)?;
+        }
+        transaction.execute("DELETE FROM wenda_schema", &[])?;
+        transaction.execute("INSERT INTO wenda_schema (version) VALUES ($1)", &[&known])?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn decode_vector(&self, vector: Vector) -> Result<Vec<f32>> {
+        let values = vector.to_vec();
+        if values.len() != self.dimensions {
+            return Err(StoreError::Corrupt {
+                path: self.location.clone(),
+                problem: format!(
+                    "a vector has {} dimensions, the model {}",
+                    values.len(),
+                    self.dimensions
+                ),
+            });
+        }
+        Ok(values)
+    }
+
+    fn collection_records(&self, name: Option<&str>) -> Result<Vec<CollectionRecord>> {
+        let rows = self.client()?.query(
+            "SELECT c.name, c.created_at, COUNT(d.doc_id), COALESCE(SUM(d.passages), 0)::bigint,
+                    COALESCE(SUM(OCTET_LENGTH(d.text)), 0)::bigint
+             FROM collections c LEFT JOIN documents d ON d.collection_id = c.id
+             WHERE $1::text IS NULL OR c.name = $1
+             GROUP BY c.id ORDER BY c.name",
+            &[&name],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| CollectionRecord {
+                name: row.get(0),
+                created_at: row.get(1),
+                documents: row.get::<_, i64>(2) as usize,
+                passages: row.get::<_, i64>(3) as usize,
+                text_bytes: row.get::<_, i64>(4) as u64,
+            })
+            .collect())
+    }
+}
+
+/// The URL a config points at, without the password.
+fn describe(config: &postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|host| match host {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_default();
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        config.get_user().unwrap_or(""),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+fn collection_id(transaction: &mut impl postgres::GenericClient, name: &str) -> Result<i64> {
+    transaction
+        .query_opt("SELECT id FROM collections WHERE name = $1", &[&name])?
+        .map(|row| row.get(0))
+        .ok_or_else(|| StoreError::UnknownCollection(name.to_owned()))
+}
+
+fn text_key(bytes: &[u8]) -> Result<TextKey> {
+    super::text_key(bytes)
+}
+
+/// Deletes a document and its passages: whether there was one, and the text keys its passages
+/// used.
+fn delete_document(
+    transaction: &mut Transaction<'_>,
+    collection_id: i64,
+    id: &str,
+) -> Result<(bool, Vec<Vec<u8>>)> {
+    let keys = transaction
+        .query(
+            "DELETE FROM passages WHERE collection_id = $1 AND doc_id = $2 RETURNING text_key",
+            &[&collection_id, &id],
+        )?
+        .iter()
+        .map(|row| row.get::<_, Vec<u8>>(0))
+        .collect();
+    let deleted = transaction.execute(
+        "DELETE FROM documents WHERE collection_id = $1 AND doc_id = $2",
+        &[&collection_id, &id],
+    )?;
+    Ok((deleted == 1, keys))
+}
+
+fn put_document(
+    transaction: &mut Transaction<'_>,
+    collection_id: i64,
+    record: &DocumentRecord,
+    passages: &[StoredPassage],
+) -> Result<(bool, Vec<Vec<u8>>)> {
+    let created_at: i64 = transaction
+        .query_opt(
+            "SELECT created_at FROM documents WHERE collection_id = $1 AND doc_id = $2",
+            &[&collection_id, &record.id],
+        )?
+        .map_or(record.created_at, |row| row.get(0));
+    let (replaced, released) = delete_document(transaction, collection_id, &record.id)?;
+    let ids: Vec<&str> = passages.iter().map(|p| p.passage.id.as_str()).collect();
+    if let Some(row) = transaction.query_opt(
+        "SELECT passage_id, doc_id FROM passages
+         WHERE collection_id = $1 AND passage_id = ANY($2) LIMIT 1",
+        &[&collection_id, &ids],
+    )? {
+        return Err(StoreError::PassageTaken {
+            passage: row.get(0),
+            document: row.get(1),
+        });
+    }
+    transaction.execute(
+        "INSERT INTO documents (collection_id, doc_id, layout, title, date, source, url,
+             metadata, text, origin, content_hash, created_at, updated_at, passages)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        &[
+            &collection_id,
+            &record.id,
+            &record.layout.as_str(),
+            &record.title,
+            &record.date,
+            &record.source,
+            &record.url,
+            &Value::Object(record.metadata.clone()),
+            &record.text,
+            &record.origin.as_str(),
+            &record.content_hash.as_slice(),
+            &created_at,
+            &record.updated_at,
+            &(passages.len() as i32),
+        ],
+    )?;
+    let insert = transaction.prepare(
+        "INSERT INTO passages (collection_id, doc_id, seq, passage_id, body, text_key, terms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )?;
+    for (seq, stored) in passages.iter().enumerate() {
+        let body = serde_json::to_string(&stored.passage).expect("a passage serialises");
+        let inserted = transaction.execute(
+            &insert,
+            &[
+                &collection_id,
+                &record.id,
+                &(seq as i32),
+                &stored.passage.id.as_str(),
+                &body,
+                &stored.text_key.as_bytes().as_slice(),
+                &stored.terms.encode(),
+            ],
+        );
+        if let Err(error) = inserted {
+            // Another writer took the id between the check above and this insert.
+            if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                return Err(StoreError::PassageTaken {
+                    passage: stored.passage.id.to_string(),
+                    document: "another document".into(),
+                });
+            }
+            return Err(error.into());
+        }
+    }
+    Ok((replaced, released))
+}
+
+impl DocumentStore for PostgresStore {
+    fn model(&self) -> ModelFingerprint {
+        self.model
+    }
+
+    fn describe(&self) -> String {
+        self.location.clone()
+    }
+
+    fn create_collection(&self, name: &str) -> Result<bool> {
+        let created = self.client()?.execute(
+            "INSERT INTO collections (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&name, &now_ms()],
+        )?;
+        Ok(created == 1)
+    }
+
+    fn delete_collection(&self, name: &str) -> Result<bool> {
+        let mut client = self.client()?;
+        let mut transaction = client.transaction()?;
+        let deleted = transaction.execute("DELETE FROM collections WHERE name = $1", &[&name])?;
+        transaction.execute(
+            "DELETE FROM vectors WHERE NOT EXISTS
+                 (SELECT 1 FROM passages p WHERE p.text_key = vectors.text_key)",
+            &[],
+        )?;
+        transaction.commit()?;
+        Ok(deleted == 1)
+    }
+
+    fn collections(&self) -> Result<Vec<CollectionRecord>> {
+        self.collection_records(None)
+    }
+
+    fn collection(&self, name: &str) -> Result<Option<CollectionRecord>> {
+        Ok(self.collection_records(Some(name))?.pop())
+    }
+
+    fn write(&self, collection: &str, batch: &WriteBatch<'_>) -> Result<BatchOutcome> {
+        let mut client = self.client()?;
+        let mut transaction = client.transaction()?;
+        // Writers of one collection, from any replica, commit one after another: two replicas
+        // writing the same document end with one version, never a failed insert.
+        transaction.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('wenda collection ' || $1, 0))",
+            &[&collection],
+        )?;
+        let collection_id = collection_id(&mut transaction, collection)?;
+        let mut outcome = BatchOutcome::default();
+        let mut released: Vec<Vec<u8>> = Vec::new();
+        for document in &batch.delete {
+            let (existed, keys) = delete_document(&mut transaction, collection_id, document)?;
+            outcome.deleted.push(existed);
+            released.extend(keys);
+        }
+        for write in &batch.put {
+            let (replaced, keys) = put_document(
+                &mut transaction,
+                collection_id,
+                write.record,
+                write.passages,
+            )?;
+            outcome.replaced.push(replaced);
+            released.extend(keys);
+        }
+        if !batch.vectors.is_empty() {
+            let insert = transaction.prepare(
+                "INSERT INTO vectors (model, text_key, embedding) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )?;
+            for (key, vector) in &batch.vectors {
+                assert_eq!(vector.len(), self.dimensions, "vector dimensions");
+                transaction.execute(
+                    &insert,
+                    &[
+                        &self.model.as_bytes().as_slice(),
+                        &key.as_bytes().as_slice(),
+                        &Vector::from(vector.to_vec()),
+                    ],
+                )?;
+            }
+        }
+        if !released.is_empty() {
+            transaction.execute(
+                "DELETE FROM vectors WHERE text_key = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM passages p WHERE p.text_key = vectors.text_key)",
+                &[&released],
+            )?;
+        }
+        if let Some(progress) = batch.job {
+            record_progress(&mut transaction, progress)?;
+        }
+        transaction.commit()?;
+        Ok(outcome)
+    }
+
+    fn vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, Vec<f32>>> {
+        let wanted: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes().as_slice()).collect();
+        let rows = self.client()?.query(
+            "SELECT text_key, embedding FROM vectors WHERE model = $1 AND text_key = ANY($2)",
+            &[&self.model.as_bytes().as_slice(), &wanted],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let key: Vec<u8> = row.get(0);
+                Ok((text_key(&key)?, self.decode_vector(row.get(1))?))
+            })
+            .collect()
+    }
+
+    fn load_collection(&self, collection: &str) -> Result<Vec<LoadedPassage>> {
+        let mut client = self.client()?;
+        let id = collection_id(&mut *client, collection)?;
+        let rows = client.query(
+            "SELECT p.body, p.text_key, p.terms, v.embedding
+             FROM passages p
+             LEFT JOIN vectors v ON v.model = $2 AND v.text_key = p.text_key
+             WHERE p.collection_id = $1
+             ORDER BY p.doc_id, p.seq",
+            &[&id, &self.model.as_bytes().as_slice()],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let body: String = row.get(0);
+                let key: Vec<u8> = row.get(1);
+                let terms: Vec<u8> = row.get(2);
+                let vector: Option<Vector> = row.get(3);
+                Ok(LoadedPassage {
+                    stored: StoredPassage {
+                        passage: serde_json::from_str(&body)
+                            .map_err(|e| super::corrupt("passage", e))?,
+                        text_key: text_key(&key)?,
+                        terms: TermCounts::decode(&terms)
+                            .map_err(|e| super::corrupt("terms", e))?,
+                    },
+                    vector: vector.map(|v| self.decode_vector(v)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    fn rewrite_terms(&self, collection: &str, terms: &[(&str, &TermCounts)]) -> Result<()> {
+        let mut client = self.client()?;
+        let mut transaction = client.transaction()?;
+        let id = collection_id(&mut transaction, collection)?;
+        let update = transaction.prepare(
+            "UPDATE passages SET terms = $3 WHERE collection_id = $1 AND passage_id = $2",
+        )?;
+        for (passage, counts) in terms {
+            transaction.execute(&update, &[&id, passage, &counts.encode()])?;
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .client()?
+            .query_opt("SELECT value FROM wenda_settings WHERE key = $1", &[&key])?
+            .map(|row| row.get(0)))
+    }
+
+    fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        self.client()?.execute(
+            "INSERT INTO wenda_settings (key, value) VALUES ($1, $2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )?;
+        Ok(())
+    }
+
+    fn document(
+        &self,
+        collection: &str,
+        id: &str,
+    ) -> Result<Option<(DocumentRecord, Vec<Passage>)>> {
+        let mut client = self.client()?;
+        let collection_id = collection_id(&mut *client, collection)?;
+        let Some(row) = client.query_opt(
+            &format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE collection_id = $1 AND doc_id = $2"
+            ),
+            &[&collection_id, &id],
+        )?
+        else {
+            return Ok(None);
+        };
+        let record = document_record(&row)?;
+        let passages = client
+            .query(
+                "SELECT body FROM passages WHERE collection_id = $1 AND doc_id = $2 ORDER BY seq",
+                &[&collection_id, &id],
+            )?
+            .iter()
+            .map(|row| {
+                serde_json::from_str(row.get::<_, &str>(0))
+                    .map_err(|e| super::corrupt("passage", e))
+            })
+            .collect::<Result<Vec<Passage>>>()?;
+        Ok(Some((record, passages)))
+    }
+
+    fn documents(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DocumentRecord>> {
+        let mut client = self.client()?;
+        let collection_id = collection_id(&mut *client, collection)?;
+        client
+            .query(
+                &format!(
+                    "SELECT {DOCUMENT_SUMMARY_COLUMNS} FROM documents
+                     WHERE collection_id = $1
+                         AND ($2::text IS NULL OR doc_id COLLATE \"C\" > $2 COLLATE \"C\")
+                     ORDER BY doc_id COLLATE \"C\" LIMIT $3"
+                ),
+                &[&collection_id, &after, &(limit as i64)],
+            )?
+            .iter()
+            .map(document_record)
+            .collect()
+    }
+
+    fn content_hashes(
+        &self,
+        collection: &str,
+        origin: Origin,
+    ) -> Result<HashMap<String, [u8; 32]>> {
+        let mut client = self.client()?;
+        let collection_id = collection_id(&mut *client, collection)?;
+        client
+            .query(
+                "SELECT doc_id, content_hash FROM documents WHERE collection_id = $1 AND origin = $2",
+                &[&collection_id, &origin.as_str()],
+            )?
+            .iter()
+            .map(|row| {
+                let hash: Vec<u8> = row.get(1);
+                let hash: [u8; 32] = hash
+                    .try_into()
+                    .map_err(|_| super::corrupt("content hash", "not 32 bytes"))?;
+                Ok((row.get(0), hash))
+            })
+            .collect()
+    }
+}
+
+const DOCUMENT_SUMMARY_COLUMNS: &str = "doc_id, layout, title, date, source, url, metadata, \
+     '' AS text, origin, content_hash, created_at, updated_at, passages";
+const DOCUMENT_COLUMNS: &str = "doc_id, layout, title, date, source, url, metadata, text, \
+     origin, content_hash, created_at, updated_at, passages";
+
+fn document_record(row: &postgres::Row) -> Result<DocumentRecord> {
+    let layout: &str = row.get(1);
+    let metadata: Value = row.get(6);
+    let hash: Vec<u8> = row.get(9);
+    Ok(DocumentRecord {
+        id: row.get(0),
+        layout: layout
+            .parse()
+            .map_err(|e| super::corrupt("document layout", e))?,
+        title: row.get(2),
+        date: row.get(3),
+        source: row.get(4),
+        url: row.get(5),
+        metadata: match metadata {
+            Value::Object(map) => map,
+            other => return Err(super::corrupt("metadata", other)),
+        },
+        text: row.get(7),
+        origin: Origin::parse(row.get(8)),
+        content_hash: hash
+            .try_into()
+            .map_err(|_| super::corrupt("content hash", "not 32 bytes"))?,
+        created_at: row.get(10),
+        updated_at: row.get(11),
+        passages: row.get::<_, i32>(12) as usize,
+    })
+}
+
+const JOB_COLUMNS: &str = "id, collection, status, created_at, started_at, finished_at, \
+     documents, done, failed, passages, embedded, tokens, reused, working_ms, error";
+
+fn job_record(row: &postgres::Row) -> Result<JobRecord> {
+    Ok(JobRecord {
+        id: row.get(0),
+        collection: row.get(1),
+        status: JobStatus::parse(row.get(2))?,
+        created_at: row.get(3),
+        started_at: row.get(4),
+        finished_at: row.get(5),
+        documents: row.get::<_, i64>(6) as usize,
+        done: row.get::<_, i64>(7) as usize,
+        failed: row.get::<_, i64>(8) as usize,
+        passages: row.get::<_, i64>(9) as usize,
+        embedded: row.get::<_, i64>(10) as usize,
+        tokens: row.get::<_, i64>(11) as u64,
+        reused: row.get::<_, i64>(12) as usize,
+        working_ms: row.get::<_, i64>(13) as u64,
+        error: row.get(14),
+    })
+}
+
+impl JobStore for PostgresStore {
+    fn create_job(&self, id: &str, collection: &str, lines: &[JobLine]) -> Result<JobRecord> {
+        let mut client = self.client()?;
+        let mut transaction = client.transaction()?;
+        collection_id(&mut transaction, collection)?;
+        let failed = lines.iter().filter(|l| l.refused.is_some()).count() as i64;
+        transaction.execute(
+            "INSERT INTO jobs (id, collection, status, created_at, documents, failed)
+             VALUES ($1, $2, 'queued', $3, $4, $5)",
+            &[&id, &collection, &now_ms(), &(lines.len() as i64), &failed],
+        )?;
+        let insert = transaction.prepare(
+            "INSERT INTO job_lines (job_id, seq, file, line, body, state, error_code, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )?;
+        for line in lines {
+            let (state, code, message) = match &line.refused {
+                Some((code, message)) => ("failed", Some(code), Some(message)),
+                None => ("pending", None, None),
+            };
+            transaction.execute(
+                &insert,
+                &[
+                    &id,
+                    &(line.seq as i64),
+                    &line.file,
+                    &(line.line as i64),
+                    &line.body,
+                    &state,
+                    &code,
+                    &message,
+                ],
+            )?;
+        }
+        transaction.commit()?;
+        drop(client);
+        self.job(id)?
+            .ok_or_else(|| StoreError::Unavailable("the job vanished after it was written".into()))
+    }
+
+    fn job(&self, id: &str) -> Result<Option<JobRecord>> {
+        self.client()?
+            .query_opt(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"),
+                &[&id],
+            )?
+            .map(|row| job_record(&row))
+            .transpose()
+    }
+
+    fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
+        self.client()?
+            .query(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running')
+                     ORDER BY created_at, id"
+                ),
+                &[],
+            )?
+            .iter()
+            .map(job_record)
+            .collect()
+    }
+
+    fn pending_lines(&self, id: &str, limit: usize) -> Result<Vec<JobLine>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT seq, file, line, body FROM job_lines
+                 WHERE job_id = $1 AND state = 'pending' ORDER BY seq LIMIT $2",
+                &[&id, &(limit as i64)],
+            )?
+            .iter()
+            .map(|row| JobLine {
+                seq: row.get::<_, i64>(0) as usize,
+                file: row.get(1),
+                line: row.get::<_, i64>(2) as usize,
+                body: row.get(3),
+                refused: None,
+            })
+            .collect())
+    }
+
+    fn job_errors(&self, id: &str, limit: usize) -> Result<Vec<LineError>> {
+        Ok(self
+            .client()?
+            .query(
+                "SELECT file, line, error_code, error FROM job_lines
+                 WHERE job_id = $1 AND state = 'failed' ORDER BY seq LIMIT $2",
+                &[&id, &(limit as i64)],
+            )?
+            .iter()
+            .map(|row| LineError {
+                file: row.get(0),
+                line: row.get::<_, i64>(1) as usize,
+                code: row.get(2),
+                message: row.get(3),
+            })
+            .collect())
+    }
+
+    fn set_job_status(&self, id: &str, status: JobStatus, error: Option<&str>) -> Result<()> {
+        self.client()?.execute(
+            "UPDATE jobs SET status = $2, error = $3,
+                 started_at = CASE WHEN $2 = 'running' THEN COALESCE(started_at, $4) ELSE started_at END,
+                 finished_at = CASE WHEN $2 IN ('completed', 'failed') THEN $4 ELSE finished_at END
+             WHERE id = $1",
+            &[&id, &status.as_str(), &error, &now_ms()],
+        )?;
+        Ok(())
+    }
+}
+
+/// Records a batch's progress in the transaction that writes its documents.
+fn record_progress(transaction: &mut Transaction<'_>, progress: &JobProgress) -> Result<()> {
+    let done: Vec<i64> = progress.done.iter().map(|&seq| seq as i64).collect();
+    transaction.execute(
+        "UPDATE job_lines SET state = 'done' WHERE job_id = $1 AND seq = ANY($2)",
+        &[&progress.job, &done],
+    )?;
+    let failed = transaction.prepare(
+        "UPDATE job_lines SET state = 'failed', error_code = $3, error = $4
+         WHERE job_id = $1 AND seq = $2",
+    )?;
+    for (seq, code, message) in &progress.failed {
+        transaction.execute(&failed, &[&progress.job, &(*seq as i64), code, message])?;
+    }
+    transaction.execute(
+        "UPDATE jobs SET done = done + $2, failed = failed + $3, passages = passages + $4,
+             embedded = embedded + $5, tokens = tokens + $6, reused = reused + $7,
+             working_ms = working_ms + $8
+         WHERE id = $1",
+        &[
+            &progress.job,
+            &(progress.done.len() as i64),
+            &(progress.failed.len() as i64),
+            &(progress.passages as i64),
+            &(progress.embedded as i64),
+            &(progress.tokens as i64),
+            &(progress.reused as i64),
+            &(progress.working_ms as i64),
+        ],
+    )?;
+    Ok(())
+}
