@@ -108,3 +108,132 @@ fn replicas_starting_together_migrate_and_load_the_corpus_once() {
         assert!(!ids(replica, "/v1/search", "人工智能").is_empty());
     }
 }
+
+/// Polls `ready` until it holds, up to ten seconds; returns how long it took.
+fn until(what: &str, ready: impl Fn() -> bool) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{what}: not seen after 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn a_write_through_one_replica_is_searchable_through_another() {
+    let Some(url) = database("follow") else {
+        return;
+    };
+    let store = ["--store", url.as_str(), "--no-corpus"];
+    let (a, b) = (spawn_serve(&store), spawn_serve(&store));
+    call(&a.url, "PUT", "/v1/collections/shared", None);
+    let lag = until("a collection created through A", || {
+        call(&b.url, "GET", "/v1/collections/shared", None).0 == 200
+    });
+    eprintln!("collection visible through B after {lag:?}");
+
+    let note = json!({"text": "第一版：这份笔记讨论了城市垃圾分类的推进情况。"});
+    send_json(&a.url, "PUT", "/v1/collections/shared/documents/n1", &note);
+    let search = |server: &ServerProcess| ids(server, "/v1/collections/shared/search", "垃圾分类");
+    let lag = until("a document written through A", || !search(&b).is_empty());
+    eprintln!("document searchable through B after {lag:?}");
+    assert_eq!(search(&b), search(&a), "the same passages and scores");
+
+    let replacement = json!({"text": "第二版：改为讨论城市绿化和公园建设。"});
+    send_json(
+        &a.url,
+        "PUT",
+        "/v1/collections/shared/documents/n1",
+        &replacement,
+    );
+    until("a document replaced through A", || {
+        let (_, answer) = send_json(
+            &b.url,
+            "POST",
+            "/v1/collections/shared/search",
+            &json!({"query": "公园建设"}),
+        );
+        answer["results"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("第二版"))
+    });
+    let (_, document) = call(&b.url, "GET", "/v1/collections/shared/documents/n1", None);
+    assert!(document["text"].as_str().unwrap().starts_with("第二版"));
+
+    call(
+        &a.url,
+        "DELETE",
+        "/v1/collections/shared/documents/n1",
+        None,
+    );
+    until("a document deleted through A", || search(&b).is_empty());
+
+    call(&a.url, "DELETE", "/v1/collections/shared", None);
+    until("a collection deleted through A", || {
+        call(&b.url, "GET", "/v1/collections/shared/search?q=a", None).0 == 404
+    });
+}
+
+#[test]
+fn an_import_left_by_a_killed_replica_is_finished_by_another() {
+    let Some(url) = database("takeover") else {
+        return;
+    };
+    let store = ["--store", url.as_str(), "--no-corpus"];
+    let (a, b) = (spawn_serve(&store), spawn_serve(&store));
+    call(&a.url, "PUT", "/v1/collections/bulk", None);
+    let documents = 120;
+    let body: String = (0..documents)
+        .map(|i| {
+            let text: String = (0..6)
+                .map(|p| {
+                    format!("文档{i}段落{p}：关于城市治理第{p}项措施的说明，涉及交通和住房。\n\n")
+                })
+                .collect();
+            json!({"id": format!("d{i}"), "text": text}).to_string() + "\n"
+        })
+        .collect();
+    let (status, accepted) = call(
+        &a.url,
+        "POST",
+        "/v1/collections/bulk/documents:import",
+        Some(("application/x-ndjson", body.as_bytes())),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let job = format!("/v1/jobs/{}", accepted["id"].as_str().unwrap());
+    until("the first batches", || {
+        let (_, report) = call(&a.url, "GET", &job, None);
+        report["documents"]["done"].as_u64().unwrap() >= 32
+    });
+    a.kill();
+
+    // B takes the job over once A's lease has run out (30 s) and finishes it.
+    let started = std::time::Instant::now();
+    let report = loop {
+        let (_, report) = call(&b.url, "GET", &job, None);
+        if report["status"] == "completed" {
+            break report;
+        }
+        assert!(started.elapsed().as_secs() < 90, "not taken over: {report}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    eprintln!(
+        "taken over and finished {:?} after the kill",
+        started.elapsed()
+    );
+    assert_eq!(report["documents"]["done"], documents, "{report}");
+    let (_, described) = call(&b.url, "GET", "/v1/collections/bulk", None);
+    assert_eq!(described["documents"], documents);
+    until("every imported document searchable through B", || {
+        let (_, answer) = send_json(
+            &b.url,
+            "POST",
+            "/v1/collections/bulk/search",
+            &json!({"query": "文档119段落5", "mode": "lexical", "top_k": 1}),
+        );
+        answer["results"][0]["document"]["path"] == "d119"
+    });
+}

@@ -25,6 +25,11 @@ const BATCH_DOCUMENTS: usize = 32;
 pub const REPORTED_ERRORS: usize = 100;
 /// How long a job waits before retrying when the store is unavailable (disk full, …).
 const STORAGE_RETRY: Duration = Duration::from_secs(5);
+/// How long a replica's claim on a job lasts without renewal: a replica killed in the middle
+/// of a job leaves it to another after this.
+const JOB_LEASE_MS: i64 = 30_000;
+/// How often a replica of a shared store looks for jobs to take over.
+const TAKEOVER_CHECK: Duration = Duration::from_secs(10);
 
 /// One document as a line of JSON: the format of import jobs (and of `wenda export`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +141,8 @@ impl JobSignal {
 pub(super) fn start_worker(core: &Arc<Wenda>) {
     let weak: Weak<Wenda> = Arc::downgrade(core);
     let signal = Arc::clone(&core.jobs);
+    // Over a shared store, another replica's job may need taking over: look now and then.
+    let takeover = core.store.shared().then_some(TAKEOVER_CHECK);
     std::thread::Builder::new()
         .name("wenda-jobs".into())
         .spawn(move || {
@@ -143,6 +150,7 @@ pub(super) fn start_worker(core: &Arc<Wenda>) {
                 .enable_all()
                 .build()
                 .expect("a runtime for import jobs");
+            let mut last_look = std::time::Instant::now();
             loop {
                 {
                     let mut pending = signal
@@ -153,6 +161,9 @@ pub(super) fn start_worker(core: &Arc<Wenda>) {
                         if weak.strong_count() == 0 {
                             return;
                         }
+                        if takeover.is_some_and(|every| last_look.elapsed() >= every) {
+                            break;
+                        }
                         pending = signal
                             .wake
                             .wait_timeout(pending, Duration::from_millis(500))
@@ -161,6 +172,7 @@ pub(super) fn start_worker(core: &Arc<Wenda>) {
                     }
                     *pending = false;
                 }
+                last_look = std::time::Instant::now();
                 let Some(core) = weak.upgrade() else { return };
                 runtime.block_on(core.run_jobs());
             }
@@ -241,6 +253,14 @@ impl Wenda {
             let (store, id) = (Arc::clone(&store), id.clone());
             blocking(move || store.set_job_status(&id, status, error.as_deref()))
         };
+        let claim = || {
+            let (store, id) = (Arc::clone(&store), id.clone());
+            blocking(move || store.claim_job(&id, JOB_LEASE_MS))
+        };
+        if !claim().await?? {
+            // Another replica runs it.
+            return Ok(());
+        }
         status(JobStatus::Running, None).await??;
         let Ok(target) = self.collection(&job.collection) else {
             let error = format!("collection {:?} was deleted", job.collection);
@@ -248,6 +268,10 @@ impl Wenda {
             return Ok(());
         };
         loop {
+            if !claim().await?? {
+                tracing::warn!(job = id, "another replica took the job over");
+                return Ok(());
+            }
             let (reader, job_id) = (Arc::clone(&store), id.clone());
             let lines = blocking(move || reader.pending_lines(&job_id, BATCH_DOCUMENTS)).await??;
             if lines.is_empty() {

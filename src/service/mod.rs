@@ -13,6 +13,7 @@
 mod collections;
 mod documents;
 mod error;
+mod follow;
 mod jobs;
 mod names;
 mod search;
@@ -27,6 +28,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub use collections::CollectionSummary;
 pub use documents::{DocumentDetail, DocumentPage, NewDocument, PutOutcome, MAX_PAGE_SIZE};
 pub use error::ServiceError;
+pub use follow::FOLLOW_EVERY;
 pub use jobs::{DocumentLine, ImportLine, JobReport, REPORTED_ERRORS};
 pub use names::{check_collection_name, check_document_id, is_blank, DEFAULT_COLLECTION};
 pub use search::{
@@ -167,10 +169,15 @@ impl Wenda {
             lexical_weight: settings.lexical_weight,
             jobs: Arc::default(),
         };
+        // Changes other replicas make while this one loads are applied after it, again.
+        let position = wenda.store.change_position()?;
         let report = wenda.load_collections(progress)?;
         let unfinished = wenda.store.unfinished_jobs()?;
         let wenda = Arc::new(wenda);
         jobs::start_worker(&wenda);
+        if wenda.store.shared() {
+            follow::start_follower(&wenda, position);
+        }
         if !unfinished.is_empty() {
             tracing::info!(jobs = unfinished.len(), "resuming import jobs");
             wenda.jobs.notify();

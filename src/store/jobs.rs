@@ -147,9 +147,18 @@ pub trait JobStore: Send + Sync {
     fn job_errors(&self, id: &str, limit: usize) -> Result<Vec<LineError>>;
     /// Moves job `id` to `status`, stamping when it started or finished.
     fn set_job_status(&self, id: &str, status: JobStatus, error: Option<&str>) -> Result<()>;
+    /// Makes this process the runner of job `id` for the next `lease_ms`, or renews its lease:
+    /// false when another process holds an unexpired lease. One process runs a job at a time;
+    /// when it dies, another takes the job over once the lease has run out.
+    fn claim_job(&self, id: &str, lease_ms: i64) -> Result<bool>;
 }
 
 impl JobStore for SqliteStore {
+    fn claim_job(&self, _id: &str, _lease_ms: i64) -> Result<bool> {
+        // The lock on the data directory: this process is the only runner.
+        Ok(true)
+    }
+
     /// Records a new job over `collection` with its lines; lines refused on arrival count as
     /// failed from the start.
     fn create_job(&self, id: &str, collection: &str, lines: &[JobLine]) -> Result<JobRecord> {

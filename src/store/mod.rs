@@ -226,6 +226,23 @@ pub trait DocumentStore: Send + Sync {
     /// The content hashes of the documents of `collection` that came from `origin`.
     fn content_hashes(&self, collection: &str, origin: Origin)
         -> Result<HashMap<String, [u8; 32]>>;
+    /// The passages of one document, with their vectors (to follow another process's write).
+    fn load_document(&self, collection: &str, id: &str) -> Result<Vec<LoadedPassage>>;
+    /// What other processes changed after position `after`, in commit order, and the position
+    /// to ask from next time. A store that one process owns has nothing to report.
+    fn changes_since(&self, after: u64) -> Result<(Vec<Change>, u64)>;
+    /// The position of the latest change, to follow changes from.
+    fn change_position(&self) -> Result<u64>;
+    /// Whether other processes may write to this store at the same time.
+    fn shared(&self) -> bool;
+}
+
+/// A change another process made to a shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub collection: String,
+    /// The document written or deleted; `None` when the collection was created or deleted.
+    pub document: Option<String>,
 }
 
 /// A store of documents and of import jobs: what the service core holds.
@@ -314,6 +331,49 @@ impl SqliteStore {
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(records)
+    }
+
+    /// The passages of `collection` (of one document, if given), in document and passage
+    /// order, with their vectors under the store's model where there is one. Rows are read in
+    /// one pass and decoded in parallel: at start-up this is most of the time a restart takes.
+    fn load_passages(
+        &self,
+        collection: &str,
+        document: Option<&str>,
+    ) -> Result<Vec<LoadedPassage>> {
+        type Row = (String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+        let rows: Vec<Row> = {
+            let reader = self.reader();
+            let id = collection_id(&reader, collection)?;
+            let mut statement = reader.prepare_cached(
+                "SELECT p.body, p.text_key, p.terms, v.vector
+                 FROM passages p
+                 LEFT JOIN vectors v ON v.model = ?2 AND v.text_key = p.text_key
+                 WHERE p.collection_id = ?1 AND (?3 IS NULL OR p.doc_id = ?3)
+                 ORDER BY p.doc_id, p.seq",
+            )?;
+            let rows = statement
+                .query_map(params![id, self.model.as_bytes(), document], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            rows
+        };
+        use rayon::prelude::*;
+        rows.into_par_iter()
+            .map(|(body, key, terms, vector)| {
+                let passage: Passage =
+                    serde_json::from_str(&body).map_err(|e| corrupt("passage", e))?;
+                Ok(LoadedPassage {
+                    stored: StoredPassage {
+                        passage,
+                        text_key: text_key(&key)?,
+                        terms: TermCounts::decode(&terms).map_err(|e| corrupt("terms", e))?,
+                    },
+                    vector: vector.map(|bytes| self.decode_vector(&bytes)).transpose()?,
+                })
+            })
+            .collect()
     }
 
     fn decode_vector(&self, bytes: &[u8]) -> Result<Vec<f32>> {
@@ -438,39 +498,7 @@ impl DocumentStore for SqliteStore {
     /// the store's model where there is one. Rows are read in one pass and decoded in parallel:
     /// at start-up this is most of the time a restart takes.
     fn load_collection(&self, collection: &str) -> Result<Vec<LoadedPassage>> {
-        type Row = (String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
-        let rows: Vec<Row> = {
-            let reader = self.reader();
-            let id = collection_id(&reader, collection)?;
-            let mut statement = reader.prepare_cached(
-                "SELECT p.body, p.text_key, p.terms, v.vector
-                 FROM passages p
-                 LEFT JOIN vectors v ON v.model = ?2 AND v.text_key = p.text_key
-                 WHERE p.collection_id = ?1
-                 ORDER BY p.doc_id, p.seq",
-            )?;
-            let rows = statement
-                .query_map(params![id, self.model.as_bytes()], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            rows
-        };
-        use rayon::prelude::*;
-        rows.into_par_iter()
-            .map(|(body, key, terms, vector)| {
-                let passage: Passage =
-                    serde_json::from_str(&body).map_err(|e| corrupt("passage", e))?;
-                Ok(LoadedPassage {
-                    stored: StoredPassage {
-                        passage,
-                        text_key: text_key(&key)?,
-                        terms: TermCounts::decode(&terms).map_err(|e| corrupt("terms", e))?,
-                    },
-                    vector: vector.map(|bytes| self.decode_vector(&bytes)).transpose()?,
-                })
-            })
-            .collect()
+        self.load_passages(collection, None)
     }
 
     /// Replaces the stored terms of passages (after the analyzer changed), by passage id.
@@ -583,6 +611,23 @@ impl DocumentStore for SqliteStore {
             })
             .collect();
         hashes
+    }
+
+    fn load_document(&self, collection: &str, id: &str) -> Result<Vec<LoadedPassage>> {
+        self.load_passages(collection, Some(id))
+    }
+
+    fn changes_since(&self, after: u64) -> Result<(Vec<Change>, u64)> {
+        // The lock on the data directory: no other process writes here.
+        Ok((Vec::new(), after))
+    }
+
+    fn change_position(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    fn shared(&self) -> bool {
+        false
     }
 }
 

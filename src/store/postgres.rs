@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use super::jobs::{JobLine, JobProgress, JobRecord, JobStatus, JobStore, LineError};
 use super::{
-    now_ms, BatchOutcome, CollectionRecord, DocumentRecord, DocumentStore, LoadedPassage, Origin,
-    Result, StoreError, StoredPassage, WriteBatch,
+    now_ms, BatchOutcome, Change, CollectionRecord, DocumentRecord, DocumentStore, LoadedPassage,
+    Origin, Result, StoreError, StoredPassage, WriteBatch,
 };
 use crate::corpus::Passage;
 use crate::embedding::{ModelFingerprint, TextKey};
@@ -110,11 +110,30 @@ const MIGRATIONS: &[&str] = &[
          PRIMARY KEY (job_id, seq)
      );
      CREATE INDEX job_lines_pending ON job_lines (job_id, state, seq);",
+    // 2: the change feed replicas follow to keep their indexes in step.
+    "CREATE TABLE changes (
+         seq bigserial PRIMARY KEY,
+         collection text NOT NULL,
+         doc_id text,
+         replica text NOT NULL,
+         at bigint NOT NULL
+     );
+     CREATE INDEX changes_by_time ON changes (at);",
+    // 3: which replica runs a job, until when.
+    "ALTER TABLE jobs ADD COLUMN runner text, ADD COLUMN lease_until bigint;",
 ];
+
+/// The advisory lock every write takes: writes commit one after another, so the change feed's
+/// order is their commit order and a replica reading it never skips a change still in flight.
+const WRITE_LOCK: i64 = 7418263502;
+/// How long changes are kept for replicas to follow (a replica that stops longer reloads all).
+const CHANGES_KEPT_MS: i64 = 24 * 3600 * 1000;
 
 /// The store in a PostgreSQL database.
 pub struct PostgresStore {
     pool: Pool,
+    /// This process's name in the change feed, so it does not follow its own writes.
+    replica: String,
     /// The URL without its password, for logs.
     location: String,
     model: ModelFingerprint,
@@ -157,6 +176,7 @@ impl PostgresStore {
             .build(PostgresConnectionManager::new(config, NoTls))?;
         let store = Self {
             pool,
+            replica: replica_name(),
             location,
             model,
             dimensions,
@@ -230,6 +250,43 @@ impl PostgresStore {
         Ok(values)
     }
 
+    /// The passages of `collection` (of one document, if given), in document and passage
+    /// order, with their vectors under the store's model where there is one.
+    fn load_passages(
+        &self,
+        collection: &str,
+        document: Option<&str>,
+    ) -> Result<Vec<LoadedPassage>> {
+        let mut client = self.client()?;
+        let id = collection_id(&mut *client, collection)?;
+        let rows = client.query(
+            "SELECT p.body, p.text_key, p.terms, v.embedding
+             FROM passages p
+             LEFT JOIN vectors v ON v.model = $2 AND v.text_key = p.text_key
+             WHERE p.collection_id = $1 AND ($3::text IS NULL OR p.doc_id = $3)
+             ORDER BY p.doc_id, p.seq",
+            &[&id, &self.model.as_bytes().as_slice(), &document],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let body: String = row.get(0);
+                let key: Vec<u8> = row.get(1);
+                let terms: Vec<u8> = row.get(2);
+                let vector: Option<Vector> = row.get(3);
+                Ok(LoadedPassage {
+                    stored: StoredPassage {
+                        passage: serde_json::from_str(&body)
+                            .map_err(|e| super::corrupt("passage", e))?,
+                        text_key: text_key(&key)?,
+                        terms: TermCounts::decode(&terms)
+                            .map_err(|e| super::corrupt("terms", e))?,
+                    },
+                    vector: vector.map(|v| self.decode_vector(v)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
     fn collection_records(&self, name: Option<&str>) -> Result<Vec<CollectionRecord>> {
         let rows = self.client()?.query(
             "SELECT c.name, c.created_at, COUNT(d.doc_id), COALESCE(SUM(d.passages), 0)::bigint,
@@ -250,6 +307,35 @@ impl PostgresStore {
             })
             .collect())
     }
+}
+
+/// A name for this process in the change feed: host, process id and start time.
+fn replica_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{}-{}-{}", host.trim(), std::process::id(), now_ms())
+}
+
+/// Takes the write lock and records changes in `transaction`.
+fn record_changes(
+    transaction: &mut Transaction<'_>,
+    replica: &str,
+    collection: &str,
+    documents: &[Option<&str>],
+) -> Result<()> {
+    if documents.is_empty() {
+        return Ok(());
+    }
+    let insert = transaction
+        .prepare("INSERT INTO changes (collection, doc_id, replica, at) VALUES ($1, $2, $3, $4)")?;
+    let now = now_ms();
+    for document in documents {
+        transaction.execute(&insert, &[&collection, document, &replica, &now])?;
+    }
+    transaction.execute(
+        "DELETE FROM changes WHERE at < $1",
+        &[&(now - CHANGES_KEPT_MS)],
+    )?;
+    Ok(())
 }
 
 /// The URL a config points at, without the password.
@@ -390,17 +476,28 @@ impl DocumentStore for PostgresStore {
     }
 
     fn create_collection(&self, name: &str) -> Result<bool> {
-        let created = self.client()?.execute(
+        let mut client = self.client()?;
+        let mut transaction = client.transaction()?;
+        transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+        let created = transaction.execute(
             "INSERT INTO collections (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[&name, &now_ms()],
-        )?;
-        Ok(created == 1)
+        )? == 1;
+        if created {
+            record_changes(&mut transaction, &self.replica, name, &[None])?;
+        }
+        transaction.commit()?;
+        Ok(created)
     }
 
     fn delete_collection(&self, name: &str) -> Result<bool> {
         let mut client = self.client()?;
         let mut transaction = client.transaction()?;
+        transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
         let deleted = transaction.execute("DELETE FROM collections WHERE name = $1", &[&name])?;
+        if deleted == 1 {
+            record_changes(&mut transaction, &self.replica, name, &[None])?;
+        }
         transaction.execute(
             "DELETE FROM vectors WHERE NOT EXISTS
                  (SELECT 1 FROM passages p WHERE p.text_key = vectors.text_key)",
@@ -421,12 +518,10 @@ impl DocumentStore for PostgresStore {
     fn write(&self, collection: &str, batch: &WriteBatch<'_>) -> Result<BatchOutcome> {
         let mut client = self.client()?;
         let mut transaction = client.transaction()?;
-        // Writers of one collection, from any replica, commit one after another: two replicas
-        // writing the same document end with one version, never a failed insert.
-        transaction.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('wenda collection ' || $1, 0))",
-            &[&collection],
-        )?;
+        // Writers, from any replica, commit one after another: two replicas writing the same
+        // document end with one version, never a failed insert, and the change feed is in
+        // commit order.
+        transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
         let collection_id = collection_id(&mut transaction, collection)?;
         let mut outcome = BatchOutcome::default();
         let mut released: Vec<Vec<u8>> = Vec::new();
@@ -472,6 +567,14 @@ impl DocumentStore for PostgresStore {
         if let Some(progress) = batch.job {
             record_progress(&mut transaction, progress)?;
         }
+        let changed: Vec<Option<&str>> = batch
+            .delete
+            .iter()
+            .copied()
+            .chain(batch.put.iter().map(|write| write.record.id.as_str()))
+            .map(Some)
+            .collect();
+        record_changes(&mut transaction, &self.replica, collection, &changed)?;
         transaction.commit()?;
         Ok(outcome)
     }
@@ -491,34 +594,41 @@ impl DocumentStore for PostgresStore {
     }
 
     fn load_collection(&self, collection: &str) -> Result<Vec<LoadedPassage>> {
-        let mut client = self.client()?;
-        let id = collection_id(&mut *client, collection)?;
-        let rows = client.query(
-            "SELECT p.body, p.text_key, p.terms, v.embedding
-             FROM passages p
-             LEFT JOIN vectors v ON v.model = $2 AND v.text_key = p.text_key
-             WHERE p.collection_id = $1
-             ORDER BY p.doc_id, p.seq",
-            &[&id, &self.model.as_bytes().as_slice()],
+        self.load_passages(collection, None)
+    }
+
+    fn load_document(&self, collection: &str, id: &str) -> Result<Vec<LoadedPassage>> {
+        self.load_passages(collection, Some(id))
+    }
+
+    fn changes_since(&self, after: u64) -> Result<(Vec<Change>, u64)> {
+        let rows = self.client()?.query(
+            "SELECT seq, collection, doc_id, replica FROM changes WHERE seq > $1
+             ORDER BY seq LIMIT 10000",
+            &[&(after as i64)],
         )?;
-        rows.iter()
-            .map(|row| {
-                let body: String = row.get(0);
-                let key: Vec<u8> = row.get(1);
-                let terms: Vec<u8> = row.get(2);
-                let vector: Option<Vector> = row.get(3);
-                Ok(LoadedPassage {
-                    stored: StoredPassage {
-                        passage: serde_json::from_str(&body)
-                            .map_err(|e| super::corrupt("passage", e))?,
-                        text_key: text_key(&key)?,
-                        terms: TermCounts::decode(&terms)
-                            .map_err(|e| super::corrupt("terms", e))?,
-                    },
-                    vector: vector.map(|v| self.decode_vector(v)).transpose()?,
-                })
+        let next = rows.last().map_or(after, |row| row.get::<_, i64>(0) as u64);
+        let changes = rows
+            .iter()
+            .filter(|row| row.get::<_, &str>(3) != self.replica)
+            .map(|row| Change {
+                collection: row.get(1),
+                document: row.get(2),
             })
-            .collect()
+            .collect();
+        Ok((changes, next))
+    }
+
+    fn change_position(&self) -> Result<u64> {
+        let position: Option<i64> = self
+            .client()?
+            .query_one("SELECT MAX(seq) FROM changes", &[])?
+            .get(0);
+        Ok(position.unwrap_or(0) as u64)
+    }
+
+    fn shared(&self) -> bool {
+        true
     }
 
     fn rewrite_terms(&self, collection: &str, terms: &[(&str, &TermCounts)]) -> Result<()> {
@@ -686,6 +796,16 @@ fn job_record(row: &postgres::Row) -> Result<JobRecord> {
 }
 
 impl JobStore for PostgresStore {
+    fn claim_job(&self, id: &str, lease_ms: i64) -> Result<bool> {
+        let now = now_ms();
+        let claimed = self.client()?.execute(
+            "UPDATE jobs SET runner = $2, lease_until = $3
+             WHERE id = $1 AND (runner IS NULL OR runner = $2 OR lease_until < $4)",
+            &[&id, &self.replica, &(now + lease_ms), &now],
+        )?;
+        Ok(claimed == 1)
+    }
+
     fn create_job(&self, id: &str, collection: &str, lines: &[JobLine]) -> Result<JobRecord> {
         let mut client = self.client()?;
         let mut transaction = client.transaction()?;
