@@ -5,6 +5,8 @@
 #
 #   scripts/postgres.sh start   # prints postgres://wenda@127.0.0.1:PORT/postgres
 #   scripts/postgres.sh stop
+#   scripts/postgres.sh pause   # stops the server, keeping its data (for fault tests)
+#   scripts/postgres.sh resume  # starts it again on the same port
 set -euo pipefail
 
 version=18.6.3
@@ -39,9 +41,17 @@ start)
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     as_postgres "$pg/bin/initdb" -D "$data/cluster" -U wenda --auth=trust -E UTF8 --no-sync >"$base/initdb.log" 2>&1 \
         || { cat "$base/initdb.log" >&2; exit 1; }
+    echo "$port" >"$base/port"
+    "$0" resume
+    echo "postgres://wenda@127.0.0.1:$port/postgres"
+    ;;
+resume)
+    port=$(cat "$base/port")
     as_postgres "$pg/bin/pg_ctl" -D "$data/cluster" -l "$data/log" -w \
         -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >&2
-    echo "postgres://wenda@127.0.0.1:$port/postgres"
+    ;;
+pause)
+    as_postgres "$pg/bin/pg_ctl" -D "$data/cluster" -m fast -w stop >&2
     ;;
 stop)
     if [ -f "$data/cluster/postmaster.pid" ]; then
@@ -49,7 +59,7 @@ stop)
     fi
     ;;
 *)
-    echo "usage: $0 start|stop" >&2
+    echo "usage: $0 start|stop|pause|resume" >&2
     exit 2
     ;;
 esac

@@ -32,13 +32,14 @@ pub async fn health() -> Json<Status> {
     })
 }
 
-/// Readiness: 200 once the model is loaded and the collections indexed; 503 `not_ready` before.
+/// Readiness: 200 once the model is loaded and the collections indexed and while the store
+/// answers; 503 `not_ready` before, `storage_unavailable` while a database is unreachable.
 #[utoipa::path(get, path = "/ready", tag = "service", security(()), responses(
-    (status = 200, description = "Searches will be answered.", body = Status),
-    (status = 503, description = "`not_ready`: the index is still being built.", body = ErrorBody),
+    (status = 200, description = "Searches and writes will be answered.", body = Status),
+    (status = 503, description = "`not_ready`: the index is still being built; `storage_unavailable`: the database does not answer.", body = ErrorBody),
 ))]
 pub async fn ready(State(state): Shared) -> Answer<Status> {
-    state.core()?;
+    state.core()?.check_store().await?;
     Ok(Json(Status {
         status: "ready".into(),
     }))

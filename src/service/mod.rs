@@ -331,6 +331,14 @@ impl Wenda {
             .map_err(|_| ServiceError::Overloaded)
     }
 
+    /// Whether the store answers: a shared database may be down, when writes fail (searches go
+    /// on from the indexes in memory).
+    pub async fn check_store(&self) -> Result<(), ServiceError> {
+        let store = Arc::clone(&self.store);
+        blocking(move || store.ping()).await??;
+        Ok(())
+    }
+
     /// The embedding model itself (for offline evaluation and benchmarks).
     pub fn embedder(&self) -> &Embedder {
         &self.embedder

@@ -235,6 +235,8 @@ pub trait DocumentStore: Send + Sync {
     fn change_position(&self) -> Result<u64>;
     /// Whether other processes may write to this store at the same time.
     fn shared(&self) -> bool;
+    /// Whether the store answers now (a database server may be down).
+    fn ping(&self) -> Result<()>;
 }
 
 /// A change another process made to a shared store.
@@ -628,6 +630,10 @@ impl DocumentStore for SqliteStore {
 
     fn shared(&self) -> bool {
         false
+    }
+
+    fn ping(&self) -> Result<()> {
+        Ok(())
     }
 }
 

@@ -631,6 +631,11 @@ impl DocumentStore for PostgresStore {
         true
     }
 
+    fn ping(&self) -> Result<()> {
+        self.client()?.batch_execute("SELECT 1")?;
+        Ok(())
+    }
+
     fn rewrite_terms(&self, collection: &str, terms: &[(&str, &TermCounts)]) -> Result<()> {
         let mut client = self.client()?;
         let mut transaction = client.transaction()?;
