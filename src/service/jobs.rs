@@ -25,11 +25,11 @@ const BATCH_DOCUMENTS: usize = 32;
 pub const REPORTED_ERRORS: usize = 100;
 /// How long a job waits before retrying when the store is unavailable (disk full, …).
 const STORAGE_RETRY: Duration = Duration::from_secs(5);
-/// How long a replica's claim on a job lasts without renewal: a replica killed in the middle
-/// of a job leaves it to another after this.
-const JOB_LEASE_MS: i64 = 30_000;
-/// How often a replica of a shared store looks for jobs to take over.
-const TAKEOVER_CHECK: Duration = Duration::from_secs(10);
+/// How long a replica's claim on a batch of lines lasts: a replica killed in the middle of a
+/// batch leaves its lines to another after this.
+const LINE_LEASE_MS: i64 = 30_000;
+/// How often a replica of a shared store looks for jobs to help with or take over.
+const TAKEOVER_CHECK: Duration = Duration::from_secs(2);
 
 /// One document as a line of JSON: the format of import jobs (and of `wenda export`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,14 +253,6 @@ impl Wenda {
             let (store, id) = (Arc::clone(&store), id.clone());
             blocking(move || store.set_job_status(&id, status, error.as_deref()))
         };
-        let claim = || {
-            let (store, id) = (Arc::clone(&store), id.clone());
-            blocking(move || store.claim_job(&id, JOB_LEASE_MS))
-        };
-        if !claim().await?? {
-            // Another replica runs it.
-            return Ok(());
-        }
         status(JobStatus::Running, None).await??;
         let Ok(target) = self.collection(&job.collection) else {
             let error = format!("collection {:?} was deleted", job.collection);
@@ -268,13 +260,16 @@ impl Wenda {
             return Ok(());
         };
         loop {
-            if !claim().await?? {
-                tracing::warn!(job = id, "another replica took the job over");
-                return Ok(());
-            }
-            let (reader, job_id) = (Arc::clone(&store), id.clone());
-            let lines = blocking(move || reader.pending_lines(&job_id, BATCH_DOCUMENTS)).await??;
+            let (claims, job_id) = (Arc::clone(&store), id.clone());
+            let lines =
+                blocking(move || claims.claim_lines(&job_id, BATCH_DOCUMENTS, LINE_LEASE_MS))
+                    .await??;
             if lines.is_empty() {
+                // Done, unless other replicas still hold lines: the last one to finish says so.
+                let (left, job_id) = (Arc::clone(&store), id.clone());
+                if blocking(move || left.lines_left(&job_id)).await?? > 0 {
+                    return Ok(());
+                }
                 break;
             }
             match self.import_batch(&job, &target, lines).await {

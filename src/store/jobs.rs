@@ -141,22 +141,32 @@ pub trait JobStore: Send + Sync {
     fn job(&self, id: &str) -> Result<Option<JobRecord>>;
     /// Jobs not finished (queued or interrupted while running), oldest first.
     fn unfinished_jobs(&self) -> Result<Vec<JobRecord>>;
-    /// Up to `limit` lines of job `id` still to do, in order.
-    fn pending_lines(&self, id: &str, limit: usize) -> Result<Vec<JobLine>>;
+    /// Claims up to `limit` lines of job `id` still to do, in order, for `lease_ms`: lines no
+    /// other process holds an unexpired claim on. Replicas of a shared store each claim their
+    /// own lines, so an import is shared among them and no line is done twice; a replica that
+    /// dies leaves its lines to the others when the lease runs out.
+    fn claim_lines(&self, id: &str, limit: usize, lease_ms: i64) -> Result<Vec<JobLine>>;
+    /// Lines of job `id` not yet done or refused, claimed or not.
+    fn lines_left(&self, id: &str) -> Result<usize>;
     /// Up to `limit` refused lines of job `id`, in order.
     fn job_errors(&self, id: &str, limit: usize) -> Result<Vec<LineError>>;
     /// Moves job `id` to `status`, stamping when it started or finished.
     fn set_job_status(&self, id: &str, status: JobStatus, error: Option<&str>) -> Result<()>;
-    /// Makes this process the runner of job `id` for the next `lease_ms`, or renews its lease:
-    /// false when another process holds an unexpired lease. One process runs a job at a time;
-    /// when it dies, another takes the job over once the lease has run out.
-    fn claim_job(&self, id: &str, lease_ms: i64) -> Result<bool>;
 }
 
 impl JobStore for SqliteStore {
-    fn claim_job(&self, _id: &str, _lease_ms: i64) -> Result<bool> {
-        // The lock on the data directory: this process is the only runner.
-        Ok(true)
+    fn claim_lines(&self, id: &str, limit: usize, _lease_ms: i64) -> Result<Vec<JobLine>> {
+        // The lock on the data directory: no other process claims lines here.
+        self.pending_lines(id, limit)
+    }
+
+    fn lines_left(&self, id: &str) -> Result<usize> {
+        let left: i64 = self.reader().query_row(
+            "SELECT COUNT(*) FROM job_lines WHERE job_id = ?1 AND state = 'pending'",
+            [id],
+            |row| row.get(0),
+        )?;
+        Ok(left as usize)
     }
 
     /// Records a new job over `collection` with its lines; lines refused on arrival count as
@@ -224,27 +234,6 @@ impl JobStore for SqliteStore {
         records
     }
 
-    /// Up to `limit` lines of job `id` still to do, in order.
-    fn pending_lines(&self, id: &str, limit: usize) -> Result<Vec<JobLine>> {
-        let reader = self.reader();
-        let mut statement = reader.prepare_cached(
-            "SELECT seq, file, line, body FROM job_lines
-             WHERE job_id = ?1 AND state = 'pending' ORDER BY seq LIMIT ?2",
-        )?;
-        let lines = statement
-            .query_map(params![id, limit as i64], |row| {
-                Ok(JobLine {
-                    seq: row.get::<_, i64>(0)? as usize,
-                    file: row.get(1)?,
-                    line: row.get::<_, i64>(2)? as usize,
-                    body: row.get(3)?,
-                    refused: None,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(lines)
-    }
-
     /// Up to `limit` refused lines of job `id`, in order.
     fn job_errors(&self, id: &str, limit: usize) -> Result<Vec<LineError>> {
         let reader = self.reader();
@@ -276,6 +265,29 @@ impl JobStore for SqliteStore {
             params![id, status.as_str(), error, now],
         )?;
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    /// Up to `limit` lines of job `id` still to do, in order.
+    fn pending_lines(&self, id: &str, limit: usize) -> Result<Vec<JobLine>> {
+        let reader = self.reader();
+        let mut statement = reader.prepare_cached(
+            "SELECT seq, file, line, body FROM job_lines
+             WHERE job_id = ?1 AND state = 'pending' ORDER BY seq LIMIT ?2",
+        )?;
+        let lines = statement
+            .query_map(params![id, limit as i64], |row| {
+                Ok(JobLine {
+                    seq: row.get::<_, i64>(0)? as usize,
+                    file: row.get(1)?,
+                    line: row.get::<_, i64>(2)? as usize,
+                    body: row.get(3)?,
+                    refused: None,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(lines)
     }
 }
 

@@ -119,8 +119,8 @@ const MIGRATIONS: &[&str] = &[
          at bigint NOT NULL
      );
      CREATE INDEX changes_by_time ON changes (at);",
-    // 3: which replica runs a job, until when.
-    "ALTER TABLE jobs ADD COLUMN runner text, ADD COLUMN lease_until bigint;",
+    // 3: which replica works on which lines of an import, until when.
+    "ALTER TABLE job_lines ADD COLUMN claimed_by text, ADD COLUMN lease_until bigint;",
 ];
 
 /// The advisory lock every write takes: writes commit one after another, so the change feed's
@@ -801,14 +801,43 @@ fn job_record(row: &postgres::Row) -> Result<JobRecord> {
 }
 
 impl JobStore for PostgresStore {
-    fn claim_job(&self, id: &str, lease_ms: i64) -> Result<bool> {
+    fn claim_lines(&self, id: &str, limit: usize, lease_ms: i64) -> Result<Vec<JobLine>> {
         let now = now_ms();
-        let claimed = self.client()?.execute(
-            "UPDATE jobs SET runner = $2, lease_until = $3
-             WHERE id = $1 AND (runner IS NULL OR runner = $2 OR lease_until < $4)",
-            &[&id, &self.replica, &(now + lease_ms), &now],
-        )?;
-        Ok(claimed == 1)
+        let mut lines: Vec<JobLine> = self
+            .client()?
+            .query(
+                "UPDATE job_lines SET claimed_by = $3, lease_until = $4
+                 WHERE (job_id, seq) IN (
+                     SELECT job_id, seq FROM job_lines
+                     WHERE job_id = $1 AND state = 'pending'
+                       AND (claimed_by IS NULL OR claimed_by = $3 OR lease_until < $5)
+                     ORDER BY seq LIMIT $2
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING seq, file, line, body",
+                &[&id, &(limit as i64), &self.replica, &(now + lease_ms), &now],
+            )?
+            .iter()
+            .map(|row| JobLine {
+                seq: row.get::<_, i64>(0) as usize,
+                file: row.get(1),
+                line: row.get::<_, i64>(2) as usize,
+                body: row.get(3),
+                refused: None,
+            })
+            .collect();
+        lines.sort_by_key(|line| line.seq);
+        Ok(lines)
+    }
+
+    fn lines_left(&self, id: &str) -> Result<usize> {
+        let left: i64 = self
+            .client()?
+            .query_one(
+                "SELECT COUNT(*) FROM job_lines WHERE job_id = $1 AND state = 'pending'",
+                &[&id],
+            )?
+            .get(0);
+        Ok(left as usize)
     }
 
     fn create_job(&self, id: &str, collection: &str, lines: &[JobLine]) -> Result<JobRecord> {
@@ -872,25 +901,6 @@ impl JobStore for PostgresStore {
             .iter()
             .map(job_record)
             .collect()
-    }
-
-    fn pending_lines(&self, id: &str, limit: usize) -> Result<Vec<JobLine>> {
-        Ok(self
-            .client()?
-            .query(
-                "SELECT seq, file, line, body FROM job_lines
-                 WHERE job_id = $1 AND state = 'pending' ORDER BY seq LIMIT $2",
-                &[&id, &(limit as i64)],
-            )?
-            .iter()
-            .map(|row| JobLine {
-                seq: row.get::<_, i64>(0) as usize,
-                file: row.get(1),
-                line: row.get::<_, i64>(2) as usize,
-                body: row.get(3),
-                refused: None,
-            })
-            .collect())
     }
 
     fn job_errors(&self, id: &str, limit: usize) -> Result<Vec<LineError>> {

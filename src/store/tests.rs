@@ -374,7 +374,7 @@ fn jobs_keep_their_lines_and_progress(backend: &dyn Backend) {
     );
     assert_eq!(store.unfinished_jobs().unwrap().len(), 1);
     let pending: Vec<usize> = store
-        .pending_lines("j1", 10)
+        .claim_lines("j1", 10, 1_000)
         .unwrap()
         .iter()
         .map(|l| l.seq)
@@ -411,7 +411,7 @@ fn jobs_keep_their_lines_and_progress(backend: &dyn Backend) {
         )
         .unwrap();
     let pending: Vec<usize> = store
-        .pending_lines("j1", 10)
+        .claim_lines("j1", 10, 1_000)
         .unwrap()
         .iter()
         .map(|l| l.seq)
@@ -512,4 +512,40 @@ fn backups_are_consistent_copies() {
     std::fs::rename(&copy, copy_dir.join(DATABASE_FILE)).unwrap();
     let restored = open(&copy_dir);
     assert_eq!(restored.load_collection("c").unwrap().len(), 2);
+}
+
+#[test]
+fn postgres_replicas_claim_disjoint_lines_and_take_over_expired_claims() {
+    let Some(server) = Postgres::from_env() else {
+        return;
+    };
+    server.fresh("claims");
+    let (a, b) = (server.open("claims"), server.open("claims"));
+    a.create_collection("c").unwrap();
+    let lines: Vec<JobLine> = (0..5)
+        .map(|seq| JobLine {
+            seq,
+            file: None,
+            line: seq + 1,
+            body: "{}".into(),
+            refused: None,
+        })
+        .collect();
+    a.create_job("j", "c", &lines).unwrap();
+    let seqs = |lines: Vec<JobLine>| lines.into_iter().map(|l| l.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(a.claim_lines("j", 2, 60_000).unwrap()), [0, 1]);
+    assert_eq!(seqs(b.claim_lines("j", 10, 60_000).unwrap()), [2, 3, 4]);
+    assert_eq!(
+        seqs(a.claim_lines("j", 10, 60_000).unwrap()),
+        [0, 1],
+        "its own, renewed"
+    );
+    assert_eq!(b.lines_left("j").unwrap(), 5);
+    // A claim that has run out (a replica that died) goes to whoever asks.
+    assert_eq!(seqs(a.claim_lines("j", 10, -1).unwrap()), [0, 1]);
+    assert_eq!(
+        seqs(b.claim_lines("j", 10, 60_000).unwrap()),
+        [0, 1, 2, 3, 4]
+    );
+    assert!(a.claim_lines("j", 10, 60_000).unwrap().is_empty());
 }
