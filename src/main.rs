@@ -51,6 +51,9 @@ enum Command {
     BenchWrites(commands::bench_writes::BenchWritesArgs),
     /// Measure how long opening a large store takes (a benchmark, prints figures).
     BenchRestart(commands::bench_restart::BenchRestartArgs),
+    /// Measure the PostgreSQL store beside the embedded one: ingest, recall, latency, size
+    /// (a benchmark, prints figures).
+    BenchStore(commands::bench_store::BenchStoreArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,5 +78,6 @@ fn main() -> anyhow::Result<()> {
         Command::BenchServe(args) => commands::bench_serve::run(args),
         Command::BenchWrites(args) => commands::bench_writes::run(args),
         Command::BenchRestart(args) => commands::bench_restart::run(args),
+        Command::BenchStore(args) => commands::bench_store::run(args),
     }
 }

@@ -1,6 +1,7 @@
 //! The database stopped and started under a running `wenda serve --store postgres://…`:
-//! writes fail fast with 503 `storage_unavailable` and change nothing, searches go on from the
-//! indexes in memory, `/ready` says the database is away, and all comes back by itself.
+//! writes and searches that need vectors fail fast with 503 `storage_unavailable` (writes
+//! change nothing), lexical searches go on from memory, `/ready` says the database is away, and
+//! all comes back by itself.
 //! (A test binary of its own: it stops the server every PostgreSQL test shares.)
 
 mod common;
@@ -60,13 +61,31 @@ fn the_database_going_away_and_coming_back() {
         (503, Some("storage_unavailable")),
         "{answer}"
     );
-    let (status, found) = send_json(
+    // The vectors are in the database: a search that needs them says it is unavailable; one
+    // by shared words alone goes on from this replica's memory.
+    let started = Instant::now();
+    let (status, answer) = send_json(
         &wenda.url,
         "POST",
         "/v1/collections/c/search",
         &json!({"query": "数据库停止之前"}),
     );
-    assert_eq!(status, 200, "searches go on: {found}");
+    eprintln!(
+        "a search with the database down answered {status} after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (503, Some("storage_unavailable")),
+        "{answer}"
+    );
+    let (status, found) = send_json(
+        &wenda.url,
+        "POST",
+        "/v1/collections/c/search",
+        &json!({"query": "数据库停止之前", "mode": "lexical"}),
+    );
+    assert_eq!(status, 200, "lexical searches go on: {found}");
     assert_eq!(found["results"][0]["document"]["path"], "before");
     let (status, ready) = call(&wenda.url, "GET", "/ready", None);
     assert_eq!(

@@ -18,7 +18,7 @@ use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
 use wenda::squad::Dataset;
 use wenda::store::{
     now_ms, DocumentRecord, DocumentStore, DocumentWrite, Origin, SqliteStore, StoredPassage,
-    WriteBatch,
+    WriteBatch, DEFAULT_EF_SEARCH,
 };
 
 use super::ModelArgs;
@@ -66,6 +66,7 @@ pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
         max_batch: 32,
         max_store_bytes: None,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
+        ef_search: DEFAULT_EF_SEARCH,
     };
     let summary = ModelSummary {
         id: args.model.model.clone(),
@@ -236,7 +237,7 @@ fn document(
 }
 
 /// Resident memory of this process, in MiB (Linux; 0 elsewhere).
-fn resident_mib() -> u64 {
+pub(super) fn resident_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

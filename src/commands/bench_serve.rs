@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use wenda::http::{self, AppState};
+use wenda::service::Wenda;
 use wenda::squad::Dataset;
 
 use super::core;
@@ -36,7 +37,8 @@ pub struct BenchServeArgs {
     top_k: usize,
 }
 
-struct Level {
+/// What one concurrency level measured.
+pub(super) struct Level {
     concurrency: usize,
     latencies: Vec<Duration>,
     errors: usize,
@@ -63,26 +65,25 @@ pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
         args.requests,
         args.dataset.display()
     );
-    println!(
-        "{:>11} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "concurrency", "requests", "errors", "QPS", "p50 ms", "p90 ms", "p99 ms", "max ms"
-    );
+    print_header();
     // Warm-up: thread pools, allocator, the first forward passes.
+    let body = |question: &str| serde_json::json!({ "query": question, "top_k": args.top_k });
+    let endpoint = format!("{url}/v1/search");
     run_level(
-        &url,
+        &endpoint,
         &questions[..questions.len().min(20)],
         1,
         20,
-        args.top_k,
+        &body,
     );
     let mut offset = 20;
     for &concurrency in &args.concurrency {
         let level = run_level(
-            &url,
+            &endpoint,
             &questions[offset % questions.len()..],
             concurrency.max(1),
             args.requests,
-            args.top_k,
+            &body,
         );
         offset += args.requests;
         print_level(&level);
@@ -92,8 +93,16 @@ pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
 
 /// Builds the index and serves it on a free local port from a background runtime.
 fn start_server(args: &ServeArgs) -> anyhow::Result<(String, tokio::runtime::Runtime)> {
+    serve_core(args, core::open(&args.model, &args.store, args.capacity())?)
+}
+
+/// Serves `core` on a free local port from a background runtime (the router as `args` say).
+pub(super) fn serve_core(
+    args: &ServeArgs,
+    core: Arc<Wenda>,
+) -> anyhow::Result<(String, tokio::runtime::Runtime)> {
     let state = AppState::new(args.limits());
-    state.set_ready(core::open(&args.model, &args.store, args.capacity())?);
+    state.set_ready(core);
     let runtime = tokio::runtime::Runtime::new()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -105,22 +114,21 @@ fn start_server(args: &ServeArgs) -> anyhow::Result<(String, tokio::runtime::Run
     Ok((url, runtime))
 }
 
-/// Sends `requests` searches from `concurrency` clients, questions taken in turn (cycling).
-fn run_level(
-    url: &str,
+/// Sends `requests` searches to `endpoint` from `concurrency` clients, questions taken in turn
+/// (cycling), each as the request `body` makes of it.
+pub(super) fn run_level(
+    endpoint: &str,
     questions: &[String],
     concurrency: usize,
     requests: usize,
-    top_k: usize,
+    body: &(dyn Fn(&str) -> serde_json::Value + Sync),
 ) -> Level {
     let next = Arc::new(AtomicUsize::new(0));
-    let endpoint = format!("{url}/v1/search");
     let started = Instant::now();
     let outcomes: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..concurrency)
             .map(|_| {
                 let next = Arc::clone(&next);
-                let endpoint = endpoint.as_str();
                 scope.spawn(move || {
                     let agent = ureq::AgentBuilder::new()
                         .timeout(Duration::from_secs(60))
@@ -135,7 +143,7 @@ fn run_level(
                         let sent = Instant::now();
                         let answered = agent
                             .post(endpoint)
-                            .send_json(serde_json::json!({ "query": question, "top_k": top_k }))
+                            .send_json(body(question))
                             .is_ok_and(|response| response.into_string().is_ok());
                         latencies.push(sent.elapsed());
                         errors += usize::from(!answered);
@@ -165,7 +173,14 @@ fn run_level(
     }
 }
 
-fn print_level(level: &Level) {
+pub(super) fn print_header() {
+    println!(
+        "{:>11} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "concurrency", "requests", "errors", "QPS", "p50 ms", "p90 ms", "p99 ms", "max ms"
+    );
+}
+
+pub(super) fn print_level(level: &Level) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let percentile = |p: f64| {
         let sorted = &level.latencies;

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use wenda::embedding::ModelFingerprint;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
 use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
+use wenda::store::{DEFAULT_EF_SEARCH, MAX_EF_SEARCH};
 
 use super::ModelArgs;
 
@@ -34,6 +35,18 @@ pub struct StoreArgs {
     /// Most bytes a SQLite store may grow to; writes beyond answer 503 `storage_unavailable`.
     #[arg(long, env = "WENDA_MAX_STORE_BYTES")]
     pub max_store_bytes: Option<u64>,
+    /// With --store: HNSW candidates a search keeps when the request gives no `ef_search`
+    /// (more finds more of the true nearest passages, slower).
+    #[arg(long, env = "WENDA_EF_SEARCH", default_value_t = DEFAULT_EF_SEARCH,
+          value_parser = parse_ef_search)]
+    pub ef_search: usize,
+}
+
+fn parse_ef_search(text: &str) -> Result<usize, String> {
+    text.parse()
+        .ok()
+        .filter(|ef| (1..=MAX_EF_SEARCH).contains(ef))
+        .ok_or_else(|| format!("a number of candidates from 1 to {MAX_EF_SEARCH}"))
 }
 
 impl StoreArgs {
@@ -98,6 +111,7 @@ pub fn open(
         max_batch: capacity.max_batch,
         max_store_bytes: store_args.max_store_bytes,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
+        ef_search: store_args.ef_search,
     };
     let mut progress = Progress::new("embedding stored passages");
     let (core, opened) = Wenda::open(

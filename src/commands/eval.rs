@@ -16,6 +16,7 @@ use wenda::index::IndexReader;
 use wenda::search::{self, Mode, Question, SearchParams, DEFAULT_LEXICAL_WEIGHT};
 use wenda::service::DEFAULT_COLLECTION;
 use wenda::squad::Dataset;
+use wenda::store::DEFAULT_EF_SEARCH;
 
 use super::core::{self, Capacity, StoreArgs};
 use super::{ModeArg, ModelArgs};
@@ -30,6 +31,13 @@ pub struct EvalArgs {
     /// Where evaluation stores are kept (one per dataset or corpus), apart from the served one.
     #[arg(long, default_value = ".wenda-data/eval")]
     data_dir: PathBuf,
+    /// Evaluate over this PostgreSQL database (with pgvector) instead of a store under
+    /// --data-dir: its collection `default` is synced with the corpus.
+    #[arg(long = "store")]
+    database_url: Option<String>,
+    /// With --store: HNSW candidates each search keeps.
+    #[arg(long, default_value_t = DEFAULT_EF_SEARCH)]
+    ef_search: usize,
     /// SQuAD-format dataset: its contexts are the corpus, its questions the queries.
     #[arg(
         long,
@@ -81,11 +89,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 .map_or("dataset".into(), |s| s.to_string_lossy().into_owned());
             let data_dir = args.data_dir.join(&stem);
             let (corpus, questions) = squad_as_corpus(dataset, &data_dir, &stem)?;
-            let store = eval_store(data_dir, vec![corpus]);
+            let store = eval_store(&args, data_dir, vec![corpus]);
             (dataset.display().to_string(), questions, store)
         }
         (None, Some(path)) => {
-            let store = eval_store(args.data_dir.join("questions"), args.corpus.clone());
+            let store = eval_store(&args, args.data_dir.join("questions"), args.corpus.clone());
             (path.display().to_string(), read_questions(path)?, store)
         }
         (None, None) => bail!("give --dataset or --questions"),
@@ -149,13 +157,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 /// A store of its own for one evaluation, filled from `corpus`.
-fn eval_store(data_dir: PathBuf, corpus: Vec<PathBuf>) -> StoreArgs {
+fn eval_store(args: &EvalArgs, data_dir: PathBuf, corpus: Vec<PathBuf>) -> StoreArgs {
     StoreArgs {
         data_dir,
-        database_url: None,
+        database_url: args.database_url.clone(),
         corpus,
         no_corpus: false,
         max_store_bytes: None,
+        ef_search: args.ef_search,
     }
 }
 

@@ -248,6 +248,7 @@ pub(super) async fn similar_to(
     let request = SimilarRequest {
         top_k: query.top_k,
         min_score: query.min_score,
+        ef_search: query.ef_search,
         ..SimilarRequest::default()
     };
     let outcome = state.core()?.similar(collection, id, request).await?;

@@ -86,6 +86,12 @@ pub struct SearchRequest {
     /// Turning it off saves about 0.05 ms per result.
     #[serde(default)]
     pub highlight: Option<bool>,
+    /// With the PostgreSQL store: HNSW candidates to keep (1 to 1000; the server's
+    /// `--ef-search` when absent). More finds more of the true nearest passages, slower.
+    /// Searches in memory are exact and ignore it.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000, example = 100)]
+    pub ef_search: Option<usize>,
 }
 
 impl SearchRequest {
@@ -99,6 +105,7 @@ impl SearchRequest {
             min_score: self.min_score,
             context: self.context.map(ContextBudget::into_domain).transpose()?,
             highlight: self.highlight.unwrap_or(true),
+            ef_search: self.ef_search,
         })
     }
 }
@@ -317,6 +324,9 @@ pub struct SearchQuery {
     pub context_tokens: Option<usize>,
     /// Mark where each result contains the query's words (`highlights`); default true.
     pub highlight: Option<bool>,
+    /// With the PostgreSQL store: HNSW candidates to keep (1 to 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub ef_search: Option<usize>,
 }
 
 impl From<SearchQuery> for SearchRequest {
@@ -340,6 +350,7 @@ impl From<SearchQuery> for SearchRequest {
                 },
             ),
             highlight: query.highlight,
+            ef_search: query.ef_search,
         }
     }
 }
@@ -355,6 +366,9 @@ pub struct SimilarQuery {
     /// Leave out results whose cosine similarity is below this (−1 to 1).
     #[param(minimum = -1.0, maximum = 1.0)]
     pub min_score: Option<f32>,
+    /// With the PostgreSQL store: HNSW candidates to keep (1 to 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub ef_search: Option<usize>,
 }
 
 /// The passages that best answer a query, best first.

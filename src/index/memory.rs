@@ -17,6 +17,7 @@
 //! the live passages of the snapshot, so scores do not depend on how passages are split into
 //! segments.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -26,7 +27,7 @@ use super::topk::TopK;
 use super::vector::{dot_product_kernel, DenseVectors};
 use super::{
     Analyzer, Filter, Hit, Index, IndexChange, IndexError, IndexReader, IndexedPassage,
-    LexicalScores, Slot,
+    LexicalScores, NearestQuery, Slot, Unavailable,
 };
 use crate::corpus::{Passage, PassageId};
 
@@ -233,6 +234,17 @@ impl Snapshot {
         self.parts.len()
     }
 
+    fn stored_vector(&self, slot: Slot) -> &[f32] {
+        let (part, row) = self.locate(slot);
+        part.segment.vectors.vector(row)
+    }
+
+    /// Whether `filter` admits the passage at `slot`.
+    pub(crate) fn admits_slot(&self, filter: &CompiledFilter<'_>, slot: Slot) -> bool {
+        let (part, row) = self.locate(slot);
+        Self::admits(filter, part, row)
+    }
+
     /// Whether the filter admits `row` of `part`.
     fn admits(filter: &CompiledFilter<'_>, part: &Part, row: usize) -> bool {
         filter.accepts(
@@ -295,32 +307,35 @@ impl IndexReader for Snapshot {
         &part.segment.passages[row]
     }
 
-    fn vector(&self, slot: Slot) -> &[f32] {
-        let (part, row) = self.locate(slot);
-        part.segment.vectors.vector(row)
+    fn vector(&self, slot: Slot) -> Result<Cow<'_, [f32]>, Unavailable> {
+        Ok(Cow::Borrowed(self.stored_vector(slot)))
     }
 
-    fn nearest(&self, query: &[f32], k: usize, filter: &Filter, exclude: Option<Slot>) -> Vec<Hit> {
-        let filter = filter.compile();
-        let mut top = TopK::new(k);
+    fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<Hit>, Unavailable> {
+        let filter = query.filter.compile();
+        let mut top = TopK::new(query.k);
         for part in &self.parts {
             let accept = |row: usize| {
                 part.is_live(row)
-                    && Some(part.base + row) != exclude
+                    && Some(part.base + row) != query.exclude
                     && Self::admits(&filter, part, row)
             };
-            for hit in part.segment.vectors.nearest(query, k, &accept) {
+            for hit in part.segment.vectors.nearest(query.vector, query.k, &accept) {
                 top.offer(Hit {
                     slot: part.base + hit.slot,
                     score: hit.score,
                 });
             }
         }
-        top.into_sorted()
+        Ok(top.into_sorted())
     }
 
-    fn cosine(&self, query: &[f32], slot: Slot) -> f32 {
-        dot_product_kernel()(query, self.vector(slot))
+    fn cosines(&self, query: &[f32], slots: &[Slot]) -> Result<Vec<f32>, Unavailable> {
+        let dot = dot_product_kernel();
+        Ok(slots
+            .iter()
+            .map(|&slot| dot(query, self.stored_vector(slot)))
+            .collect())
     }
 
     fn lexical_scores(&self, question: &str) -> LexicalScores {
@@ -388,6 +403,12 @@ impl MemoryIndex {
         }
     }
 
+    /// An index of passages and terms without vectors, for when the vectors live elsewhere
+    /// ([`RemoteIndex`](super::RemoteIndex)): the vectors of changes must then be empty.
+    pub fn lexical_only(analyzer: Arc<Analyzer>) -> Self {
+        Self::new(0, analyzer)
+    }
+
     /// The current state, with its concrete type (tests, benchmarks).
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
@@ -449,6 +470,21 @@ fn compact(parts: &mut Vec<Part>, dimensions: usize) {
 mod tests {
     use super::*;
     use crate::corpus::passage_for_tests as passage;
+
+    fn near<'a>(
+        vector: &'a [f32],
+        k: usize,
+        filter: &'a Filter,
+        exclude: Option<Slot>,
+    ) -> NearestQuery<'a> {
+        NearestQuery {
+            vector,
+            k,
+            filter,
+            exclude,
+            ef_search: None,
+        }
+    }
 
     fn analyzer() -> Arc<Analyzer> {
         static ANALYZER: std::sync::OnceLock<Arc<Analyzer>> = std::sync::OnceLock::new();
@@ -615,7 +651,9 @@ mod tests {
         let query = [1.0, 0.0, 0.0, 0.0];
         let all = ids(
             &*reader,
-            &reader.nearest(&query, 4, &Filter::default(), None),
+            &reader
+                .nearest(&near(&query, 4, &Filter::default(), None))
+                .unwrap(),
         );
         assert_eq!(all[0], "p0");
         assert_eq!(all.len(), 4);
@@ -624,13 +662,18 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(
-            ids(&*reader, &reader.nearest(&query, 4, &only, None)),
+            ids(
+                &*reader,
+                &reader.nearest(&near(&query, 4, &only, None)).unwrap()
+            ),
             ["p2"]
         );
         let first = reader.slot_of(&PassageId::new("p0"));
         let rest = ids(
             &*reader,
-            &reader.nearest(&query, 4, &Filter::default(), first),
+            &reader
+                .nearest(&near(&query, 4, &Filter::default(), first))
+                .unwrap(),
         );
         assert_eq!(rest.len(), 3);
         assert!(!rest.contains(&"p0".to_string()));
@@ -661,7 +704,9 @@ mod tests {
         assert_eq!((before.passage_count(), before.document_count()), (2, 1));
         assert_eq!((after.passage_count(), after.document_count()), (1, 1));
         // The old reader still resolves and ranks its own passages.
-        let hits = before.nearest(&[1.0, 0.0, 0.0, 0.0], 2, &Filter::default(), None);
+        let hits = before
+            .nearest(&near(&[1.0, 0.0, 0.0, 0.0], 2, &Filter::default(), None))
+            .unwrap();
         assert_eq!(ids(&*before, &hits), ["old1", "old2"]);
     }
 
@@ -721,14 +766,16 @@ mod tests {
                 let mut expected = [0.1f32; 4];
                 expected[i % 4] = 1.0;
                 let norm = expected.iter().map(|v| v * v).sum::<f32>().sqrt();
-                let stored = snapshot.vector(slot);
+                let stored = snapshot.stored_vector(slot);
                 assert!(
                     (stored[i % 4] - 1.0 / norm).abs() < 1e-6,
                     "p{i} vector moved with it"
                 );
             }
         }
-        let hits = snapshot.nearest(&[0.0, 0.0, 0.0, 1.0], 1000, &Filter::default(), None);
+        let hits = snapshot
+            .nearest(&near(&[0.0, 0.0, 0.0, 1.0], 1000, &Filter::default(), None))
+            .unwrap();
         assert_eq!(hits.len(), snapshot.passage_count());
     }
 }

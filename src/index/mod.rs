@@ -14,17 +14,21 @@
 mod filter;
 mod lexical;
 mod memory;
+mod remote;
 mod terms;
 mod topk;
 mod vector;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+pub(crate) use filter::fold;
 pub use filter::{
     Bounds, Filter, Inclusive, IsoDate, MetadataCondition, MetadataFilter, MetadataTest, Scalar,
 };
 pub use lexical::{Highlighter, HIGHLIGHT_ALWAYS_ROWS, HIGHLIGHT_MAX_ROW_SHARE};
 pub use memory::{MemoryIndex, Snapshot};
+pub use remote::{RemoteIndex, VectorSearch};
 pub use terms::{Analyzer, LocatedTerm, TermCounts, TermCountsDamaged};
 pub use topk::{best_first, Hit};
 pub use vector::{dot, DenseVectors, PARALLEL_ROWS};
@@ -63,6 +67,26 @@ pub enum IndexError {
     DuplicatePassage(String),
 }
 
+/// Why a reader could not answer: its vectors live in an engine (a database) that did not
+/// respond. Retrying later may succeed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("vector search unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// What [`IndexReader::nearest`] looks for.
+#[derive(Debug, Clone, Copy)]
+pub struct NearestQuery<'a> {
+    /// Normalised.
+    pub vector: &'a [f32],
+    pub k: usize,
+    pub filter: &'a Filter,
+    /// A passage to leave out (the one whose neighbours are asked for).
+    pub exclude: Option<Slot>,
+    /// Candidates an approximate (HNSW) index keeps while searching: more is slower and finds
+    /// more of the true nearest. Exact indexes ignore it; `None` is the index's default.
+    pub ef_search: Option<usize>,
+}
+
 /// Normalised BM25 of every slot of one reader for one question (0 where no term is shared).
 #[derive(Debug, Clone)]
 pub struct LexicalScores(Vec<f32>);
@@ -81,19 +105,20 @@ pub trait IndexReader: Send + Sync {
     fn passage_count(&self) -> usize;
     /// Documents they belong to.
     fn document_count(&self) -> usize;
-    /// Bytes the vectors take in memory.
+    /// Bytes the vectors take in this process's memory (0 when they live in a database).
     fn vector_bytes(&self) -> usize;
     fn slot_of(&self, id: &PassageId) -> Option<Slot>;
     /// The passage at `slot` (a slot this reader returned).
     fn passage(&self, slot: Slot) -> &Arc<Passage>;
     /// Its stored, normalised vector.
-    fn vector(&self, slot: Slot) -> &[f32];
-    /// The `k` passages `filter` admits whose vectors are most similar to `query` (normalised),
-    /// best first, `exclude` left out; scores are cosines.
-    fn nearest(&self, query: &[f32], k: usize, filter: &Filter, exclude: Option<Slot>) -> Vec<Hit>;
-    /// The cosine of `query` with the passage at `slot`, exactly as [`nearest`](Self::nearest)
-    /// computes it.
-    fn cosine(&self, query: &[f32], slot: Slot) -> f32;
+    fn vector(&self, slot: Slot) -> Result<Cow<'_, [f32]>, Unavailable>;
+    /// The `query.k` passages `query.filter` admits whose vectors are most similar to
+    /// `query.vector`, best first, `query.exclude` left out; scores are cosines. Exact over
+    /// an index in memory, approximate over an HNSW index.
+    fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<Hit>, Unavailable>;
+    /// The cosines of `query` with the passages at `slots`, in order, as
+    /// [`nearest`](Self::nearest) computes them.
+    fn cosines(&self, query: &[f32], slots: &[Slot]) -> Result<Vec<f32>, Unavailable>;
     /// The normalised BM25 score of every passage for `question`.
     fn lexical_scores(&self, question: &str) -> LexicalScores;
     /// The `k` passages `filter` admits with the best positive `scores`, best first.

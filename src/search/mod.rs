@@ -22,7 +22,9 @@ use std::sync::Arc;
 pub use context::{context, heading, Context, ContextCitation};
 
 use crate::corpus::{Passage, PassageId};
-use crate::index::{best_first, Filter, Hit, IndexReader, LexicalScores, Slot};
+use crate::index::{
+    best_first, Filter, Hit, IndexReader, LexicalScores, NearestQuery, Slot, Unavailable,
+};
 
 /// Most results one search may ask for.
 pub const MAX_TOP_K: usize = 100;
@@ -92,6 +94,8 @@ pub struct SearchParams {
     pub min_score: Option<f32>,
     /// Weight `w` of the lexical score in hybrid ranking (`0` is dense, `1` lexical).
     pub lexical_weight: f32,
+    /// Search effort of an approximate vector index (see [`NearestQuery::ef_search`]).
+    pub ef_search: Option<usize>,
 }
 
 impl Default for SearchParams {
@@ -102,6 +106,7 @@ impl Default for SearchParams {
             filter: Filter::default(),
             min_score: None,
             lexical_weight: DEFAULT_LEXICAL_WEIGHT,
+            ef_search: None,
         }
     }
 }
@@ -125,6 +130,8 @@ pub enum SearchError {
     UnknownPassage(String),
     #[error("{} ranking needs the question's embedding", .0.as_str())]
     MissingEmbedding(Mode),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
 }
 
 /// Candidates for a ranking, best first, with the most that any passage left out of them could
@@ -157,19 +164,32 @@ pub fn search(
             .vector
             .ok_or(SearchError::MissingEmbedding(params.mode))
     };
-    Ok(match params.mode {
+    let nearest = |vector, k| NearestQuery {
+        vector,
+        k,
+        filter,
+        exclude: None,
+        ef_search: params.ef_search,
+    };
+    match params.mode {
         Mode::Dense => {
             let query = vector()?;
             let hits = best_per_unit(reader, params.top_k, &|wanted| {
-                Candidates::top(reader.nearest(query, wanted, filter, None), wanted)
-            });
+                Ok(Candidates::top(
+                    reader.nearest(&nearest(query, wanted))?,
+                    wanted,
+                ))
+            })?;
             describe(reader, hits, Some(query), None, params.min_score)
         }
         Mode::Lexical => {
             let scores = reader.lexical_scores(question.text);
             let hits = best_per_unit(reader, params.top_k, &|wanted| {
-                Candidates::top(reader.best_lexical(&scores, wanted, filter), wanted)
-            });
+                Ok(Candidates::top(
+                    reader.best_lexical(&scores, wanted, filter),
+                    wanted,
+                ))
+            })?;
             describe(reader, hits, None, Some(&scores), params.min_score)
         }
         Mode::Hybrid => {
@@ -178,31 +198,28 @@ pub fn search(
             let hits = best_per_unit(reader, params.top_k, &|wanted| {
                 fuse(
                     reader,
-                    query,
+                    &nearest(query, wanted),
                     &scores,
-                    wanted,
-                    filter,
                     params.lexical_weight,
                 )
-            });
+            })?;
             describe(reader, hits, Some(query), Some(&scores), params.min_score)
         }
-    })
+    }
 }
 
-/// The fusion step of hybrid ranking: the best `wanted` dense candidates and the best `wanted`
-/// lexical candidates, united and re-scored exactly by `(1 − w)·cosine + w·lexical`.
+/// The fusion step of hybrid ranking: the best `query.k` dense candidates and as many lexical
+/// candidates, united and re-scored exactly by `(1 − w)·cosine + w·lexical`.
 fn fuse(
     reader: &dyn IndexReader,
-    query: &[f32],
+    query: &NearestQuery<'_>,
     lexical: &LexicalScores,
-    wanted: usize,
-    filter: &Filter,
     w: f32,
-) -> Candidates {
+) -> Result<Candidates, Unavailable> {
+    let wanted = query.k;
     let blend = |cosine: f32, words: f32| (1.0 - w) * cosine + w * words;
-    let dense = reader.nearest(query, wanted, filter, None);
-    let words = reader.best_lexical(lexical, wanted, filter);
+    let dense = reader.nearest(query)?;
+    let words = reader.best_lexical(lexical, wanted, query.filter);
     // A passage in neither list scores at most the last dense candidate's cosine and the last
     // lexical candidate's score (0 when every passage sharing a word is among the candidates).
     // When the dense list holds every admitted passage, none was left out.
@@ -216,11 +233,17 @@ fn fuse(
         blend(last_cosine, last_words)
     });
     let mut cosines: HashMap<Slot, f32> = dense.iter().map(|hit| (hit.slot, hit.score)).collect();
-    for hit in &words {
-        cosines
-            .entry(hit.slot)
-            .or_insert_with(|| reader.cosine(query, hit.slot));
-    }
+    let words_only: Vec<Slot> = words
+        .iter()
+        .map(|hit| hit.slot)
+        .filter(|slot| !cosines.contains_key(slot))
+        .collect();
+    cosines.extend(
+        words_only
+            .iter()
+            .copied()
+            .zip(reader.cosines(query.vector, &words_only)?),
+    );
     let mut hits: Vec<Hit> = cosines
         .into_iter()
         .map(|(slot, cosine)| Hit {
@@ -229,10 +252,10 @@ fn fuse(
         })
         .collect();
     hits.sort_by(best_first);
-    Candidates {
+    Ok(Candidates {
         hits,
         unseen_at_most,
-    }
+    })
 }
 
 /// The passages closest in meaning to passage `id`, itself excluded, best first (dense
@@ -245,14 +268,18 @@ pub fn similar(
     let slot = reader
         .slot_of(id)
         .ok_or_else(|| SearchError::UnknownPassage(id.to_string()))?;
-    let query = reader.vector(slot);
+    let query = reader.vector(slot)?;
     let hits = best_per_unit(reader, params.top_k, &|wanted| {
-        Candidates::top(
-            reader.nearest(query, wanted, &params.filter, Some(slot)),
-            wanted,
-        )
-    });
-    Ok(describe(reader, hits, Some(query), None, params.min_score))
+        let nearest = NearestQuery {
+            vector: &query,
+            k: wanted,
+            filter: &params.filter,
+            exclude: Some(slot),
+            ef_search: params.ef_search,
+        };
+        Ok(Candidates::top(reader.nearest(&nearest)?, wanted))
+    })?;
+    describe(reader, hits, Some(&query), None, params.min_score)
 }
 
 /// The paragraph group a passage was cut from: pieces of one paragraph share it, and a result
@@ -271,11 +298,11 @@ fn unit(passage: &Passage) -> (&str, usize, usize, usize) {
 fn best_per_unit(
     reader: &dyn IndexReader,
     top_k: usize,
-    fetch: &dyn Fn(usize) -> Candidates,
-) -> Vec<Hit> {
+    fetch: &dyn Fn(usize) -> Result<Candidates, Unavailable>,
+) -> Result<Vec<Hit>, Unavailable> {
     let mut wanted = top_k.saturating_mul(3).max(1);
     loop {
-        let candidates = fetch(wanted);
+        let candidates = fetch(wanted)?;
         let mut seen = HashSet::new();
         let kept: Vec<Hit> = candidates
             .hits
@@ -289,7 +316,7 @@ fn best_per_unit(
             Some(bound) => kept.len() == top_k && kept.last().is_some_and(|h| h.score > bound),
         };
         if settled || top_k == 0 {
-            return kept;
+            return Ok(kept);
         }
         wanted = wanted.saturating_mul(4);
     }
@@ -303,16 +330,26 @@ fn describe(
     query: Option<&[f32]>,
     lexical: Option<&LexicalScores>,
     min_score: Option<f32>,
-) -> Vec<Ranked> {
-    hits.into_iter()
+) -> Result<Vec<Ranked>, SearchError> {
+    let hits: Vec<Hit> = hits
+        .into_iter()
         .filter(|hit| min_score.is_none_or(|min| hit.score >= min))
-        .map(|hit| Ranked {
+        .collect();
+    let slots: Vec<Slot> = hits.iter().map(|hit| hit.slot).collect();
+    let cosines = match query {
+        Some(query) => Some(reader.cosines(query, &slots)?),
+        None => None,
+    };
+    Ok(hits
+        .into_iter()
+        .enumerate()
+        .map(|(i, hit)| Ranked {
             passage: Arc::clone(reader.passage(hit.slot)),
             score: hit.score,
-            dense: query.map(|q| reader.cosine(q, hit.slot)),
+            dense: cosines.as_ref().map(|c| c[i]),
             lexical: lexical.map(|scores| scores.get(hit.slot)),
         })
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -543,7 +580,8 @@ mod tests {
                         document.is_none_or(|d| reader.passage(slot).citation.path == d)
                     })
                     .map(|slot| {
-                        let blend = (1.0 - w) * reader.cosine(&query, slot) + w * scores.get(slot);
+                        let cosine = reader.cosines(&query, &[slot]).unwrap()[0];
+                        let blend = (1.0 - w) * cosine + w * scores.get(slot);
                         (blend, reader.passage(slot).id.to_string())
                     })
                     .collect();

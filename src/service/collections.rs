@@ -35,7 +35,7 @@ impl Wenda {
         if collections.contains_key(name) {
             return Ok(false);
         }
-        collections.insert(name.to_owned(), self.new_collection());
+        collections.insert(name.to_owned(), self.new_collection(name));
         Ok(true)
     }
 

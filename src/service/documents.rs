@@ -12,7 +12,7 @@ use crate::corpus::{
     parse_document, ArticleDate, ArticleMeta, ChunkConfig, DocumentInput, Layout, Passage,
     ProblemKind,
 };
-use crate::index::{Index, IndexChange};
+use crate::index::IndexChange;
 use crate::store::{
     now_ms, BatchOutcome, DocumentRecord, DocumentWrite, JobProgress, Origin, Store, StoredPassage,
     WriteBatch,

@@ -2,6 +2,7 @@
 //! status and code, an MCP tool error, a command-line message).
 
 use crate::embedding::QueueError;
+use crate::index::Unavailable;
 use crate::search::SearchError;
 use crate::store::StoreError;
 
@@ -35,7 +36,7 @@ pub enum ServiceError {
     PassageConflict { passage: String, owner: String },
     #[error("too many requests are in progress; retry shortly")]
     Overloaded,
-    #[error("storage unavailable: {0}; nothing was written, retry later")]
+    #[error("storage unavailable: {0}; retry later (a write that failed wrote nothing)")]
     StorageUnavailable(String),
     #[error("embedding failed: {0}")]
     EmbeddingFailed(String),
@@ -71,6 +72,7 @@ impl From<SearchError> for ServiceError {
         match error {
             SearchError::UnknownPassage(id) => Self::UnknownPassage(id),
             SearchError::MissingEmbedding(_) => Self::Internal(error.to_string()),
+            SearchError::Unavailable(Unavailable(problem)) => Self::StorageUnavailable(problem),
         }
     }
 }

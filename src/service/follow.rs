@@ -11,8 +11,8 @@ use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use super::{ServiceError, Wenda};
-use crate::index::{Index, IndexChange, IndexedPassage};
-use crate::store::{Change, LoadedPassage};
+use crate::index::{IndexChange, IndexedPassage};
+use crate::store::{Change, LoadedPassage, StoreError, StoredVector};
 
 /// How often a replica reads the changes others made: about the most a write made through one
 /// replica takes to be searchable through another.
@@ -68,7 +68,12 @@ impl Wenda {
             // Written before its creation reached us: read the collection whole.
             return self.follow_collection(&name);
         };
-        let loaded = self.store.load_document(&name, &document)?;
+        let loaded = match self.store.load_document(&name, &document) {
+            Ok(loaded) => loaded,
+            // The collection was deleted since: a later change says so and removes it whole.
+            Err(StoreError::UnknownCollection(_)) => Vec::new(),
+            Err(error) => return Err(error.into()),
+        };
         let add = indexed(loaded, &document);
         let _writes = target.writes.blocking_lock();
         target
@@ -86,7 +91,7 @@ impl Wenda {
         if self.collection(name).is_ok() {
             return Ok(());
         }
-        let collection = self.new_collection();
+        let collection = self.new_collection(name);
         let loaded = self.store.load_collection(name)?;
         collection
             .index
@@ -102,13 +107,19 @@ impl Wenda {
 
 /// The loaded passages that can be indexed: those with a vector under this model (a replica
 /// serving another model cannot share a store with this one; its passages are left out).
-fn indexed(loaded: Vec<LoadedPassage>, what: &str) -> Vec<IndexedPassage> {
+/// Vectors the store keeps itself are not loaded: the index leaves them there.
+pub(super) fn indexed(loaded: Vec<LoadedPassage>, what: &str) -> Vec<IndexedPassage> {
     let total = loaded.len();
     let add: Vec<IndexedPassage> = loaded
         .into_iter()
         .filter_map(|passage| {
+            let vector = match passage.vector {
+                StoredVector::Loaded(vector) => vector,
+                StoredVector::InStore => Vec::new(),
+                StoredVector::Missing => return None,
+            };
             Some(IndexedPassage {
-                vector: passage.vector?,
+                vector,
                 passage: passage.stored.passage,
                 terms: passage.stored.terms,
             })

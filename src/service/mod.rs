@@ -39,8 +39,10 @@ pub use sync::SyncReport;
 
 use crate::corpus::Passage;
 use crate::embedding::{EmbedQueue, Embedder, Embedding, ModelFingerprint, Role, TextKey};
-use crate::index::{Analyzer, Index, IndexChange, IndexReader, IndexedPassage, MemoryIndex};
-use crate::store::{PostgresStore, SqliteStore, Store, StoredPassage, WriteBatch};
+use crate::index::{
+    Analyzer, Index, IndexChange, IndexReader, IndexedPassage, MemoryIndex, RemoteIndex,
+};
+use crate::store::{PostgresStore, SqliteStore, Store, StoredPassage, StoredVector, WriteBatch};
 
 /// Most texts one embeddings request may carry.
 pub const MAX_EMBEDDING_INPUTS: usize = 128;
@@ -80,6 +82,9 @@ pub struct Settings {
     pub max_store_bytes: Option<u64>,
     /// Weight of the lexical score in hybrid ranking.
     pub lexical_weight: f32,
+    /// HNSW candidates a search keeps where vectors are searched by PostgreSQL, unless the
+    /// request says.
+    pub ef_search: usize,
 }
 
 /// What the whole service holds.
@@ -105,7 +110,7 @@ pub struct OpenReport {
 
 /// One collection's index and the lock its writes take.
 struct Collection {
-    index: MemoryIndex,
+    index: Box<dyn Index>,
     /// Held while a write goes to the store and the index; `true` once the collection is
     /// deleted, so a write that waited for the lock learns it is gone.
     writes: tokio::sync::Mutex<bool>,
@@ -152,6 +157,7 @@ impl Wenda {
                 url,
                 fingerprint,
                 embedder.dimensions(),
+                settings.ef_search,
             )?),
         };
         let wenda = Self {
@@ -203,7 +209,7 @@ impl Wenda {
             // Texts without a vector under this model (another model served them before), each
             // embedded once however many passages share it.
             let mut missing: HashMap<TextKey, String> = HashMap::new();
-            for passage in loaded.iter().filter(|p| p.vector.is_none()) {
+            for passage in loaded.iter().filter(|p| p.vector == StoredVector::Missing) {
                 missing
                     .entry(passage.stored.text_key)
                     .or_insert_with(|| passage.stored.passage.embedding_text().into_owned());
@@ -226,22 +232,18 @@ impl Wenda {
                     .into_iter()
                     .zip(embeddings.into_iter().map(|e| e.vector))
                     .collect();
-                for passage in loaded.iter_mut().filter(|p| p.vector.is_none()) {
-                    passage.vector = made.get(&passage.stored.text_key).cloned();
+                for passage in loaded
+                    .iter_mut()
+                    .filter(|p| p.vector == StoredVector::Missing)
+                {
+                    passage.vector = StoredVector::Loaded(made[&passage.stored.text_key].clone());
                 }
                 report.embedded += texts.len();
             }
             report.passages += loaded.len();
             report.collections += 1;
-            let added = loaded
-                .into_iter()
-                .map(|passage| IndexedPassage {
-                    vector: passage.vector.expect("every vector was filled in above"),
-                    passage: passage.stored.passage,
-                    terms: passage.stored.terms,
-                })
-                .collect();
-            let collection = self.new_collection();
+            let added = follow::indexed(loaded, &record.name);
+            let collection = self.new_collection(&record.name);
             collection.index.apply(IndexChange {
                 remove_documents: Vec::new(),
                 add: added,
@@ -295,9 +297,18 @@ impl Wenda {
             })?)
     }
 
-    fn new_collection(&self) -> Arc<Collection> {
+    /// An empty index for collection `name`: its vectors in memory, or searched by the store.
+    fn new_collection(&self, name: &str) -> Arc<Collection> {
+        let analyzer = Arc::clone(&self.analyzer);
+        let index: Box<dyn Index> = match self.store.vector_search(name) {
+            Some(vectors) => Box::new(RemoteIndex::new(
+                MemoryIndex::lexical_only(analyzer),
+                vectors,
+            )),
+            None => Box::new(MemoryIndex::new(self.embedder.dimensions(), analyzer)),
+        };
         Arc::new(Collection {
-            index: MemoryIndex::new(self.embedder.dimensions(), Arc::clone(&self.analyzer)),
+            index,
             writes: tokio::sync::Mutex::new(false),
         })
     }

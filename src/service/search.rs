@@ -12,6 +12,7 @@ use crate::index::Filter;
 use crate::search::{
     self, Context, Mode, Question, Ranked, SearchParams, DEFAULT_TOP_K, MAX_TOP_K,
 };
+use crate::store::MAX_EF_SEARCH;
 
 /// Most characters (or tokens) a context block may be asked to fill.
 pub const MAX_CONTEXT_BUDGET: usize = 1_000_000;
@@ -37,6 +38,9 @@ pub struct SearchRequest {
     pub context: Option<ContextBudget>,
     /// Whether to locate the question's words in the results.
     pub highlight: bool,
+    /// HNSW candidates to keep, 1 to [`MAX_EF_SEARCH`], where PostgreSQL searches the
+    /// vectors (exact searches in memory ignore it).
+    pub ef_search: Option<usize>,
 }
 
 impl SearchRequest {
@@ -50,6 +54,7 @@ impl SearchRequest {
             min_score: None,
             context: None,
             highlight: true,
+            ef_search: None,
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct SimilarRequest {
     pub top_k: Option<usize>,
     pub min_score: Option<f32>,
     pub filter: Filter,
+    /// As [`SearchRequest::ef_search`].
+    pub ef_search: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +111,12 @@ impl Wenda {
         }
         let params = SearchParams {
             mode: request.mode,
-            ..self.params(request.top_k, request.min_score, request.filter)?
+            ..self.params(
+                request.top_k,
+                request.min_score,
+                request.filter,
+                request.ef_search,
+            )?
         };
         if let Some(ContextBudget::Chars(size) | ContextBudget::Tokens(size)) = request.context {
             if !(1..=MAX_CONTEXT_BUDGET).contains(&size) {
@@ -167,7 +179,12 @@ impl Wenda {
         request: SimilarRequest,
     ) -> Result<SimilarOutcome, ServiceError> {
         let started = Instant::now();
-        let params = self.params(request.top_k, request.min_score, request.filter)?;
+        let params = self.params(
+            request.top_k,
+            request.min_score,
+            request.filter,
+            request.ef_search,
+        )?;
         let reader = self.reader(collection)?;
         let _permit = self.permit()?;
         let passage = PassageId::new(id);
@@ -194,7 +211,15 @@ impl Wenda {
         top_k: Option<usize>,
         min_score: Option<f32>,
         filter: Filter,
+        ef_search: Option<usize>,
     ) -> Result<SearchParams, ServiceError> {
+        if let Some(ef) = ef_search {
+            if !(1..=MAX_EF_SEARCH).contains(&ef) {
+                return Err(ServiceError::Invalid(format!(
+                    "ef_search must be between 1 and {MAX_EF_SEARCH}, got {ef}"
+                )));
+            }
+        }
         let top_k = top_k.unwrap_or(DEFAULT_TOP_K);
         if !(1..=MAX_TOP_K).contains(&top_k) {
             return Err(ServiceError::Invalid(format!(
@@ -233,6 +258,7 @@ impl Wenda {
             filter,
             min_score,
             lexical_weight: self.lexical_weight,
+            ef_search,
             ..SearchParams::default()
         })
     }

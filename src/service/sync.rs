@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use super::documents::{commit, content_hash, cut, new_record, Change};
 use super::{NewDocument, OpenError, ServiceError, VectorLookup, Wenda, DEFAULT_COLLECTION};
 use crate::corpus::{read_files, ChunkConfig, Problem, ProblemKind};
-use crate::index::Index;
 use crate::store::Origin;
 
 /// What a sync did.
@@ -42,7 +41,7 @@ impl Wenda {
     ) -> Result<SyncReport, OpenError> {
         let name = DEFAULT_COLLECTION;
         if self.store.create_collection(name)? {
-            self.register(name, self.new_collection());
+            self.register(name, self.new_collection(name));
         }
         let target = self.collection(name)?;
         let scan = read_files(paths);

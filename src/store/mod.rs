@@ -14,13 +14,14 @@
 
 mod export;
 mod jobs;
+mod pg_vectors;
 mod postgres;
 mod schema;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
@@ -28,11 +29,12 @@ use serde_json::{Map, Value};
 
 pub use export::{backup, export, ExportedDocument};
 pub use jobs::{JobLine, JobProgress, JobRecord, JobStatus, JobStore, LineError};
+pub use pg_vectors::{DEFAULT_EF_SEARCH, MAX_EF_SEARCH};
 pub use postgres::PostgresStore;
 
 use crate::corpus::{Layout, Passage};
 use crate::embedding::{ModelFingerprint, TextKey};
-use crate::index::TermCounts;
+use crate::index::{TermCounts, VectorSearch};
 
 /// The database file in a data directory.
 pub const DATABASE_FILE: &str = "wenda.sqlite3";
@@ -55,6 +57,8 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("{0}")]
+    Incompatible(String),
     #[error("no collection is named {0:?}")]
     UnknownCollection(String),
     #[error("passage id {passage:?} already belongs to document {document:?}")]
@@ -154,7 +158,18 @@ pub struct StoredPassage {
 #[derive(Debug)]
 pub struct LoadedPassage {
     pub stored: StoredPassage,
-    pub vector: Option<Vec<f32>>,
+    pub vector: StoredVector,
+}
+
+/// What the store has of a loaded passage's vector under its model.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredVector {
+    /// The vector, loaded.
+    Loaded(Vec<f32>),
+    /// Kept and searched by the store itself ([`DocumentStore::vector_search`]), not loaded.
+    InStore,
+    /// None: the passage must be embedded again (another model made the stored vectors).
+    Missing,
 }
 
 /// One document to write: its record, its passages (in order), and the vectors to add.
@@ -237,6 +252,11 @@ pub trait DocumentStore: Send + Sync {
     fn shared(&self) -> bool;
     /// Whether the store answers now (a database server may be down).
     fn ping(&self) -> Result<()>;
+    /// The engine that searches `collection`'s vectors, when the store keeps and indexes them
+    /// itself (PostgreSQL with pgvector); `None` when they are searched in memory.
+    fn vector_search(&self, _collection: &str) -> Option<Arc<dyn VectorSearch>> {
+        None
+    }
 }
 
 /// A change another process made to a shared store.
@@ -372,7 +392,10 @@ impl SqliteStore {
                         text_key: text_key(&key)?,
                         terms: TermCounts::decode(&terms).map_err(|e| corrupt("terms", e))?,
                     },
-                    vector: vector.map(|bytes| self.decode_vector(&bytes)).transpose()?,
+                    vector: match vector {
+                        Some(bytes) => StoredVector::Loaded(self.decode_vector(&bytes)?),
+                        None => StoredVector::Missing,
+                    },
                 })
             })
             .collect()

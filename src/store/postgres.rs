@@ -9,6 +9,7 @@
 //! rights to create and use tables in its schema.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use pgvector::Vector;
@@ -18,15 +19,16 @@ use r2d2_postgres::PostgresConnectionManager;
 use serde_json::Value;
 
 use super::jobs::{JobLine, JobProgress, JobRecord, JobStatus, JobStore, LineError};
+use super::pg_vectors::PgVectors;
 use super::{
     now_ms, BatchOutcome, Change, CollectionRecord, DocumentRecord, DocumentStore, LoadedPassage,
-    Origin, Result, StoreError, StoredPassage, WriteBatch,
+    Origin, Result, StoreError, StoredPassage, StoredVector, WriteBatch,
 };
 use crate::corpus::Passage;
 use crate::embedding::{ModelFingerprint, TextKey};
-use crate::index::TermCounts;
+use crate::index::{fold, TermCounts, VectorSearch};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub(super) type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 /// How long connecting may take before the database counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -121,7 +123,20 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX changes_by_time ON changes (at);",
     // 3: which replica works on which lines of an import, until when.
     "ALTER TABLE job_lines ADD COLUMN claimed_by text, ADD COLUMN lease_until bigint;",
+    // 4: vectors searched in the database. Each passage carries its vector (half precision:
+    // see the README for the measurement) under an HNSW index, and the fields filters test,
+    // so that a filter is part of the index scan. Filled for existing rows by
+    // `fill_passage_columns`.
+    "ALTER TABLE passages
+         ADD COLUMN embedding halfvec({dimensions}),
+         ADD COLUMN title_folded text,
+         ADD COLUMN day text,
+         ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}';
+     CREATE INDEX passages_by_embedding ON passages USING hnsw (embedding halfvec_cosine_ops);",
 ];
+
+/// The schema version that put vectors on passages.
+const PASSAGE_VECTORS_VERSION: i32 = 4;
 
 /// The advisory lock every write takes: writes commit one after another, so the change feed's
 /// order is their commit order and a replica reading it never skips a change still in flight.
@@ -138,6 +153,8 @@ pub struct PostgresStore {
     location: String,
     model: ModelFingerprint,
     dimensions: usize,
+    /// `hnsw.ef_search` when a search does not say.
+    ef_search: usize,
 }
 
 impl From<postgres::Error> for StoreError {
@@ -157,8 +174,14 @@ impl From<r2d2::Error> for StoreError {
 
 impl PostgresStore {
     /// Connects to the database at `url` (a `postgres://` URL or key=value string), creates the
-    /// pgvector extension if it can, and brings the schema up to date.
-    pub fn open(url: &str, model: ModelFingerprint, dimensions: usize) -> Result<Self> {
+    /// pgvector extension if it can, and brings the schema up to date. Searches keep
+    /// `ef_search` HNSW candidates unless they say otherwise.
+    pub fn open(
+        url: &str,
+        model: ModelFingerprint,
+        dimensions: usize,
+        ef_search: usize,
+    ) -> Result<Self> {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Unavailable(format!("not a PostgreSQL URL: {e}")))?;
@@ -180,6 +203,7 @@ impl PostgresStore {
             location,
             model,
             dimensions,
+            ef_search,
         };
         store.migrate()?;
         Ok(store)
@@ -227,11 +251,51 @@ impl PostgresStore {
             });
         }
         for migration in &MIGRATIONS[version as usize..] {
-            transaction.batch_execute(migration)?;
+            transaction
+                .batch_execute(&migration.replace("{dimensions}", &self.dimensions.to_string()))?;
+        }
+        if version < PASSAGE_VECTORS_VERSION {
+            self.fill_passage_columns(&mut transaction)?;
+        }
+        // The vector column was made for one model's dimensions.
+        let made_for: i32 = transaction
+            .query_one(
+                "SELECT atttypmod FROM pg_attribute
+                 WHERE attrelid = 'passages'::regclass AND attname = 'embedding'",
+                &[],
+            )?
+            .get(0);
+        if made_for != self.dimensions as i32 {
+            return Err(StoreError::Incompatible(format!(
+                "{} holds {made_for}-dimension vectors and this model makes {}; \
+                 give this model its own database",
+                self.location, self.dimensions
+            )));
         }
         transaction.execute("DELETE FROM wenda_schema", &[])?;
         transaction.execute("INSERT INTO wenda_schema (version) VALUES ($1)", &[&known])?;
         transaction.commit()?;
+        Ok(())
+    }
+
+    /// Fills the vector and filter columns of passages stored before schema version 4.
+    fn fill_passage_columns(&self, transaction: &mut Transaction<'_>) -> Result<()> {
+        let rows = transaction.query("SELECT id, body FROM passages", &[])?;
+        let update = transaction.prepare(
+            "UPDATE passages SET title_folded = $2, day = $3, metadata = $4 WHERE id = $1",
+        )?;
+        for row in rows {
+            let id: i64 = row.get(0);
+            let passage: Passage =
+                serde_json::from_str(row.get(1)).map_err(|e| super::corrupt("passage", e))?;
+            let (title, day, metadata) = filter_columns(&passage);
+            transaction.execute(&update, &[&id, &title, &day, &metadata])?;
+        }
+        transaction.execute(
+            "UPDATE passages p SET embedding = v.embedding::halfvec
+             FROM vectors v WHERE v.model = $1 AND v.text_key = p.text_key",
+            &[&self.model.as_bytes().as_slice()],
+        )?;
         Ok(())
     }
 
@@ -260,7 +324,7 @@ impl PostgresStore {
         let mut client = self.client()?;
         let id = collection_id(&mut *client, collection)?;
         let rows = client.query(
-            "SELECT p.body, p.text_key, p.terms, v.embedding
+            "SELECT p.body, p.text_key, p.terms, v.text_key IS NOT NULL
              FROM passages p
              LEFT JOIN vectors v ON v.model = $2 AND v.text_key = p.text_key
              WHERE p.collection_id = $1 AND ($3::text IS NULL OR p.doc_id = $3)
@@ -272,7 +336,7 @@ impl PostgresStore {
                 let body: String = row.get(0);
                 let key: Vec<u8> = row.get(1);
                 let terms: Vec<u8> = row.get(2);
-                let vector: Option<Vector> = row.get(3);
+                let has_vector: bool = row.get(3);
                 Ok(LoadedPassage {
                     stored: StoredPassage {
                         passage: serde_json::from_str(&body)
@@ -281,7 +345,11 @@ impl PostgresStore {
                         terms: TermCounts::decode(&terms)
                             .map_err(|e| super::corrupt("terms", e))?,
                     },
-                    vector: vector.map(|v| self.decode_vector(v)).transpose()?,
+                    vector: if has_vector {
+                        StoredVector::InStore
+                    } else {
+                        StoredVector::Missing
+                    },
                 })
             })
             .collect()
@@ -310,6 +378,20 @@ impl PostgresStore {
 }
 
 /// A name for this process in the change feed: host, process id and start time.
+/// What the filters of a search test of a passage, as stored beside it: its title folded as
+/// title filters compare it, its day, its metadata.
+fn filter_columns(passage: &Passage) -> (Option<String>, Option<String>, Value) {
+    (
+        passage.article.title.as_deref().map(fold),
+        passage
+            .article
+            .date
+            .as_ref()
+            .and_then(|date| date.iso.clone()),
+        Value::Object(passage.metadata.clone()),
+    )
+}
+
 fn replica_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     format!("{}-{}-{}", host.trim(), std::process::id(), now_ms())
@@ -392,6 +474,7 @@ fn delete_document(
 fn put_document(
     transaction: &mut Transaction<'_>,
     collection_id: i64,
+    model: &[u8],
     record: &DocumentRecord,
     passages: &[StoredPassage],
 ) -> Result<(bool, Vec<Vec<u8>>)> {
@@ -435,11 +518,14 @@ fn put_document(
         ],
     )?;
     let insert = transaction.prepare(
-        "INSERT INTO passages (collection_id, doc_id, seq, passage_id, body, text_key, terms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO passages (collection_id, doc_id, seq, passage_id, body, text_key, terms,
+             title_folded, day, metadata, embedding)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+             (SELECT embedding::halfvec FROM vectors WHERE model = $11 AND text_key = $6))",
     )?;
     for (seq, stored) in passages.iter().enumerate() {
         let body = serde_json::to_string(&stored.passage).expect("a passage serialises");
+        let (title, day, metadata) = filter_columns(&stored.passage);
         let inserted = transaction.execute(
             &insert,
             &[
@@ -450,6 +536,10 @@ fn put_document(
                 &body,
                 &stored.text_key.as_bytes().as_slice(),
                 &stored.terms.encode(),
+                &title,
+                &day,
+                &metadata,
+                &model,
             ],
         );
         if let Err(error) = inserted {
@@ -523,6 +613,40 @@ impl DocumentStore for PostgresStore {
         // commit order.
         transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
         let collection_id = collection_id(&mut transaction, collection)?;
+        let model = self.model.as_bytes().as_slice();
+        // Vectors first: the passages put below take theirs from the table as they are
+        // inserted, so each row is written (and enters the HNSW index) once.
+        if !batch.vectors.is_empty() {
+            let insert = transaction.prepare(
+                "INSERT INTO vectors (model, text_key, embedding) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )?;
+            for (key, vector) in &batch.vectors {
+                assert_eq!(vector.len(), self.dimensions, "vector dimensions");
+                transaction.execute(
+                    &insert,
+                    &[
+                        &model,
+                        &key.as_bytes().as_slice(),
+                        &Vector::from(vector.to_vec()),
+                    ],
+                )?;
+            }
+            if batch.put.is_empty() {
+                // Vectors alone (the model changed, or an export's vectors arrive first):
+                // the passages with these texts take them.
+                let keys: Vec<&[u8]> = batch
+                    .vectors
+                    .iter()
+                    .map(|(key, _)| key.as_bytes().as_slice())
+                    .collect();
+                transaction.execute(
+                    "UPDATE passages p SET embedding = v.embedding::halfvec FROM vectors v
+                     WHERE p.text_key = ANY($1) AND v.model = $2 AND v.text_key = p.text_key",
+                    &[&keys, &model],
+                )?;
+            }
+        }
         let mut outcome = BatchOutcome::default();
         let mut released: Vec<Vec<u8>> = Vec::new();
         for document in &batch.delete {
@@ -534,28 +658,12 @@ impl DocumentStore for PostgresStore {
             let (replaced, keys) = put_document(
                 &mut transaction,
                 collection_id,
+                model,
                 write.record,
                 write.passages,
             )?;
             outcome.replaced.push(replaced);
             released.extend(keys);
-        }
-        if !batch.vectors.is_empty() {
-            let insert = transaction.prepare(
-                "INSERT INTO vectors (model, text_key, embedding) VALUES ($1, $2, $3)
-                 ON CONFLICT DO NOTHING",
-            )?;
-            for (key, vector) in &batch.vectors {
-                assert_eq!(vector.len(), self.dimensions, "vector dimensions");
-                transaction.execute(
-                    &insert,
-                    &[
-                        &self.model.as_bytes().as_slice(),
-                        &key.as_bytes().as_slice(),
-                        &Vector::from(vector.to_vec()),
-                    ],
-                )?;
-            }
         }
         if !released.is_empty() {
             transaction.execute(
@@ -634,6 +742,15 @@ impl DocumentStore for PostgresStore {
     fn ping(&self) -> Result<()> {
         self.client()?.batch_execute("SELECT 1")?;
         Ok(())
+    }
+
+    fn vector_search(&self, collection: &str) -> Option<Arc<dyn VectorSearch>> {
+        Some(Arc::new(PgVectors {
+            pool: self.pool.clone(),
+            collection: collection.to_owned(),
+            dimensions: self.dimensions,
+            default_ef_search: self.ef_search,
+        }))
     }
 
     fn rewrite_terms(&self, collection: &str, terms: &[(&str, &TermCounts)]) -> Result<()> {

@@ -1,4 +1,6 @@
 use super::*;
+use crate::corpus::PassageId;
+use crate::index::{Bounds, Filter, IndexReader};
 
 fn directory(name: &str) -> PathBuf {
     let path = std::env::temp_dir().join(format!("wenda-store-{}-{name}", std::process::id()));
@@ -110,7 +112,7 @@ impl Backend for Postgres {
             self.url,
             Self::schema(name)
         );
-        Box::new(PostgresStore::open(&url, model(), 2).unwrap())
+        Box::new(PostgresStore::open(&url, model(), 2, DEFAULT_EF_SEARCH).unwrap())
     }
 
     fn vector_count(&self, name: &str) -> i64 {
@@ -228,7 +230,7 @@ fn documents_replace_whole_and_survive_reopening(backend: &dyn Backend) {
         .map(|p| p.stored.passage.id.as_str())
         .collect();
     assert_eq!(ids, ["a~0", "a~1"]);
-    assert!(loaded.iter().all(|p| p.vector.is_some()));
+    assert!(loaded.iter().all(|p| p.vector != StoredVector::Missing));
     let (record, passages) = store.document("c", "a").unwrap().unwrap();
     assert_eq!((record.passages, passages.len()), (2, 2));
     assert_eq!(record.metadata["lang"], "zh");
@@ -548,4 +550,283 @@ fn postgres_replicas_claim_disjoint_lines_and_take_over_expired_claims() {
         [0, 1, 2, 3, 4]
     );
     assert!(a.claim_lines("j", 10, 60_000).unwrap().is_empty());
+}
+
+/// Passages with titles, days and metadata of every kind the filters test, and 2-d vectors.
+fn filterable_passages() -> Vec<(StoredPassage, Vec<f32>)> {
+    let titles = [
+        Some("Äpfel und Birnen"),
+        Some("人工智能发展"),
+        Some("ÄPFEL news"),
+        None,
+    ];
+    (0..48)
+        .map(|i| {
+            let document = format!("d{}", i % 6);
+            let id = format!("p{i}");
+            let text = format!("段落{i}");
+            let mut stored = stored(&document, &id, &text);
+            let passage = &mut stored.passage;
+            passage.article.title = titles[i % 4].map(str::to_owned);
+            passage.article.date = (i % 7 != 0).then(|| crate::corpus::ArticleDate {
+                text: "printed".into(),
+                iso: Some(format!("2024-0{}-1{}", 1 + i % 9, i % 10)),
+            });
+            let tag = if i % 5 == 0 {
+                serde_json::json!(["a", "x"])
+            } else {
+                serde_json::json!(["a", "b"][i % 2])
+            };
+            let number = if i % 3 == 0 {
+                serde_json::json!(i as f64 + 0.5)
+            } else {
+                serde_json::json!(i)
+            };
+            let mut metadata = serde_json::json!({
+                "tag": tag,
+                "n": number,
+                "flag": i % 3 == 0,
+                "when": if i % 8 == 0 { "2024-02-30T10:00:00".to_owned() }
+                        else { format!("2024-03-{}", 10 + i % 20) },
+            });
+            match i % 4 {
+                0 => metadata["note"] = serde_json::json!(""),
+                1 => {}
+                2 => metadata["note"] = serde_json::json!("Grüße aus BERLIN"),
+                _ => metadata["note"] = serde_json::json!(["x", []]),
+            }
+            passage.metadata = metadata.as_object().cloned().unwrap();
+            let angle = i as f32 * 0.13;
+            (stored, vec![angle.cos(), angle.sin()])
+        })
+        .collect()
+}
+
+fn filters_to_compare() -> Vec<Filter> {
+    use crate::index::{IsoDate, MetadataCondition, MetadataFilter, MetadataTest, Scalar};
+    let field = |key: &str, test: MetadataTest| {
+        MetadataFilter::Field(MetadataCondition {
+            key: key.into(),
+            test,
+        })
+    };
+    let day = |text: &str| IsoDate::try_from(text.to_owned()).unwrap();
+    let metadata = |filters: Vec<MetadataFilter>| Filter {
+        metadata: filters,
+        ..Filter::default()
+    };
+    vec![
+        Filter::default(),
+        Filter {
+            document: Some("d2".into()),
+            ..Filter::default()
+        },
+        Filter {
+            title: Some("äpfel".into()),
+            ..Filter::default()
+        },
+        Filter {
+            date_from: Some(day("2024-03-01")),
+            date_to: Some(day("2024-06-15")),
+            ..Filter::default()
+        },
+        metadata(vec![field(
+            "tag",
+            MetadataTest::Equals(Scalar::Text("x".into())),
+        )]),
+        metadata(vec![field("n", MetadataTest::Equals(Scalar::Number(9.5)))]),
+        metadata(vec![field("n", MetadataTest::Equals(Scalar::Number(10.0)))]),
+        metadata(vec![field(
+            "flag",
+            MetadataTest::Equals(Scalar::Bool(true)),
+        )]),
+        metadata(vec![field(
+            "tag",
+            MetadataTest::In(vec![Scalar::Text("b".into()), Scalar::Number(1.0)]),
+        )]),
+        metadata(vec![field(
+            "n",
+            MetadataTest::Range(Bounds {
+                lower: Some((10.0, false)),
+                upper: Some((30.5, true)),
+            }),
+        )]),
+        metadata(vec![field(
+            "when",
+            MetadataTest::DateRange(Bounds {
+                lower: Some((day("2024-02-01"), true)),
+                upper: Some((day("2024-03-20"), false)),
+            }),
+        )]),
+        metadata(vec![field("note", MetadataTest::Contains("grüsse".into()))]),
+        metadata(vec![field("note", MetadataTest::Contains("grüße".into()))]),
+        metadata(vec![field("note", MetadataTest::Empty)]),
+        metadata(vec![MetadataFilter::Not(Box::new(field(
+            "note",
+            MetadataTest::Empty,
+        )))]),
+        metadata(vec![MetadataFilter::Not(Box::new(field(
+            "note",
+            MetadataTest::Prefix("grü".into()),
+        )))]),
+        metadata(vec![MetadataFilter::Any(vec![
+            field("flag", MetadataTest::Equals(Scalar::Bool(true))),
+            MetadataFilter::All(vec![
+                field("tag", MetadataTest::Equals(Scalar::Text("a".into()))),
+                MetadataFilter::Not(Box::new(field(
+                    "n",
+                    MetadataTest::Range(Bounds {
+                        lower: None,
+                        upper: Some((20.0, true)),
+                    }),
+                ))),
+            ]),
+        ])]),
+        metadata(vec![MetadataFilter::Any(Vec::new())]),
+        Filter {
+            document: Some("d3".into()),
+            title: Some("人工".into()),
+            metadata: vec![field("tag", MetadataTest::Equals(Scalar::Text("b".into())))],
+            ..Filter::default()
+        },
+    ]
+}
+
+/// Searching vectors in PostgreSQL gives what the exact search in memory gives, whatever the
+/// filter: the SQL a filter becomes admits at least what the filter admits (exactly that where
+/// it says so), and the reader rechecks the rest.
+#[test]
+fn postgres_vector_search_with_filters_matches_memory() {
+    use crate::index::{Analyzer, Index, IndexChange, IndexedPassage, MemoryIndex, NearestQuery};
+    let Some(server) = Postgres::from_env() else {
+        return;
+    };
+    server.fresh("vectors");
+    let store = server.open("vectors");
+    store.create_collection("c").unwrap();
+    let passages = filterable_passages();
+    let records: Vec<DocumentRecord> = (0..6).map(|d| record(&format!("d{d}"), "…")).collect();
+    let grouped: Vec<Vec<StoredPassage>> = records
+        .iter()
+        .map(|record| {
+            passages
+                .iter()
+                .filter(|(p, _)| p.passage.citation.path == record.id)
+                .map(|(p, _)| p.clone())
+                .collect()
+        })
+        .collect();
+    store
+        .write(
+            "c",
+            &WriteBatch {
+                put: records
+                    .iter()
+                    .zip(&grouped)
+                    .map(|(record, passages)| DocumentWrite { record, passages })
+                    .collect(),
+                vectors: passages
+                    .iter()
+                    .map(|(p, v)| (p.text_key, v.as_slice()))
+                    .collect(),
+                ..WriteBatch::default()
+            },
+        )
+        .unwrap();
+    let analyzer = Arc::new(Analyzer::default());
+    let added = |vectors: bool| IndexChange {
+        remove_documents: Vec::new(),
+        add: passages
+            .iter()
+            .map(|(p, v)| IndexedPassage {
+                passage: p.passage.clone(),
+                vector: if vectors { v.clone() } else { Vec::new() },
+                terms: p.terms.clone(),
+            })
+            .collect(),
+    };
+    let memory = MemoryIndex::new(2, Arc::clone(&analyzer));
+    memory.apply(added(true)).unwrap();
+    let remote = crate::index::RemoteIndex::new(
+        MemoryIndex::lexical_only(analyzer),
+        store.vector_search("c").unwrap(),
+    );
+    remote.apply(added(false)).unwrap();
+    let (exact, approximate) = (memory.reader(), remote.reader());
+    let mut client = server.client();
+    client
+        .batch_execute(&format!(
+            "SET search_path = {}, public",
+            Postgres::schema("vectors")
+        ))
+        .unwrap();
+    let query = [0.3f32.cos(), 0.3f32.sin()];
+    for filter in filters_to_compare() {
+        let admitted: std::collections::BTreeSet<String> = {
+            let compiled = filter.compile();
+            passages
+                .iter()
+                .filter(|(p, _)| {
+                    let title = p.passage.article.title.as_deref().map(crate::index::fold);
+                    compiled.accepts(&p.passage, title.as_deref())
+                })
+                .map(|(p, _)| p.passage.id.to_string())
+                .collect()
+        };
+        let (sql, params, exact_sql) = super::pg_vectors::filter_sql(&filter);
+        let params: Vec<&(dyn ::postgres::types::ToSql + Sync)> =
+            params.iter().map(|p| p.as_ref()).collect();
+        let selected: std::collections::BTreeSet<String> = client
+            .query(
+                &format!("SELECT passage_id FROM passages WHERE {sql}"),
+                &params,
+            )
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(selected.is_superset(&admitted), "{filter:?}: {sql}");
+        if exact_sql {
+            assert_eq!(selected, admitted, "{filter:?}: {sql}");
+        }
+        let nearest = NearestQuery {
+            vector: &query,
+            k: 5,
+            filter: &filter,
+            exclude: exact.slot_of(&PassageId::new("p2")),
+            ef_search: None,
+        };
+        let ids = |reader: &Arc<dyn IndexReader>, hits: Vec<crate::index::Hit>| {
+            hits.iter()
+                .map(|hit| (reader.passage(hit.slot).id.to_string(), hit.score))
+                .collect::<Vec<_>>()
+        };
+        let expected = ids(&exact, exact.nearest(&nearest).unwrap());
+        let found = ids(
+            &approximate,
+            approximate
+                .nearest(&NearestQuery {
+                    exclude: approximate.slot_of(&PassageId::new("p2")),
+                    ..nearest
+                })
+                .unwrap(),
+        );
+        assert_eq!(expected.len(), found.len(), "{filter:?}");
+        for ((want_id, want), (got_id, got)) in expected.iter().zip(&found) {
+            // Half precision: cosines agree to about 1e-3, so near-ties may swap.
+            assert!(
+                (want - got).abs() < 2e-3,
+                "{filter:?}: {expected:?} {found:?}"
+            );
+            assert!(want_id == got_id || (want - got).abs() < 2e-3);
+        }
+        assert!(admitted.len() < 5 || expected.len() == 5);
+    }
+    // Passages whose vectors are asked for by id.
+    let slot = approximate.slot_of(&PassageId::new("p7")).unwrap();
+    let cosine = approximate.cosines(&query, &[slot]).unwrap()[0];
+    let want = exact.cosines(&query, &[exact.slot_of(&PassageId::new("p7")).unwrap()]);
+    assert!((cosine - want.unwrap()[0]).abs() < 2e-3);
+    let vector = approximate.vector(slot).unwrap();
+    assert!((vector[0] - (7.0f32 * 0.13).cos()).abs() < 2e-3);
 }
