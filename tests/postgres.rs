@@ -283,3 +283,54 @@ fn replicas_share_the_work_of_an_import() {
     let (_, described) = call(&b.url, "GET", "/v1/collections/bulk", None);
     assert_eq!(described["documents"], documents);
 }
+
+/// Vector searches read from a streaming-replication standby (`--read-database-url`;
+/// `./scripts/test.sh` starts one and sets `WENDA_TEST_STANDBY_URL`): a write goes to the
+/// primary and is found by a dense search once the standby has replayed it.
+#[test]
+fn vector_searches_can_read_from_a_standby() {
+    let Some(url) = database("standby") else {
+        return;
+    };
+    let Ok(standby) = std::env::var("WENDA_TEST_STANDBY_URL") else {
+        eprintln!("skipped: WENDA_TEST_STANDBY_URL is not set (./scripts/test.sh sets it)");
+        return;
+    };
+    let database = url.rsplit_once('/').unwrap().1;
+    let standby = format!("{}/{database}", standby.rsplit_once('/').unwrap().0);
+    // The database reaches the standby with the primary's next WAL records.
+    until("the database on the standby", || {
+        postgres::Client::connect(&standby, postgres::NoTls).is_ok()
+    });
+    let server = spawn_serve(&[
+        "--store",
+        &url,
+        "--read-database-url",
+        &standby,
+        "--no-corpus",
+    ]);
+    call(&server.url, "PUT", "/v1/collections/c", None);
+    let started = std::time::Instant::now();
+    let note = json!({"text": "这份报告讨论了湿地公园的候鸟保护工作。"});
+    let (status, _) = send_json(&server.url, "PUT", "/v1/collections/c/documents/r1", &note);
+    assert_eq!(status, 201);
+    let dense = json!({"query": "候鸟保护", "mode": "dense"});
+    until("a write found by a dense search on the standby", || {
+        let (status, answer) = send_json(&server.url, "POST", "/v1/collections/c/search", &dense);
+        assert_eq!(status, 200, "{answer}");
+        answer["results"][0]["id"] == "r1~1.1"
+    });
+    eprintln!(
+        "written and found through the standby {:?} later",
+        started.elapsed()
+    );
+    let mut client = postgres::Client::connect(&standby, postgres::NoTls).unwrap();
+    let readers: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            &[&database],
+        )
+        .unwrap()
+        .get(0);
+    assert!(readers >= 1, "wenda reads from the standby");
+}

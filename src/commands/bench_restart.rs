@@ -18,7 +18,7 @@ use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
 use wenda::squad::Dataset;
 use wenda::store::{
     now_ms, DocumentRecord, DocumentStore, DocumentWrite, Origin, SqliteStore, StoredPassage,
-    WriteBatch, DEFAULT_EF_SEARCH,
+    WriteBatch,
 };
 
 use super::ModelArgs;
@@ -66,7 +66,6 @@ pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
         max_batch: 32,
         max_store_bytes: None,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
-        ef_search: DEFAULT_EF_SEARCH,
     };
     let summary = ModelSummary {
         id: args.model.model.clone(),

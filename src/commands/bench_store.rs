@@ -30,7 +30,7 @@ use wenda::index::{MetadataCondition, MetadataFilter, MetadataTest};
 use wenda::squad::Dataset;
 use wenda::store::{
     now_ms, DocumentRecord, DocumentStore, DocumentWrite, Origin, PostgresStore, SqliteStore,
-    StoredPassage, WriteBatch,
+    StoredPassage, VectorSearchSettings, WriteBatch,
 };
 
 use super::bench_restart::resident_mib;
@@ -154,7 +154,12 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
         ingest("embedded (SQLite + memory)", &store, &corpus)?;
     }
     {
-        let store = PostgresStore::open(&url, fingerprint, dimensions, args.serve.store.ef_search)?;
+        let store = PostgresStore::open(
+            &url,
+            fingerprint,
+            dimensions,
+            &VectorSearchSettings::default(),
+        )?;
         ingest("PostgreSQL + pgvector", &store, &corpus)?;
     }
     let queries = Queries {

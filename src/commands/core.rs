@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use wenda::embedding::ModelFingerprint;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
 use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
-use wenda::store::{DEFAULT_EF_SEARCH, MAX_EF_SEARCH};
+use wenda::store::{VectorSearchSettings, DEFAULT_EF_SEARCH, MAX_EF_SEARCH};
 
 use super::ModelArgs;
 
@@ -40,6 +40,15 @@ pub struct StoreArgs {
     #[arg(long, env = "WENDA_EF_SEARCH", default_value_t = DEFAULT_EF_SEARCH,
           value_parser = parse_ef_search)]
     pub ef_search: usize,
+    /// With --store: a read-only standby of that database (streaming replication) for vector
+    /// searches, which then see a write once the standby has replayed it.
+    #[arg(
+        long,
+        env = "WENDA_READ_DATABASE_URL",
+        hide_env_values = true,
+        requires = "database_url"
+    )]
+    pub read_database_url: Option<String>,
 }
 
 fn parse_ef_search(text: &str) -> Result<usize, String> {
@@ -52,7 +61,13 @@ fn parse_ef_search(text: &str) -> Result<usize, String> {
 impl StoreArgs {
     pub fn location(&self) -> StoreLocation {
         match &self.database_url {
-            Some(url) => StoreLocation::Postgres(url.clone()),
+            Some(url) => StoreLocation::Postgres {
+                url: url.clone(),
+                search: VectorSearchSettings {
+                    ef_search: self.ef_search,
+                    read_url: self.read_database_url.clone(),
+                },
+            },
             None => StoreLocation::Directory(self.data_dir.clone()),
         }
     }
@@ -111,7 +126,6 @@ pub fn open(
         max_batch: capacity.max_batch,
         max_store_bytes: store_args.max_store_bytes,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
-        ef_search: store_args.ef_search,
     };
     let mut progress = Progress::new("embedding stored passages");
     let (core, opened) = Wenda::open(

@@ -42,7 +42,10 @@ use crate::embedding::{EmbedQueue, Embedder, Embedding, ModelFingerprint, Role, 
 use crate::index::{
     Analyzer, Index, IndexChange, IndexReader, IndexedPassage, MemoryIndex, RemoteIndex,
 };
-use crate::store::{PostgresStore, SqliteStore, Store, StoredPassage, StoredVector, WriteBatch};
+use crate::store::{
+    PostgresStore, SqliteStore, Store, StoredPassage, StoredVector, VectorSearchSettings,
+    WriteBatch,
+};
 
 /// Most texts one embeddings request may carry.
 pub const MAX_EMBEDDING_INPUTS: usize = 128;
@@ -64,8 +67,11 @@ pub struct ModelSummary {
 pub enum StoreLocation {
     /// A SQLite database in this directory: one process serves it.
     Directory(PathBuf),
-    /// A PostgreSQL database (with pgvector), by URL.
-    Postgres(String),
+    /// A PostgreSQL database (with pgvector), by URL, and how vectors are searched there.
+    Postgres {
+        url: String,
+        search: VectorSearchSettings,
+    },
 }
 
 /// How a [`Wenda`] is set up.
@@ -82,9 +88,6 @@ pub struct Settings {
     pub max_store_bytes: Option<u64>,
     /// Weight of the lexical score in hybrid ranking.
     pub lexical_weight: f32,
-    /// HNSW candidates a search keeps where vectors are searched by PostgreSQL, unless the
-    /// request says.
-    pub ef_search: usize,
 }
 
 /// What the whole service holds.
@@ -153,11 +156,11 @@ impl Wenda {
                 }
                 Arc::new(store)
             }
-            StoreLocation::Postgres(url) => Arc::new(PostgresStore::open(
+            StoreLocation::Postgres { url, search } => Arc::new(PostgresStore::open(
                 url,
                 fingerprint,
                 embedder.dimensions(),
-                settings.ef_search,
+                search,
             )?),
         };
         let wenda = Self {

@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 pub use export::{backup, export, ExportedDocument};
 pub use jobs::{JobLine, JobProgress, JobRecord, JobStatus, JobStore, LineError};
 pub use pg_vectors::{DEFAULT_EF_SEARCH, MAX_EF_SEARCH};
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresStore, VectorSearchSettings};
 
 use crate::corpus::{Layout, Passage};
 use crate::embedding::{ModelFingerprint, TextKey};

@@ -147,6 +147,8 @@ const CHANGES_KEPT_MS: i64 = 24 * 3600 * 1000;
 /// The store in a PostgreSQL database.
 pub struct PostgresStore {
     pool: Pool,
+    /// Connections to the standby vector searches read from, if there is one.
+    read_pool: Option<Pool>,
     /// This process's name in the change feed, so it does not follow its own writes.
     replica: String,
     /// The URL without its password, for logs.
@@ -172,38 +174,67 @@ impl From<r2d2::Error> for StoreError {
     }
 }
 
+/// How vectors are searched in PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VectorSearchSettings {
+    /// `hnsw.ef_search` when a search does not say.
+    pub ef_search: usize,
+    /// A read-only standby (streaming replication) that vector searches go to instead of the
+    /// primary: they then see writes once the standby has replayed them.
+    pub read_url: Option<String>,
+}
+
+impl Default for VectorSearchSettings {
+    fn default() -> Self {
+        Self {
+            ef_search: super::DEFAULT_EF_SEARCH,
+            read_url: None,
+        }
+    }
+}
+
+/// A pool of connections to `url`, with wenda's timeouts; and the URL without its password.
+fn connect(url: &str) -> Result<(Pool, String)> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::Unavailable(format!("not a PostgreSQL URL: {e}")))?;
+    config.connect_timeout(CONNECT_TIMEOUT);
+    let options = format!(
+        "{} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+        config.get_options().unwrap_or("")
+    );
+    config.options(options.trim());
+    let location = describe(&config);
+    let pool = r2d2::Pool::builder()
+        .max_size(16)
+        .min_idle(Some(1))
+        .connection_timeout(CONNECT_TIMEOUT)
+        .build(PostgresConnectionManager::new(config, NoTls))?;
+    Ok((pool, location))
+}
+
 impl PostgresStore {
     /// Connects to the database at `url` (a `postgres://` URL or key=value string), creates the
-    /// pgvector extension if it can, and brings the schema up to date. Searches keep
-    /// `ef_search` HNSW candidates unless they say otherwise.
+    /// pgvector extension if it can, and brings the schema up to date.
     pub fn open(
         url: &str,
         model: ModelFingerprint,
         dimensions: usize,
-        ef_search: usize,
+        search: &VectorSearchSettings,
     ) -> Result<Self> {
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Unavailable(format!("not a PostgreSQL URL: {e}")))?;
-        config.connect_timeout(CONNECT_TIMEOUT);
-        let options = format!(
-            "{} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
-            config.get_options().unwrap_or("")
-        );
-        config.options(options.trim());
-        let location = describe(&config);
-        let pool = r2d2::Pool::builder()
-            .max_size(16)
-            .min_idle(Some(1))
-            .connection_timeout(CONNECT_TIMEOUT)
-            .build(PostgresConnectionManager::new(config, NoTls))?;
+        let (pool, location) = connect(url)?;
+        let read_pool = match &search.read_url {
+            Some(read_url) => Some(connect(read_url)?.0),
+            None => None,
+        };
         let store = Self {
             pool,
+            read_pool,
             replica: replica_name(),
             location,
             model,
             dimensions,
-            ef_search,
+            ef_search: search.ef_search,
         };
         store.migrate()?;
         Ok(store)
@@ -741,12 +772,15 @@ impl DocumentStore for PostgresStore {
 
     fn ping(&self) -> Result<()> {
         self.client()?.batch_execute("SELECT 1")?;
+        if let Some(read_pool) = &self.read_pool {
+            read_pool.get()?.batch_execute("SELECT 1")?;
+        }
         Ok(())
     }
 
     fn vector_search(&self, collection: &str) -> Option<Arc<dyn VectorSearch>> {
         Some(Arc::new(PgVectors {
-            pool: self.pool.clone(),
+            pool: self.read_pool.as_ref().unwrap_or(&self.pool).clone(),
             collection: collection.to_owned(),
             dimensions: self.dimensions,
             default_ef_search: self.ef_search,

@@ -112,7 +112,7 @@ impl Backend for Postgres {
             self.url,
             Self::schema(name)
         );
-        Box::new(PostgresStore::open(&url, model(), 2, DEFAULT_EF_SEARCH).unwrap())
+        Box::new(PostgresStore::open(&url, model(), 2, &VectorSearchSettings::default()).unwrap())
     }
 
     fn vector_count(&self, name: &str) -> i64 {

@@ -69,7 +69,6 @@ pub fn settings(data_dir: &Path, max_in_flight: usize) -> Settings {
         max_batch: 32,
         max_store_bytes: None,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
-        ef_search: wenda::store::DEFAULT_EF_SEARCH,
     }
 }
 
