@@ -236,7 +236,7 @@ fn document(
 }
 
 /// Resident memory of this process, in MiB (Linux; 0 elsewhere).
-pub(super) fn resident_mib() -> u64 {
+fn resident_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {

@@ -33,7 +33,6 @@ use wenda::store::{
     StoredPassage, VectorSearchSettings, WriteBatch,
 };
 
-use super::bench_restart::resident_mib;
 use super::bench_serve::{print_header, print_level, run_level, serve_core};
 use super::core::{self, StoreArgs};
 use super::serve::ServeArgs;
@@ -403,15 +402,12 @@ fn measure(
     store: &StoreArgs,
     queries: &Queries<'_>,
 ) -> anyhow::Result<()> {
-    let before = resident_mib();
     let started = Instant::now();
     let core = core::open(&args.serve.model, store, args.serve.capacity())?;
     println!(
-        "\n{name}: opened in {:.1} s (model load included); resident memory {} MiB \
-         (+{} MiB for the store)",
+        "\n{name}: opened in {:.1} s (model load included); vectors in this process {:.0} MiB",
         started.elapsed().as_secs_f64(),
-        resident_mib(),
-        resident_mib().saturating_sub(before)
+        core.totals().index_bytes as f64 / (1024.0 * 1024.0),
     );
     let reader = core.reader(COLLECTION)?;
     let filter = shard_filter();

@@ -21,6 +21,9 @@ use crate::store::{JobLine, JobProgress, JobRecord, JobStatus, LineError, Origin
 
 /// Documents written per batch (and transaction).
 const BATCH_DOCUMENTS: usize = 32;
+/// The same when replicas share the work: smaller, so that the replicas finish together (the
+/// last batch of one replica is all the others may wait for at the end).
+const SHARED_BATCH_DOCUMENTS: usize = 8;
 /// Refused lines a job report lists.
 pub const REPORTED_ERRORS: usize = 100;
 /// How long a job waits before retrying when the store is unavailable (disk full, …).
@@ -29,7 +32,7 @@ const STORAGE_RETRY: Duration = Duration::from_secs(5);
 /// batch leaves its lines to another after this.
 const LINE_LEASE_MS: i64 = 30_000;
 /// How often a replica of a shared store looks for jobs to help with or take over.
-const TAKEOVER_CHECK: Duration = Duration::from_secs(2);
+const TAKEOVER_CHECK: Duration = Duration::from_millis(500);
 
 /// One document as a line of JSON: the format of import jobs (and of `wenda export`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,11 +262,15 @@ impl Wenda {
             status(JobStatus::Failed, Some(error)).await??;
             return Ok(());
         };
+        let batch = if store.shared() {
+            SHARED_BATCH_DOCUMENTS
+        } else {
+            BATCH_DOCUMENTS
+        };
         loop {
             let (claims, job_id) = (Arc::clone(&store), id.clone());
             let lines =
-                blocking(move || claims.claim_lines(&job_id, BATCH_DOCUMENTS, LINE_LEASE_MS))
-                    .await??;
+                blocking(move || claims.claim_lines(&job_id, batch, LINE_LEASE_MS)).await??;
             if lines.is_empty() {
                 // Done, unless other replicas still hold lines: the last one to finish says so.
                 let (left, job_id) = (Arc::clone(&store), id.clone());

@@ -14,6 +14,8 @@
 //! `index::remote`). A wider condition is never negated.
 
 use postgres::types::ToSql;
+use postgres::GenericClient;
+use serde_json::{Map, Value};
 
 use super::postgres::Pool;
 use crate::corpus::PassageId;
@@ -23,14 +25,23 @@ use crate::index::{
 
 /// HNSW candidates a search keeps unless told otherwise: recall@10 ≥ 0.95 over 200,000
 /// passages (`wenda bench-store`).
-pub const DEFAULT_EF_SEARCH: usize = 100;
+pub const DEFAULT_EF_SEARCH: usize = 200;
 /// Most candidates an HNSW search keeps (pgvector's bound on `hnsw.ef_search`).
 pub const MAX_EF_SEARCH: usize = 1000;
+
+/// A filter admitting at most this many passages is searched exactly (PostgreSQL reads them
+/// through the filter's indexes and sorts them by distance): cheaper there than a walk of the
+/// HNSW graph that skips what the filter refuses, and exact. More than this, and the HNSW
+/// index is walked with an iterative scan.
+pub const EXACT_SEARCH_UP_TO: usize = 5_000;
 
 /// One collection's vectors in the database.
 pub struct PgVectors {
     pub(super) pool: Pool,
     pub(super) collection: String,
+    /// The collection's id, looked up once: queries name it as a constant, so that a sharded
+    /// database (Citus, distributed by `collection_id`) routes them to one shard.
+    pub(super) collection_id: std::sync::OnceLock<i64>,
     pub(super) dimensions: usize,
     pub(super) default_ef_search: usize,
 }
@@ -80,15 +91,22 @@ impl Clause {
         // Parameters bound for SQL that is then left out are unbound again.
         let bound = self.params.len();
         match filter {
-            MetadataFilter::Field(condition) => {
-                let key = self.bind(condition.key.clone());
-                let field = format!("(metadata -> {key})");
-                let (sql, exact) = self.field(&field, &condition.test);
-                if sql == "TRUE" {
-                    self.params.truncate(bound);
+            MetadataFilter::Field(condition) => match &condition.test {
+                // Containment, which the GIN index on `metadata` answers: a selective
+                // equality filter is then a bitmap scan and an exact sort, not a long walk
+                // of the HNSW graph.
+                MetadataTest::Equals(scalar) => (self.contains(&condition.key, [scalar]), true),
+                MetadataTest::In(scalars) => (self.contains(&condition.key, scalars), true),
+                test => {
+                    let key = self.bind(condition.key.clone());
+                    let field = format!("(metadata -> {key})");
+                    let (sql, exact) = self.field(&field, test);
+                    if sql == "TRUE" {
+                        self.params.truncate(bound);
+                    }
+                    (sql, exact)
                 }
-                (sql, exact)
-            }
+            },
             MetadataFilter::All(filters) => {
                 let (parts, exact) = self.each(filters);
                 (conjunction(parts), exact)
@@ -136,15 +154,8 @@ impl Clause {
             )
         };
         match test {
-            MetadataTest::Equals(scalar) => (any_value(self.equals(scalar)), true),
-            MetadataTest::In(scalars) => {
-                let tests: Vec<String> = scalars.iter().map(|s| self.equals(s)).collect();
-                let condition = if tests.is_empty() {
-                    "FALSE".into()
-                } else {
-                    tests.join(" OR ")
-                };
-                (any_value(condition), true)
+            MetadataTest::Equals(_) | MetadataTest::In(_) => {
+                unreachable!("equality tests are containment tests")
             }
             MetadataTest::Range(bounds) => {
                 let number = "(value #>> '{}')::float8";
@@ -179,16 +190,30 @@ impl Clause {
         }
     }
 
-    /// Whether `value` (a JSON value) equals `scalar`, numbers compared as `f64` as wenda does.
-    fn equals(&mut self, scalar: &Scalar) -> String {
-        match scalar {
-            Scalar::Text(text) => format!("value = to_jsonb({}::text)", self.bind(text.clone())),
-            Scalar::Bool(flag) => format!("value = to_jsonb({}::boolean)", self.bind(*flag)),
-            Scalar::Number(number) => format!(
-                "CASE WHEN jsonb_typeof(value) = 'number' \
-                 THEN (value #>> '{{}}')::float8 = {} ELSE FALSE END",
-                self.bind(*number)
-            ),
+    /// Whether field `key` is one of `scalars` or a list holding one: `{key: v}` or
+    /// `{key: [v]}` contained in the metadata (a list nested in the list does not count, as
+    /// in memory). Stored numbers are `f64`s (see `metadata_for_filters`), so numbers compare
+    /// as wenda compares them.
+    fn contains<'s>(&mut self, key: &str, scalars: impl IntoIterator<Item = &'s Scalar>) -> String {
+        let mut tests = Vec::new();
+        for scalar in scalars {
+            let value = match scalar {
+                Scalar::Text(text) => Value::from(text.as_str()),
+                Scalar::Number(number) => Value::from(*number),
+                Scalar::Bool(flag) => Value::from(*flag),
+            };
+            for form in [value.clone(), Value::Array(vec![value])] {
+                let object: Value = [(key.to_owned(), form)]
+                    .into_iter()
+                    .collect::<Map<_, _>>()
+                    .into();
+                tests.push(format!("metadata @> {}", self.bind(object)));
+            }
+        }
+        if tests.is_empty() {
+            "FALSE".into()
+        } else {
+            format!("({})", tests.join(" OR "))
         }
     }
 
@@ -239,20 +264,32 @@ impl PgVectors {
             .map_err(|e| Unavailable(format!("no PostgreSQL connection: {e}")))
     }
 
-    /// The query vector as a parameter, and the clause's first parameters: it and the
-    /// collection's name.
-    fn clause(&self, vector: &[f32]) -> Clause {
+    /// The collection's id; `None` when it is gone (deleted since this replica loaded it).
+    fn collection_id(&self, client: &mut impl GenericClient) -> Result<Option<i64>, Unavailable> {
+        if let Some(id) = self.collection_id.get() {
+            return Ok(Some(*id));
+        }
+        let row = client
+            .query_opt(
+                "SELECT id FROM collections WHERE name = $1",
+                &[&self.collection],
+            )
+            .map_err(unavailable)?;
+        Ok(row.map(|row| *self.collection_id.get_or_init(|| row.get(0))))
+    }
+
+    /// A clause whose first parameters are the query vector and the collection's id.
+    fn clause(vector: &[f32], collection_id: i64) -> Clause {
         let mut clause = Clause { params: Vec::new() };
         clause.bind(pgvector::Vector::from(vector.to_vec()));
-        clause.bind(self.collection.clone());
+        clause.bind(collection_id);
         clause
     }
 }
 
 /// The passages of the collection (`$2`) that have a vector.
-const PASSAGES_OF_COLLECTION: &str = "FROM passages \
-     WHERE collection_id = (SELECT id FROM collections WHERE name = $2) \
-     AND embedding IS NOT NULL";
+const PASSAGES_OF_COLLECTION: &str =
+    "FROM passages WHERE collection_id = $2 AND embedding IS NOT NULL";
 
 /// Cosine distance to the query (`$1`), as the HNSW index (halfvec_cosine_ops) orders by it.
 const DISTANCE: &str = "(embedding <=> $1::vector::halfvec)";
@@ -270,23 +307,54 @@ impl VectorSearch for PgVectors {
         exclude: Option<&PassageId>,
         ef_search: Option<usize>,
     ) -> Result<Vec<(PassageId, f32)>, Unavailable> {
-        let mut clause = self.clause(vector);
+        let mut client = self.client()?;
+        let Some(collection_id) = self.collection_id(&mut *client)? else {
+            return Ok(Vec::new());
+        };
+        let mut clause = Self::clause(vector, collection_id);
         let limit = clause.bind(k as i64);
         let (filter_sql, _) = clause.filter(filter);
         let exclude_sql = match exclude {
             Some(id) => format!("AND passage_id <> {}", clause.bind(id.to_string())),
             None => String::new(),
         };
+        let admitted = format!("{PASSAGES_OF_COLLECTION} {exclude_sql} AND {filter_sql}");
+        let found = |rows: &[postgres::Row]| -> Vec<(PassageId, f32)> {
+            rows.iter()
+                .map(|row| {
+                    let id: String = row.get(0);
+                    let cosine: f64 = row.get(1);
+                    (PassageId::new(id), cosine as f32)
+                })
+                .collect()
+        };
+        if !filter.is_empty() {
+            // Exact when the filter admits few: the first EXACT_SEARCH_UP_TO + 1 admitted
+            // passages, counted; more than that, and the answer is not used.
+            let sql = format!(
+                "WITH admitted AS MATERIALIZED (
+                     SELECT passage_id, embedding {admitted} LIMIT {}
+                 )
+                 SELECT passage_id, 1 - {DISTANCE}, COUNT(*) OVER () FROM admitted
+                 ORDER BY {DISTANCE} LIMIT {limit}",
+                EXACT_SEARCH_UP_TO + 1
+            );
+            let rows = client
+                .query(&sql, &params(&clause.params))
+                .map_err(unavailable)?;
+            let admitted_count = rows.first().map_or(0, |row| row.get::<_, i64>(2));
+            if admitted_count <= EXACT_SEARCH_UP_TO as i64 {
+                return Ok(found(&rows));
+            }
+        }
         let sql = format!(
-            "SELECT passage_id, 1 - {DISTANCE} {PASSAGES_OF_COLLECTION} {exclude_sql} \
-             AND {filter_sql} ORDER BY {DISTANCE} LIMIT {limit}"
+            "SELECT passage_id, 1 - {DISTANCE} {admitted} ORDER BY {DISTANCE} LIMIT {limit}"
         );
         // The search keeps at least as many candidates as it must return.
         let ef_search = ef_search
             .unwrap_or(self.default_ef_search)
             .max(k)
             .min(MAX_EF_SEARCH);
-        let mut client = self.client()?;
         let mut transaction = client.transaction().map_err(unavailable)?;
         transaction
             .batch_execute(&format!(
@@ -298,29 +366,25 @@ impl VectorSearch for PgVectors {
             .query(&sql, &params(&clause.params))
             .map_err(unavailable)?;
         transaction.commit().map_err(unavailable)?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                let id: String = row.get(0);
-                let cosine: f64 = row.get(1);
-                (PassageId::new(id), cosine as f32)
-            })
-            .collect())
+        Ok(found(&rows))
     }
 
     fn cosines(&self, vector: &[f32], ids: &[&PassageId]) -> Result<Vec<Option<f32>>, Unavailable> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut clause = self.clause(vector);
+        let mut client = self.client()?;
+        let Some(collection_id) = self.collection_id(&mut *client)? else {
+            return Ok(vec![None; ids.len()]);
+        };
+        let mut clause = Self::clause(vector, collection_id);
         let wanted: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
         let wanted_param = clause.bind(wanted);
         let sql = format!(
             "SELECT passage_id, 1 - {DISTANCE} {PASSAGES_OF_COLLECTION} \
              AND passage_id = ANY({wanted_param})"
         );
-        let rows = self
-            .client()?
+        let rows = client
             .query(&sql, &params(&clause.params))
             .map_err(unavailable)?;
         let found: std::collections::HashMap<String, f32> = rows
@@ -334,13 +398,15 @@ impl VectorSearch for PgVectors {
     }
 
     fn vector(&self, id: &PassageId) -> Result<Option<Vec<f32>>, Unavailable> {
-        let row = self
-            .client()?
+        let mut client = self.client()?;
+        let Some(collection_id) = self.collection_id(&mut *client)? else {
+            return Ok(None);
+        };
+        let row = client
             .query_opt(
                 "SELECT embedding::vector FROM passages
-                 WHERE collection_id = (SELECT id FROM collections WHERE name = $1)
-                 AND passage_id = $2",
-                &[&self.collection, &id.as_str()],
+                 WHERE collection_id = $1 AND passage_id = $2",
+                &[&collection_id, &id.as_str()],
             )
             .map_err(unavailable)?;
         Ok(row

@@ -132,7 +132,8 @@ const MIGRATIONS: &[&str] = &[
          ADD COLUMN title_folded text,
          ADD COLUMN day text,
          ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}';
-     CREATE INDEX passages_by_embedding ON passages USING hnsw (embedding halfvec_cosine_ops);",
+     CREATE INDEX passages_by_embedding ON passages USING hnsw (embedding halfvec_cosine_ops);
+     CREATE INDEX passages_by_metadata ON passages USING gin (metadata jsonb_path_ops);",
 ];
 
 /// The schema version that put vectors on passages.
@@ -410,7 +411,7 @@ impl PostgresStore {
 
 /// A name for this process in the change feed: host, process id and start time.
 /// What the filters of a search test of a passage, as stored beside it: its title folded as
-/// title filters compare it, its day, its metadata.
+/// title filters compare it, its day, its metadata for filters.
 fn filter_columns(passage: &Passage) -> (Option<String>, Option<String>, Value) {
     (
         passage.article.title.as_deref().map(fold),
@@ -419,8 +420,25 @@ fn filter_columns(passage: &Passage) -> (Option<String>, Option<String>, Value) 
             .date
             .as_ref()
             .and_then(|date| date.iso.clone()),
-        Value::Object(passage.metadata.clone()),
+        metadata_for_filters(Value::Object(passage.metadata.clone())),
     )
+}
+
+/// `metadata` with every number as the `f64` filters compare (`1`, `1.0` and
+/// `1.00000000000000001` all become `1.0`), so that PostgreSQL's exact numeric equality agrees
+/// with wenda's.
+fn metadata_for_filters(metadata: Value) -> Value {
+    match metadata {
+        Value::Number(number) => number.as_f64().map_or(Value::Number(number), Value::from),
+        Value::Array(items) => Value::Array(items.into_iter().map(metadata_for_filters).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(key, value)| (key, metadata_for_filters(value)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 fn replica_name() -> String {
@@ -782,6 +800,7 @@ impl DocumentStore for PostgresStore {
         Some(Arc::new(PgVectors {
             pool: self.read_pool.as_ref().unwrap_or(&self.pool).clone(),
             collection: collection.to_owned(),
+            collection_id: std::sync::OnceLock::new(),
             dimensions: self.dimensions,
             default_ef_search: self.ef_search,
         }))
