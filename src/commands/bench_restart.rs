@@ -10,18 +10,17 @@ use std::time::Instant;
 
 use anyhow::Context;
 use rayon::prelude::*;
-use wenda::corpus::{ArticleMeta, Citation, Layout, Passage, PassageId, Position};
+use wenda::corpus::PassageId;
 use wenda::embedding::{ModelFingerprint, TextKey};
 use wenda::index::Analyzer;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
 use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
 use wenda::squad::Dataset;
 use wenda::store::{
-    now_ms, DocumentRecord, DocumentStore, DocumentWrite, Origin, SqliteStore, StoredPassage,
-    WriteBatch,
+    DocumentRecord, DocumentStore, DocumentWrite, SqliteStore, StoredPassage, WriteBatch,
 };
 
-use super::ModelArgs;
+use super::{synthetic, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct BenchRestartArgs {
@@ -165,73 +164,30 @@ fn document(
 ) -> (DocumentRecord, Vec<StoredPassage>, Vec<Vec<f32>>) {
     let id = format!("doc-{d}");
     let count = args.per_document.min(args.passages - d * args.per_document);
-    let mut passages = Vec::with_capacity(count);
-    let mut vectors = Vec::with_capacity(count);
     let mut state = (d as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for p in 0..count {
-        let n = d * args.per_document + p;
-        let text: String = (0..3)
-            .map(|k| sentences[(n * 3 + k) % sentences.len()])
-            .collect::<String>()
-            + &format!("（{n}）");
-        let passage = Passage {
-            id: PassageId::new(format!("{id}~1.{}", p + 1)),
-            text: text.clone(),
-            overlap: 0,
-            article: ArticleMeta::default(),
-            position: Position {
-                article: 1,
-                first_paragraph: p + 1,
-                last_paragraph: p + 1,
-                piece: 1,
-                pieces: 1,
-            },
-            source_id: None,
-            metadata: Default::default(),
-            citation: Citation {
-                path: id.clone(),
-                line_start: p + 1,
-                line_end: p + 1,
-                byte_start: 0,
-                byte_end: text.len(),
-            },
-            embeds_title: false,
-        };
-        let vector: Vec<f32> = (0..dimensions)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-            })
-            .collect();
-        passages.push(StoredPassage {
-            text_key: TextKey::of(&passage.embedding_text()),
-            terms: analyzer.term_counts(&passage.text),
-            passage,
-        });
-        vectors.push(vector);
-    }
-    let text = passages
-        .iter()
-        .map(|p| p.passage.text.as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let record = DocumentRecord {
-        id,
-        layout: Layout::Plain,
-        title: None,
-        date: None,
-        source: None,
-        url: None,
-        metadata: Default::default(),
-        text,
-        origin: Origin::Api,
-        content_hash: [0; 32],
-        created_at: now_ms(),
-        updated_at: now_ms(),
-        passages: count,
-    };
+    let texts = (0..count)
+        .map(|p| {
+            let n = d * args.per_document + p;
+            let text: String = (0..3)
+                .map(|k| sentences[(n * 3 + k) % sentences.len()])
+                .collect::<String>()
+                + &format!("（{n}）");
+            (PassageId::new(format!("{id}~1.{}", p + 1)), text)
+        })
+        .collect();
+    let vectors = (0..count)
+        .map(|_| {
+            (0..dimensions)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect()
+        })
+        .collect();
+    let (record, passages) = synthetic::document(id, texts, Default::default(), analyzer);
     (record, passages, vectors)
 }
 

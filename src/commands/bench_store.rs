@@ -23,19 +23,20 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 use serde_json::{json, Value};
-use wenda::corpus::{ArticleMeta, Citation, Layout, Passage, PassageId, Position};
+use wenda::corpus::PassageId;
 use wenda::embedding::{ModelFingerprint, Role, TextKey};
 use wenda::index::{dot, Analyzer, Filter, IndexReader, NearestQuery, Scalar};
 use wenda::index::{MetadataCondition, MetadataFilter, MetadataTest};
 use wenda::squad::Dataset;
 use wenda::store::{
-    now_ms, DocumentRecord, DocumentStore, DocumentWrite, Origin, PostgresStore, SqliteStore,
-    StoredPassage, VectorSearchSettings, WriteBatch,
+    DocumentRecord, DocumentStore, DocumentWrite, PostgresStore, SqliteStore, StoredPassage,
+    VectorSearchSettings, WriteBatch,
 };
 
 use super::bench_serve::{print_header, print_level, run_level, serve_core};
 use super::core::{self, StoreArgs};
 use super::serve::ServeArgs;
+use super::synthetic;
 
 #[derive(clap::Args)]
 pub struct BenchStoreArgs {
@@ -253,71 +254,22 @@ struct Corpus<'a> {
 }
 
 impl Corpus<'_> {
-    /// Document `d`: its record, passages and vectors.
+    /// Document `d`: its record and passages.
     fn document(&self, d: usize) -> (DocumentRecord, Vec<StoredPassage>) {
-        let id = format!("doc-{d}");
         let first = d * PER_DOCUMENT;
         let last = (first + PER_DOCUMENT).min(self.vectors.len());
-        let metadata: serde_json::Map<String, Value> = [("shard".to_owned(), json!(shard(first)))]
+        let metadata = [("shard".to_owned(), json!(shard(first)))]
             .into_iter()
             .collect();
-        let passages: Vec<StoredPassage> = (first..last)
+        let texts = (first..last)
             .map(|j| {
                 // The start of a real context, numbered so that every text (and so every
                 // vector key) is distinct.
                 let context: String = self.texts[j % self.texts.len()].chars().take(60).collect();
-                let text = format!("{context}（{j}）");
-                let seq = j - first + 1;
-                let passage = Passage {
-                    id: PassageId::new(format!("p{j}")),
-                    text: text.clone(),
-                    overlap: 0,
-                    article: ArticleMeta::default(),
-                    position: Position {
-                        article: 1,
-                        first_paragraph: seq,
-                        last_paragraph: seq,
-                        piece: 1,
-                        pieces: 1,
-                    },
-                    source_id: None,
-                    metadata: metadata.clone(),
-                    citation: Citation {
-                        path: id.clone(),
-                        line_start: seq,
-                        line_end: seq,
-                        byte_start: 0,
-                        byte_end: text.len(),
-                    },
-                    embeds_title: false,
-                };
-                StoredPassage {
-                    text_key: TextKey::of(&passage.embedding_text()),
-                    terms: self.analyzer.term_counts(&passage.text),
-                    passage,
-                }
+                (PassageId::new(format!("p{j}")), format!("{context}（{j}）"))
             })
             .collect();
-        let record = DocumentRecord {
-            id,
-            layout: Layout::Plain,
-            title: None,
-            date: None,
-            source: None,
-            url: None,
-            metadata,
-            text: passages
-                .iter()
-                .map(|p| p.passage.text.as_str())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            origin: Origin::Api,
-            content_hash: [0; 32],
-            created_at: now_ms(),
-            updated_at: now_ms(),
-            passages: last - first,
-        };
-        (record, passages)
+        synthetic::document(format!("doc-{d}"), texts, metadata, &self.analyzer)
     }
 }
 

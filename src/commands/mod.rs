@@ -13,6 +13,7 @@ pub mod eval;
 pub mod model;
 pub mod query;
 pub mod serve;
+mod synthetic;
 
 use std::path::PathBuf;
 
