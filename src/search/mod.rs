@@ -180,7 +180,7 @@ pub fn search(
                     wanted,
                 ))
             })?;
-            describe(reader, hits, Some(query), None, params.min_score)
+            describe(reader, hits, Cosines::AreScores, None, params.min_score)
         }
         Mode::Lexical => {
             let scores = reader.lexical_scores(question.text);
@@ -190,7 +190,13 @@ pub fn search(
                     wanted,
                 ))
             })?;
-            describe(reader, hits, None, Some(&scores), params.min_score)
+            describe(
+                reader,
+                hits,
+                Cosines::Absent,
+                Some(&scores),
+                params.min_score,
+            )
         }
         Mode::Hybrid => {
             let query = vector()?;
@@ -203,7 +209,13 @@ pub fn search(
                     params.lexical_weight,
                 )
             })?;
-            describe(reader, hits, Some(query), Some(&scores), params.min_score)
+            describe(
+                reader,
+                hits,
+                Cosines::Of(query),
+                Some(&scores),
+                params.min_score,
+            )
         }
     }
 }
@@ -279,7 +291,7 @@ pub fn similar(
         };
         Ok(Candidates::top(reader.nearest(&nearest)?, wanted))
     })?;
-    describe(reader, hits, Some(&query), None, params.min_score)
+    describe(reader, hits, Cosines::AreScores, None, params.min_score)
 }
 
 /// The paragraph group a passage was cut from: pieces of one paragraph share it, and a result
@@ -322,12 +334,22 @@ fn best_per_unit(
     }
 }
 
+/// Where the cosine component of results comes from.
+enum Cosines<'a> {
+    /// Not asked for (lexical ranking).
+    Absent,
+    /// The hits' scores are cosines (dense ranking).
+    AreScores,
+    /// To be computed with this question vector.
+    Of(&'a [f32]),
+}
+
 /// Turns hits into results with their score components, leaving out those below
 /// `min_score`.
 fn describe(
     reader: &dyn IndexReader,
     hits: Vec<Hit>,
-    query: Option<&[f32]>,
+    cosines: Cosines<'_>,
     lexical: Option<&LexicalScores>,
     min_score: Option<f32>,
 ) -> Result<Vec<Ranked>, SearchError> {
@@ -335,10 +357,13 @@ fn describe(
         .into_iter()
         .filter(|hit| min_score.is_none_or(|min| hit.score >= min))
         .collect();
-    let slots: Vec<Slot> = hits.iter().map(|hit| hit.slot).collect();
-    let cosines = match query {
-        Some(query) => Some(reader.cosines(query, &slots)?),
-        None => None,
+    let cosines = match cosines {
+        Cosines::Absent => None,
+        Cosines::AreScores => Some(hits.iter().map(|hit| hit.score).collect()),
+        Cosines::Of(query) => {
+            let slots: Vec<Slot> = hits.iter().map(|hit| hit.slot).collect();
+            Some(reader.cosines(query, &slots)?)
+        }
     };
     Ok(hits
         .into_iter()
