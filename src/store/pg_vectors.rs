@@ -6,6 +6,11 @@
 //! scan go on past `ef_search` candidates until `LIMIT` rows pass the filter, so a selective
 //! filter still returns `k` results instead of the few that happened to be among the first
 //! `ef_search`. Relaxed order may return rows slightly out of order; the caller sorts them.
+//! A filter that admits few passages ([`EXACT_SEARCH_UP_TO`]) is searched exactly instead:
+//! walking the graph past thousands of refused neighbours costs more than reading the admitted
+//! passages through the filter's own indexes (the GIN index on `metadata`, the key on `doc_id`)
+//! and sorting them, and finds fewer of the true nearest (recall@10 0.82 against 1 for a 1 %
+//! filter over 200,000 passages, `wenda bench-store`).
 //!
 //! The translation is exact for the document, title, date and most metadata tests; a test SQL
 //! cannot express exactly as wenda defines it (case-insensitive text tests, which fold case by
