@@ -49,6 +49,8 @@ pub struct PgVectors {
     pub(super) collection_id: std::sync::OnceLock<i64>,
     pub(super) dimensions: usize,
     pub(super) default_ef_search: usize,
+    /// [`EXACT_SEARCH_UP_TO`], but for tests of the graph walk with a filter.
+    pub(super) exact_search_up_to: usize,
 }
 
 type Param = Box<dyn ToSql + Sync>;
@@ -333,7 +335,7 @@ impl VectorSearch for PgVectors {
                 })
                 .collect()
         };
-        if !filter.is_empty() {
+        if !filter.is_empty() && self.exact_search_up_to > 0 {
             // Exact when the filter admits few: the first EXACT_SEARCH_UP_TO + 1 admitted
             // passages, counted; more than that, and the answer is not used.
             let sql = format!(
@@ -342,13 +344,13 @@ impl VectorSearch for PgVectors {
                  )
                  SELECT passage_id, 1 - {DISTANCE}, COUNT(*) OVER () FROM admitted
                  ORDER BY {DISTANCE} LIMIT {limit}",
-                EXACT_SEARCH_UP_TO + 1
+                self.exact_search_up_to + 1
             );
             let rows = client
                 .query(&sql, &params(&clause.params))
                 .map_err(unavailable)?;
             let admitted_count = rows.first().map_or(0, |row| row.get::<_, i64>(2));
-            if admitted_count <= EXACT_SEARCH_UP_TO as i64 {
+            if admitted_count <= self.exact_search_up_to as i64 {
                 return Ok(found(&rows));
             }
         }

@@ -19,7 +19,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use serde_json::Value;
 
 use super::jobs::{JobLine, JobProgress, JobRecord, JobStatus, JobStore, LineError};
-use super::pg_vectors::PgVectors;
+use super::pg_vectors::{PgVectors, EXACT_SEARCH_UP_TO};
 use super::{
     now_ms, BatchOutcome, Change, CollectionRecord, DocumentRecord, DocumentStore, LoadedPassage,
     Origin, Result, StoreError, StoredPassage, StoredVector, WriteBatch,
@@ -239,6 +239,19 @@ impl PostgresStore {
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Vector search over `collection`, exact for filters admitting up to `exact_up_to`
+    /// passages.
+    pub(super) fn vectors(&self, collection: &str, exact_up_to: usize) -> PgVectors {
+        PgVectors {
+            pool: self.read_pool.as_ref().unwrap_or(&self.pool).clone(),
+            collection: collection.to_owned(),
+            collection_id: std::sync::OnceLock::new(),
+            dimensions: self.dimensions,
+            default_ef_search: self.ef_search,
+            exact_search_up_to: exact_up_to,
+        }
     }
 
     fn client(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>> {
@@ -797,13 +810,7 @@ impl DocumentStore for PostgresStore {
     }
 
     fn vector_search(&self, collection: &str) -> Option<Arc<dyn VectorSearch>> {
-        Some(Arc::new(PgVectors {
-            pool: self.read_pool.as_ref().unwrap_or(&self.pool).clone(),
-            collection: collection.to_owned(),
-            collection_id: std::sync::OnceLock::new(),
-            dimensions: self.dimensions,
-            default_ef_search: self.ef_search,
-        }))
+        Some(Arc::new(self.vectors(collection, EXACT_SEARCH_UP_TO)))
     }
 
     fn rewrite_terms(&self, collection: &str, terms: &[(&str, &TermCounts)]) -> Result<()> {
