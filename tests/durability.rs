@@ -447,3 +447,43 @@ fn backups_and_exports_are_taken_while_serving_and_an_export_moves_without_embed
         before
     );
 }
+
+/// SIGTERM while a client is stalled in the middle of a request: the server gives requests in
+/// flight `--shutdown-timeout` to finish, then closes the connection and exits, rather than
+/// waiting for the client for as long as it likes.
+#[test]
+fn a_stalled_client_does_not_hold_up_shutdown_past_its_deadline() {
+    use std::io::Write;
+    let data = scratch("shutdown");
+    let mut server = spawn_server(&data, &["--no-corpus", "--shutdown-timeout", "1"]);
+    let mut stalled =
+        std::net::TcpStream::connect(server.url.trim_start_matches("http://")).unwrap();
+    stalled
+        .write_all(
+            b"POST /v1/search HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000\r\n\r\n{\"query\": ",
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let terminated = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let started = std::time::Instant::now();
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still running 30 s after SIGTERM, held by a stalled client"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The log is read from the process's stderr: its last lines may still be on their way.
+    let logged = || server.log().iter().any(|l| l.contains("shutdown deadline"));
+    let exited = std::time::Instant::now();
+    while !logged() && exited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(logged(), "{:?}", server.log());
+    drop(stalled);
+}

@@ -110,6 +110,7 @@ pub(super) fn serve_core(
         listener,
         http::router(state, &[], args.keys()),
         std::future::pending(),
+        args.shutdown_deadline(),
     ));
     Ok((url, runtime))
 }

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use wenda::embedding::Role;
-use wenda::http::{self, AppState};
+
 use wenda::squad::Dataset;
 
+use super::bench_serve::serve_core;
 use super::core::{self, StoreArgs};
 use super::serve::ServeArgs;
 
@@ -58,16 +59,7 @@ pub fn run(args: BenchWritesArgs) -> anyhow::Result<()> {
         ..args.serve.store.clone()
     };
     let core = core::open(&args.serve.model, &store, args.serve.capacity())?;
-    let state = AppState::new(args.serve.limits());
-    state.set_ready(std::sync::Arc::clone(&core));
-    let runtime = tokio::runtime::Runtime::new()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let url = format!("http://{}", listener.local_addr()?);
-    runtime.spawn(http::serve(
-        listener,
-        http::router(state, &[], args.serve.keys()),
-        std::future::pending(),
-    ));
+    let (url, runtime) = serve_core(&args.serve, std::sync::Arc::clone(&core))?;
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(600))
         .build();

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
@@ -19,6 +20,10 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "WENDA_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C; connections still
+    /// open then are closed.
+    #[arg(long, env = "WENDA_SHUTDOWN_TIMEOUT", default_value_t = 10)]
+    pub shutdown_timeout: u64,
     /// Requests handled at once; more are refused with 503 instead of queueing without bound.
     #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = Capacity::default().max_in_flight)]
     pub max_in_flight: usize,
@@ -81,6 +86,10 @@ impl ServeArgs {
         }
     }
 
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout)
+    }
+
     pub fn keys(&self) -> ApiKeys {
         ApiKeys::new(&self.api_keys, &self.read_api_keys)
     }
@@ -123,6 +132,7 @@ async fn serve(args: ServeArgs, keys: ApiKeys) -> anyhow::Result<()> {
         listener,
         http::router(Arc::clone(&state), &args.allowed_hosts, keys),
         shutdown_signal(),
+        args.shutdown_deadline(),
     ));
 
     let (model, store, capacity) = (args.model.clone(), args.store.clone(), args.capacity());

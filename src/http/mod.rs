@@ -15,9 +15,9 @@ mod pages;
 mod routes;
 pub mod wire;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Extension, Request};
 use axum::http::{header, StatusCode};
@@ -199,10 +199,33 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    deadline: Duration,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (begun, begun_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = begun.send(());
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
+    // Requests in flight get `deadline` to finish; a client that stalls (a body that never
+    // arrives) does not hold the process up beyond it.
+    let expired = async move {
+        if begun_rx.await.is_ok() {
+            tokio::time::sleep(deadline).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server.into_future() => served,
+        () = expired => {
+            tracing::warn!(
+                deadline_s = deadline.as_secs_f64(),
+                "requests still in flight at the shutdown deadline are dropped"
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn log_request(request: Request, next: Next) -> Response {

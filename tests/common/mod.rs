@@ -158,6 +158,7 @@ pub fn start(options: Options) -> Server {
         listener,
         http::router(state, &[], options.keys),
         std::future::pending(),
+        Duration::from_secs(10),
     ));
     Server {
         url,
