@@ -150,6 +150,10 @@ fn a_question_beyond_the_window_is_answered_and_flagged() {
 fn bad_requests_get_a_status_and_a_json_error() {
     assert_error(post(&json!({"query": "  \n "})), 400, "empty_query");
     assert_error(get("/v1/search?q="), 400, "empty_query");
+    // Zero-width characters alone are nothing to ask; bytes that are not UTF-8 are refused
+    // rather than searched as U+FFFD.
+    assert_error(get("/v1/search?q=%E2%80%8B%E2%80%8B"), 400, "empty_query");
+    assert_error(get("/v1/search?q=%ff%fe"), 400, "bad_request");
     assert_error(get("/v1/search"), 422, "invalid_request");
     assert_error(
         post(&json!({"query": "a", "top_k": 0})),

@@ -146,9 +146,29 @@ pub fn router(state: Arc<AppState>, allowed_hosts: &[String], keys: ApiKeys) -> 
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(Extension(openapi::ServedDocument(Arc::new(document))))
         .layer(Extension(Arc::new(mcp)))
+        .layer(middleware::from_fn(refuse_undecodable_query))
         .layer(middleware::from_fn_with_state(keys, auth::require_key))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Answers 400 to a query string whose percent-escapes do not decode to UTF-8: the query
+/// extractor would replace the bytes with U+FFFD and search for that instead.
+async fn refuse_undecodable_query(request: Request, next: Next) -> Response {
+    let undecodable = request.uri().query().is_some_and(|query| {
+        percent_encoding::percent_decode_str(query)
+            .decode_utf8()
+            .is_err()
+    });
+    if undecodable {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the query string is not UTF-8 once its %-escapes are decoded",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Bodies a refused request may still send that are read and discarded (see
