@@ -470,3 +470,35 @@ fn context_blocks_for_chatbots() {
         "invalid_request",
     );
 }
+
+/// Every answer carries a request id (the client's, when it sends a usable one), and the
+/// headers that keep browsers from sniffing types and proxies from caching API answers.
+#[test]
+fn answers_carry_request_ids_and_safety_headers() {
+    let url = format!(
+        "{}/v1/search?q=%E4%BA%BA%E5%B7%A5%E6%99%BA%E8%83%BD",
+        server()
+    );
+    let given = ureq::get(&url)
+        .set("x-request-id", "client-42.a")
+        .call()
+        .unwrap();
+    assert_eq!(given.header("x-request-id"), Some("client-42.a"));
+    assert_eq!(given.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(given.header("cache-control"), Some("no-store"));
+    let made = |id: &str| {
+        ureq::get(&url)
+            .set("x-request-id", id)
+            .call()
+            .unwrap()
+            .header("x-request-id")
+            .unwrap()
+            .to_owned()
+    };
+    let (first, second) = (made("has spaces"), made(&"x".repeat(65)));
+    assert!(!first.is_empty() && first != "has spaces");
+    assert_ne!(first, second, "each request gets its own id");
+    let health = ureq::get(&format!("{}/health", server())).call().unwrap();
+    assert!(health.header("x-request-id").is_some());
+    assert_eq!(health.header("cache-control"), None);
+}

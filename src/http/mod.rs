@@ -248,17 +248,64 @@ pub async fn serve(
     }
 }
 
+/// The header that carries a request's id, in both directions.
+const REQUEST_ID: &str = "x-request-id";
+
+/// Gives every request an id (the client's `x-request-id` when it is a short token, else a new
+/// one), returns it in the answer, logs the request with it at info level, and adds the
+/// headers every answer carries: no MIME sniffing, and no caching of API answers (which
+/// change with every write and may be private).
 async fn log_request(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(new_request_id, str::to_owned);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = Instant::now();
-    let response = next.run(request).await;
-    tracing::debug!(
+    let span = tracing::info_span!("request", id = %id);
+    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    tracing::info!(
+        request_id = %id,
         %method,
         path,
         status = response.status().as_u16(),
         took_ms = started.elapsed().as_secs_f64() * 1e3,
         "request"
     );
+    let headers = response.headers_mut();
+    if let Ok(value) = header::HeaderValue::from_str(&id) {
+        headers.insert(REQUEST_ID, value);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    if path.starts_with("/v1/") || path == "/dify/retrieval" {
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(header::HeaderValue::from_static("no-store"));
+    }
     response
+}
+
+/// A new request id: this process's start time and a counter, in hex, so ids from replicas
+/// started at different times do not collide.
+fn new_request_id() -> String {
+    static STARTED: OnceLock<u64> = OnceLock::new();
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let started = *STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_micros() as u64)
+    });
+    let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{started:x}-{count:x}")
 }
