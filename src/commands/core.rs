@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use wenda::corpus::DEFAULT_MAX_FILE_BYTES;
 use wenda::embedding::ModelFingerprint;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
 use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
@@ -32,6 +33,9 @@ pub struct StoreArgs {
     /// Load no corpus folder: serve only what the data directory holds.
     #[arg(long)]
     pub no_corpus: bool,
+    /// Corpus files larger than this many bytes are skipped (and say so).
+    #[arg(long, env = "WENDA_MAX_FILE_BYTES", default_value_t = DEFAULT_MAX_FILE_BYTES)]
+    pub max_file_bytes: u64,
     /// Most bytes a SQLite store may grow to; writes beyond answer 503 `storage_unavailable`.
     #[arg(long, env = "WENDA_MAX_STORE_BYTES")]
     pub max_store_bytes: Option<u64>,
@@ -148,9 +152,11 @@ pub fn open(
     if !store_args.no_corpus {
         let mut progress = Progress::new("embedding corpus passages");
         let synced = core
-            .sync_corpus(&store_args.corpus, &mut |done, total| {
-                progress.update(done, total)
-            })
+            .sync_corpus(
+                &store_args.corpus,
+                store_args.max_file_bytes,
+                &mut |done, total| progress.update(done, total),
+            )
             .with_context(|| format!("loading the corpus {:?}", store_args.corpus))?;
         progress.finish();
         tracing::info!(

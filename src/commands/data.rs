@@ -166,6 +166,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         no_corpus: true,
         max_store_bytes: None,
         ef_search: store::DEFAULT_EF_SEARCH,
+        max_file_bytes: wenda::corpus::DEFAULT_MAX_FILE_BYTES,
         read_database_url: None,
     };
     let core = core::open(&args.model, &store_args, Capacity::default())?;

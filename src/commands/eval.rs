@@ -165,6 +165,7 @@ fn eval_store(args: &EvalArgs, data_dir: PathBuf, corpus: Vec<PathBuf>) -> Store
         no_corpus: false,
         max_store_bytes: None,
         ef_search: args.ef_search,
+        max_file_bytes: wenda::corpus::DEFAULT_MAX_FILE_BYTES,
         read_database_url: None,
     }
 }

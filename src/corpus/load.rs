@@ -4,8 +4,10 @@
 //! do not depend on the file system's listing order. Within them, `.txt`, `.md` and `.jsonl`
 //! files are loaded and other files are counted as ignored; hidden entries (`.git`, editor
 //! files) are passed over, and symbolic links to directories are not followed, to avoid cycles.
-//! A file named explicitly must have one of those extensions. A bad file, line or duplicate id
-//! costs only itself: the rest still loads.
+//! A symbolic link to a file is followed only when the file is inside the folder being walked:
+//! a link to `/etc/…` would otherwise put a system file in the corpus and serve it. Files over
+//! a size limit are skipped before they are read. A file named explicitly must have one of
+//! those extensions. A bad file, line or duplicate id costs only itself: the rest still loads.
 
 use std::collections::HashMap;
 use std::fs;
@@ -52,15 +54,21 @@ pub struct FileScan {
     /// Whether every path given, and every directory below, could be listed: when not, a
     /// document whose file was not seen may still exist.
     pub complete: bool,
+    max_file_bytes: u64,
 }
 
-/// Finds and reads the supported files of `paths`, each a file or a directory.
+/// Files larger than this are skipped unless the caller allows more (`--max-file-bytes`).
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Finds and reads the supported files of `paths`, each a file or a directory, skipping those
+/// over `max_file_bytes`.
 ///
 /// Document ids are paths relative to the directory given, or the file name for a file given
 /// on its own.
-pub fn read_files<P: AsRef<Path>>(paths: &[P]) -> FileScan {
+pub fn read_files<P: AsRef<Path>>(paths: &[P], max_file_bytes: u64) -> FileScan {
     let mut scan = FileScan {
         complete: true,
+        max_file_bytes,
         ..FileScan::default()
     };
     for path in paths {
@@ -72,7 +80,7 @@ pub fn read_files<P: AsRef<Path>>(paths: &[P]) -> FileScan {
 /// Loads `paths`, each a file or a directory, into passages sized by `config`. A passage id
 /// taken by an earlier file costs the later one its paragraph group (or record).
 pub fn load<P: AsRef<Path>>(paths: &[P], config: &ChunkConfig<'_>) -> LoadReport {
-    let scan = read_files(paths);
+    let scan = read_files(paths, DEFAULT_MAX_FILE_BYTES);
     let mut loader = Loader {
         report: LoadReport {
             problems: scan.problems,
@@ -130,9 +138,9 @@ impl FileScan {
             entries
                 .map(|entry| {
                     let entry = entry?;
-                    Ok((entry.path(), entry.file_type()?.is_dir()))
+                    Ok((entry.path(), entry.file_type()?))
                 })
-                .collect::<std::io::Result<Vec<(PathBuf, bool)>>>()
+                .collect::<std::io::Result<Vec<(PathBuf, fs::FileType)>>>()
         });
         let mut entries = match entries {
             Ok(entries) => entries,
@@ -141,17 +149,20 @@ impl FileScan {
                 return self.problem(directory, None, ProblemKind::Unreadable(error.to_string()));
             }
         };
-        entries.sort();
-        for (path, is_dir) in entries {
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (path, file_type) in entries {
             let hidden = path
                 .file_name()
                 .is_some_and(|name| name.to_string_lossy().starts_with('.'));
             if hidden {
                 continue;
             }
-            if is_dir {
+            if file_type.is_dir() {
                 self.walk(root, &path);
             } else if let Some(layout) = layout_of(&path) {
+                if file_type.is_symlink() && !self.link_stays_inside(root, &path) {
+                    continue;
+                }
                 self.read_file(&path, &relative_path(root, &path), layout);
             } else {
                 self.ignored_files += 1;
@@ -159,8 +170,36 @@ impl FileScan {
         }
     }
 
+    /// Whether the symbolic link at `path` leads to a file inside `root`; reports it when not.
+    fn link_stays_inside(&mut self, root: &Path, path: &Path) -> bool {
+        let resolved = fs::canonicalize(root).and_then(|root| Ok((root, fs::canonicalize(path)?)));
+        match resolved {
+            Ok((root, target)) if target.starts_with(&root) => true,
+            Ok((_, target)) => {
+                self.problem(path, None, ProblemKind::LinkOutside(target));
+                false
+            }
+            Err(error) => {
+                self.unread.push(relative_path(root, path));
+                self.problem(path, None, ProblemKind::Unreadable(error.to_string()));
+                false
+            }
+        }
+    }
+
     /// Reads the file at `path`; `id` is its path relative to its root.
     fn read_file(&mut self, path: &Path, id: &str, layout: Layout) {
+        if let Ok(metadata) = fs::metadata(path) {
+            if metadata.len() > self.max_file_bytes {
+                // What it holds is unknown, not gone: its document stays.
+                self.unread.push(id.to_owned());
+                let kind = ProblemKind::TooLarge {
+                    bytes: metadata.len(),
+                    limit: self.max_file_bytes,
+                };
+                return self.problem(path, None, kind);
+            }
+        }
         let bytes = match fs::read(path) {
             Ok(bytes) => bytes,
             Err(error) => {

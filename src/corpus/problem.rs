@@ -21,6 +21,10 @@ pub enum ProblemKind {
     NotUtf8 { offset: usize },
     #[error("empty file")]
     Empty,
+    #[error("{bytes} bytes, over the limit of {limit} (--max-file-bytes)")]
+    TooLarge { bytes: u64, limit: u64 },
+    #[error("a symbolic link to {}, outside the corpus folder: not followed", .0.display())]
+    LinkOutside(std::path::PathBuf),
     #[error("unsupported file type: expected .txt, .md or .jsonl")]
     UnsupportedExtension,
     #[error("malformed JSON line: {0}")]

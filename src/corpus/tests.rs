@@ -480,6 +480,36 @@ fn directories_are_walked_in_sorted_order() {
     assert_eq!(report.passages[1].citation.path, "b/a.md");
 }
 
+/// A symbolic link is followed only to a file inside the folder being walked, and a file over
+/// the size limit is skipped unread, with its document counted as unknown rather than gone.
+#[cfg(unix)]
+#[test]
+fn links_out_of_the_folder_and_oversized_files_are_skipped_with_a_reason() {
+    let outside = ScratchDir::new("links-outside");
+    let secret = outside.write("secret.txt", "A system file.");
+    let dir = ScratchDir::new("links");
+    let inner = dir.write("notes/inner.txt", "Inside.");
+    std::os::unix::fs::symlink(&secret, dir.0.join("leak.txt")).unwrap();
+    std::os::unix::fs::symlink(&inner, dir.0.join("alias.txt")).unwrap();
+    dir.write("big.txt", "x".repeat(101));
+    let scan = read_files(&[&dir.0], 100);
+    let ids: Vec<&str> = scan.files.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["alias.txt", "notes/inner.txt"]);
+    let kinds: Vec<&ProblemKind> = scan.problems.iter().map(|p| &p.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            &ProblemKind::TooLarge {
+                bytes: 101,
+                limit: 100
+            },
+            &ProblemKind::LinkOutside(fs::canonicalize(&secret).unwrap()),
+        ]
+    );
+    assert_eq!(scan.unread, ["big.txt"]);
+    assert!(scan.complete);
+}
+
 /// Arbitrary text, weighted towards what the pipeline treats specially.
 fn arbitrary_text() -> impl Strategy<Value = String> {
     let special = prop::sample::select(vec![

@@ -32,11 +32,13 @@ pub struct SyncReport {
 }
 
 impl Wenda {
-    /// Brings collection `default` in step with the files of `paths`. Blocking; `progress(done,
+    /// Brings collection `default` in step with the files of `paths` (those over
+    /// `max_file_bytes` are skipped, and their documents kept). Blocking; `progress(done,
     /// total)` follows the embedding of passages the store has no vector for.
     pub fn sync_corpus(
         &self,
         paths: &[PathBuf],
+        max_file_bytes: u64,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<SyncReport, OpenError> {
         let name = DEFAULT_COLLECTION;
@@ -44,7 +46,7 @@ impl Wenda {
             self.register(name, self.new_collection(name));
         }
         let target = self.collection(name)?;
-        let scan = read_files(paths);
+        let scan = read_files(paths, max_file_bytes);
         let mut report = SyncReport {
             problems: scan.problems,
             ignored_files: scan.ignored_files,

@@ -99,8 +99,12 @@ pub fn seeded_data_dir(name: &str) -> PathBuf {
     let template = TEMPLATE.get_or_init(|| {
         let dir = scratch("seeded-template");
         let core = open_core(&settings(&dir, 64));
-        core.sync_corpus(&[root().join("seeds")], &mut |_, _| {})
-            .unwrap();
+        core.sync_corpus(
+            &[root().join("seeds")],
+            wenda::corpus::DEFAULT_MAX_FILE_BYTES,
+            &mut |_, _| {},
+        )
+        .unwrap();
         dir
     });
     let dir = scratch(name);
