@@ -188,15 +188,21 @@ pub fn open(
 struct Progress {
     what: &'static str,
     bar: Option<ProgressBar>,
-    logged_tenths: usize,
+    started: Instant,
+    /// When a line was last logged (without a terminal), and at which tenth of the work.
+    logged: (Instant, usize),
 }
+
+/// Without a terminal, progress is logged at each tenth of the work and at least this often.
+const LOG_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Progress {
     fn new(what: &'static str) -> Self {
         Self {
             what,
             bar: None,
-            logged_tenths: 0,
+            started: Instant::now(),
+            logged: (Instant::now(), 0),
         }
     }
 
@@ -216,10 +222,21 @@ impl Progress {
                 })
                 .set_position(done as u64);
         } else {
+            // Structured lines for logs under systemd or in containers: done, rate, time left.
             let tenths = done * 10 / total.max(1);
-            if tenths > self.logged_tenths || done == total {
-                self.logged_tenths = tenths;
-                tracing::info!(done, total, "{}", self.what);
+            let (last, logged_tenths) = self.logged;
+            if tenths > logged_tenths || done == total || last.elapsed() >= LOG_PROGRESS_EVERY {
+                self.logged = (Instant::now(), tenths);
+                let per_second = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+                let eta_s = (total.saturating_sub(done) as f64 / per_second.max(1e-9)).round();
+                tracing::info!(
+                    done,
+                    total,
+                    per_second = per_second.round(),
+                    eta_s,
+                    "{}",
+                    self.what
+                );
             }
         }
     }
