@@ -9,25 +9,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{call, root, scratch, send_json, spawn_server, ServerProcess};
+use common::{call, ranking, root, scratch, send_json, spawn_server, ServerProcess};
 use serde_json::{json, Value};
-
-/// Ids and scores of a search, for comparing runs.
-fn ranking(server: &ServerProcess, path: &str, body: &Value) -> Vec<(String, f64)> {
-    let (status, answer) = send_json(&server.url, "POST", path, body);
-    assert_eq!(status, 200, "{answer}");
-    answer["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().unwrap().to_owned(),
-                r["score"].as_f64().unwrap(),
-            )
-        })
-        .collect()
-}
 
 fn number(server: &ServerProcess, message: &str, field: &str) -> u64 {
     server

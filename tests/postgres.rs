@@ -4,46 +4,36 @@
 
 mod common;
 
-use common::{call, send_json, spawn_serve, ServerProcess};
+use common::{call, fresh_database, ranking, send_json, spawn_serve, ServerProcess};
 use serde_json::{json, Value};
 
-/// A fresh database on the test server, by URL; `None` (with a note) when there is no server.
-fn database(name: &str) -> Option<String> {
-    let Ok(server) = std::env::var("WENDA_TEST_DATABASE_URL") else {
-        eprintln!("skipped: WENDA_TEST_DATABASE_URL is not set (./scripts/test.sh sets it)");
-        return None;
-    };
-    let database = format!("wenda_it_{}_{name}", std::process::id());
-    let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap();
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {database}"))
-        .unwrap();
-    client
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .unwrap();
-    let (base, _) = server.rsplit_once('/').expect("a URL with a database name");
-    Some(format!("{base}/{database}"))
+/// Ids and scores of the answer to `question` through `server`.
+fn ids(server: &ServerProcess, path: &str, question: &str) -> Vec<(String, f64)> {
+    ranking(server, path, &json!({"query": question}))
 }
 
-fn ids(server: &ServerProcess, path: &str, question: &str) -> Vec<(String, f64)> {
-    let (status, answer) = send_json(&server.url, "POST", path, &json!({"query": question}));
-    assert_eq!(status, 200, "{answer}");
-    answer["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().unwrap().to_owned(),
-                r["score"].as_f64().unwrap(),
-            )
-        })
-        .collect()
+/// Imports `documents` documents with texts from `text(i)` into a new collection `bulk`
+/// through `server`; returns the job's id.
+fn import_bulk(server: &ServerProcess, documents: usize, text: impl Fn(usize) -> String) -> String {
+    call(&server.url, "PUT", "/v1/collections/bulk", None);
+    let body: String = (0..documents)
+        .map(|i| json!({"id": format!("d{i}"), "text": text(i)}).to_string() + "\n")
+        .collect();
+    let (status, accepted) = call(
+        &server.url,
+        "POST",
+        "/v1/collections/bulk/documents:import",
+        Some(("application/x-ndjson", body.as_bytes())),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    accepted["id"].as_str().unwrap().to_owned()
 }
 
 #[test]
 fn the_api_over_postgres_survives_kill_9_and_is_shared_by_replicas() {
-    let Some(url) = database("serve") else { return };
+    let Some(url) = fresh_database("serve") else {
+        return;
+    };
     let store = ["--store", url.as_str()];
     let server = spawn_serve(&store);
     let before = ids(&server, "/v1/search", "模速空间在哪个区？");
@@ -93,7 +83,7 @@ fn the_api_over_postgres_survives_kill_9_and_is_shared_by_replicas() {
 
 #[test]
 fn replicas_starting_together_migrate_and_load_the_corpus_once() {
-    let Some(url) = database("together") else {
+    let Some(url) = fresh_database("together") else {
         return;
     };
     let replicas: Vec<ServerProcess> = std::thread::scope(|scope| {
@@ -125,7 +115,7 @@ fn until(what: &str, ready: impl Fn() -> bool) -> std::time::Duration {
 
 #[test]
 fn a_write_through_one_replica_is_searchable_through_another() {
-    let Some(url) = database("follow") else {
+    let Some(url) = fresh_database("follow") else {
         return;
     };
     let store = ["--store", url.as_str(), "--no-corpus"];
@@ -180,31 +170,18 @@ fn a_write_through_one_replica_is_searchable_through_another() {
 
 #[test]
 fn an_import_left_by_a_killed_replica_is_finished_by_another() {
-    let Some(url) = database("takeover") else {
+    let Some(url) = fresh_database("takeover") else {
         return;
     };
     let store = ["--store", url.as_str(), "--no-corpus"];
     let (a, b) = (spawn_serve(&store), spawn_serve(&store));
-    call(&a.url, "PUT", "/v1/collections/bulk", None);
     let documents = 120;
-    let body: String = (0..documents)
-        .map(|i| {
-            let text: String = (0..6)
-                .map(|p| {
-                    format!("文档{i}段落{p}：关于城市治理第{p}项措施的说明，涉及交通和住房。\n\n")
-                })
-                .collect();
-            json!({"id": format!("d{i}"), "text": text}).to_string() + "\n"
-        })
-        .collect();
-    let (status, accepted) = call(
-        &a.url,
-        "POST",
-        "/v1/collections/bulk/documents:import",
-        Some(("application/x-ndjson", body.as_bytes())),
-    );
-    assert_eq!(status, 202, "{accepted}");
-    let job = format!("/v1/jobs/{}", accepted["id"].as_str().unwrap());
+    let id = import_bulk(&a, documents, |i| {
+        (0..6)
+            .map(|p| format!("文档{i}段落{p}：关于城市治理第{p}项措施的说明，涉及交通和住房。\n\n"))
+            .collect()
+    });
+    let job = format!("/v1/jobs/{id}");
     until("the first batches", || {
         let (_, report) = call(&a.url, "GET", &job, None);
         report["documents"]["done"].as_u64().unwrap() >= 32
@@ -241,30 +218,18 @@ fn an_import_left_by_a_killed_replica_is_finished_by_another() {
 
 #[test]
 fn replicas_share_the_work_of_an_import() {
-    let Some(url) = database("share") else { return };
+    let Some(url) = fresh_database("share") else {
+        return;
+    };
     let store = ["--store", url.as_str(), "--no-corpus"];
     let (a, b) = (spawn_serve(&store), spawn_serve(&store));
-    call(&a.url, "PUT", "/v1/collections/bulk", None);
     let documents = 320;
-    let body: String = (0..documents)
-        .map(|i| {
-            // Long enough that the import outlasts the other replica's look for work.
-            let text: String = (0..12)
-                .map(|p| {
-                    format!("第{i}份简报第{p}条：城市治理的第{p}项措施，涉及交通、医疗和住房。")
-                })
-                .collect();
-            json!({"id": format!("d{i}"), "text": text}).to_string() + "\n"
-        })
-        .collect();
-    let (status, accepted) = call(
-        &a.url,
-        "POST",
-        "/v1/collections/bulk/documents:import",
-        Some(("application/x-ndjson", body.as_bytes())),
-    );
-    assert_eq!(status, 202, "{accepted}");
-    let id = accepted["id"].as_str().unwrap().to_owned();
+    // Long enough that the import outlasts the other replica's look for work.
+    let id = import_bulk(&a, documents, |i| {
+        (0..12)
+            .map(|p| format!("第{i}份简报第{p}条：城市治理的第{p}项措施，涉及交通、医疗和住房。"))
+            .collect()
+    });
     until("the import", || {
         call(&b.url, "GET", &format!("/v1/jobs/{id}"), None).1["status"] == "completed"
     });
@@ -289,7 +254,7 @@ fn replicas_share_the_work_of_an_import() {
 /// primary and is found by a dense search once the standby has replayed it.
 #[test]
 fn vector_searches_can_read_from_a_standby() {
-    let Some(url) = database("standby") else {
+    let Some(url) = fresh_database("standby") else {
         return;
     };
     let Ok(standby) = std::env::var("WENDA_TEST_STANDBY_URL") else {

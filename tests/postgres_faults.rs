@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{call, root, send_json, spawn_serve};
+use common::{call, fresh_database, root, send_json, spawn_serve};
 use serde_json::json;
 
 fn postgres(action: &str) {
@@ -22,21 +22,9 @@ fn postgres(action: &str) {
 
 #[test]
 fn the_database_going_away_and_coming_back() {
-    let Ok(server) = std::env::var("WENDA_TEST_DATABASE_URL") else {
-        eprintln!("skipped: WENDA_TEST_DATABASE_URL is not set (./scripts/test.sh sets it)");
+    let Some(url) = fresh_database("faults") else {
         return;
     };
-    let database = format!("wenda_faults_{}", std::process::id());
-    let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap();
-    // One statement each: CREATE DATABASE cannot run in a transaction block.
-    client
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {database}"))
-        .unwrap();
-    client
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .unwrap();
-    drop(client);
-    let url = format!("{}/{database}", server.rsplit_once('/').unwrap().0);
     let wenda = spawn_serve(&["--store", &url, "--no-corpus"]);
     call(&wenda.url, "PUT", "/v1/collections/c", None);
     let put = |id: &str, text: &str| {

@@ -224,6 +224,43 @@ pub fn send_json(base: &str, method: &str, path: &str, body: &Value) -> (u16, Va
     call(base, method, path, Some(("application/json", &bytes)))
 }
 
+/// Ids and scores of a search through `server`, for comparing runs.
+pub fn ranking(server: &ServerProcess, path: &str, body: &Value) -> Vec<(String, f64)> {
+    let (status, answer) = send_json(&server.url, "POST", path, body);
+    assert_eq!(status, 200, "{answer}");
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["score"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A fresh, empty database named `wenda_<name>_<pid>` on the test PostgreSQL server, by URL;
+/// `None` (with a note) when `./scripts/test.sh` did not start one.
+pub fn fresh_database(name: &str) -> Option<String> {
+    let Ok(server) = std::env::var("WENDA_TEST_DATABASE_URL") else {
+        eprintln!("skipped: WENDA_TEST_DATABASE_URL is not set (./scripts/test.sh sets it)");
+        return None;
+    };
+    let database = format!("wenda_{name}_{}", std::process::id());
+    let mut client = postgres::Client::connect(&server, postgres::NoTls).unwrap();
+    // One statement each: CREATE DATABASE cannot run in a transaction block.
+    client
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {database}"))
+        .unwrap();
+    client
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .unwrap();
+    let (base, _) = server.rsplit_once('/').expect("a URL with a database name");
+    Some(format!("{base}/{database}"))
+}
+
 pub fn post(body: &Value) -> (u16, Value) {
     post_json("/v1/search", body)
 }
