@@ -47,6 +47,9 @@ enum Command {
     BenchIndex(commands::bench_index::BenchIndexArgs),
     /// Measure HTTP search throughput and latency under load (a benchmark, prints figures).
     BenchServe(commands::bench_serve::BenchServeArgs),
+    /// Soak test: mixed traffic with idle and slow connections for minutes (a benchmark, prints
+    /// figures).
+    BenchSoak(commands::bench_soak::BenchSoakArgs),
     /// Measure document writes, imports, and searches during an import (prints figures).
     BenchWrites(commands::bench_writes::BenchWritesArgs),
     /// Measure how long opening a large store takes (a benchmark, prints figures).
@@ -76,6 +79,7 @@ fn main() -> anyhow::Result<()> {
         Command::BenchEmbed(args) => commands::bench::run(args),
         Command::BenchIndex(args) => commands::bench_index::run(args),
         Command::BenchServe(args) => commands::bench_serve::run(args),
+        Command::BenchSoak(args) => commands::bench_soak::run(args),
         Command::BenchWrites(args) => commands::bench_writes::run(args),
         Command::BenchRestart(args) => commands::bench_restart::run(args),
         Command::BenchStore(args) => commands::bench_store::run(args),

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_index;
 pub mod bench_restart;
 pub mod bench_serve;
+pub mod bench_soak;
 pub mod bench_store;
 pub mod bench_writes;
 pub mod core;
