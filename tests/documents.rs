@@ -735,11 +735,10 @@ fn api_keys_guard_reads_and_writes() {
         401,
         "unauthorized",
     );
-    assert_error(
-        call(url, "POST", "/mcp", Some(("application/json", b"{}"))),
-        401,
-        "unauthorized",
-    );
+    // MCP clients read errors in JSON-RPC form, the API's code in `data`.
+    let (status, answer) = call(url, "POST", "/mcp", Some(("application/json", b"{}")));
+    assert_eq!(status, 401);
+    assert_eq!(answer["error"]["data"]["code"], "unauthorized", "{answer}");
     // What a browser or a probe needs stays open.
     for open in ["/health", "/ready", "/openapi.json"] {
         assert_eq!(call(url, "GET", open, None).0, 200, "{open}");

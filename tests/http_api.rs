@@ -6,6 +6,7 @@ mod common;
 use common::{assert_error, call, get, post, post_json, server, start, texts, Options};
 use serde_json::{json, Value};
 use wenda::embedding::DEFAULT_MODEL;
+use wenda::http::Limits;
 
 #[test]
 fn chinese_question_finds_the_ai_study_session() {
@@ -294,7 +295,10 @@ fn not_ready_until_the_index_is_built() {
 #[test]
 fn overload_is_refused_rather_than_queued() {
     let server = start(Options {
-        max_in_flight: 0,
+        limits: Limits {
+            max_in_flight: 0,
+            ..Limits::default()
+        },
         ..Options::default()
     });
     assert_error(

@@ -61,7 +61,7 @@ pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
     );
     let settings = Settings {
         store: StoreLocation::Directory(args.data_dir.clone()),
-        max_in_flight: 64,
+        queue_capacity: 64,
         max_batch: 32,
         max_store_bytes: None,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,

@@ -108,9 +108,9 @@ pub(super) fn serve_core(
     let url = format!("http://{}", listener.local_addr()?);
     runtime.spawn(http::serve(
         listener,
-        http::router(state, &[], args.keys()),
+        http::router(state, args.access()?),
         std::future::pending(),
-        args.shutdown_deadline(),
+        args.transport(),
     ));
     Ok((url, runtime))
 }

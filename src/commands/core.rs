@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use wenda::corpus::DEFAULT_MAX_FILE_BYTES;
+use wenda::corpus::{ReadOptions, DEFAULT_MAX_FILE_BYTES};
 use wenda::embedding::ModelFingerprint;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
 use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
@@ -36,6 +36,10 @@ pub struct StoreArgs {
     /// Corpus files larger than this many bytes are skipped (and say so).
     #[arg(long, env = "WENDA_MAX_FILE_BYTES", default_value_t = DEFAULT_MAX_FILE_BYTES)]
     pub max_file_bytes: u64,
+    /// Follow symbolic links in the corpus folder wherever they lead (by default only links
+    /// to files inside the folder are read).
+    #[arg(long, env = "WENDA_FOLLOW_SYMLINKS")]
+    pub follow_symlinks: bool,
     /// Most bytes a SQLite store may grow to; writes beyond answer 503 `storage_unavailable`.
     #[arg(long, env = "WENDA_MAX_STORE_BYTES")]
     pub max_store_bytes: Option<u64>,
@@ -126,7 +130,7 @@ pub fn open(
     };
     let settings = Settings {
         store: store_args.location(),
-        max_in_flight: capacity.max_in_flight,
+        queue_capacity: capacity.max_in_flight,
         max_batch: capacity.max_batch,
         max_store_bytes: store_args.max_store_bytes,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
@@ -154,7 +158,10 @@ pub fn open(
         let synced = core
             .sync_corpus(
                 &store_args.corpus,
-                store_args.max_file_bytes,
+                ReadOptions {
+                    max_file_bytes: store_args.max_file_bytes,
+                    follow_symlinks: store_args.follow_symlinks,
+                },
                 &mut |done, total| progress.update(done, total),
             )
             .with_context(|| format!("loading the corpus {:?}", store_args.corpus))?;

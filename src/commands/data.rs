@@ -167,6 +167,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         max_store_bytes: None,
         ef_search: store::DEFAULT_EF_SEARCH,
         max_file_bytes: wenda::corpus::DEFAULT_MAX_FILE_BYTES,
+        follow_symlinks: false,
         read_database_url: None,
     };
     let core = core::open(&args.model, &store_args, Capacity::default())?;

@@ -166,6 +166,7 @@ fn eval_store(args: &EvalArgs, data_dir: PathBuf, corpus: Vec<PathBuf>) -> Store
         max_store_bytes: None,
         ef_search: args.ef_search,
         max_file_bytes: wenda::corpus::DEFAULT_MAX_FILE_BYTES,
+        follow_symlinks: false,
         read_database_url: None,
     }
 }

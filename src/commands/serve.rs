@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tokio::net::TcpListener;
-use wenda::http::{self, ApiKeys, AppState, Limits};
+use wenda::http::{self, Access, ApiKeys, AppState, Exposure, Limits, Transport};
 
 use super::core::{self, Capacity, StoreArgs};
 use super::ModelArgs;
@@ -24,9 +24,26 @@ pub struct ServeArgs {
     /// open then are closed.
     #[arg(long, env = "WENDA_SHUTDOWN_TIMEOUT", default_value_t = 10)]
     pub shutdown_timeout: u64,
-    /// Requests handled at once; more are refused with 503 instead of queueing without bound.
+    /// Requests handled at once; more are refused with 503 `overloaded` (before their bodies
+    /// are read) instead of queueing without bound.
     #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = Capacity::default().max_in_flight)]
     pub max_in_flight: usize,
+    /// Connections served at once (lowered to fit the open-file limit). A few more are
+    /// answered 503 `too_many_connections` (`/health` still answers on them);
+    /// beyond those, new connections are closed.
+    #[arg(long, env = "WENDA_MAX_CONNECTIONS", default_value_t = Transport::default().max_connections)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers; also how long a kept-alive
+    /// connection may sit idle between requests. Slower clients are disconnected.
+    #[arg(long, env = "WENDA_HEADER_TIMEOUT", default_value_t = Transport::default().header_timeout.as_secs())]
+    pub header_timeout: u64,
+    /// Seconds a body may pause between two pieces (408 `body_timeout` beyond).
+    #[arg(long, env = "WENDA_BODY_TIMEOUT", default_value_t = Limits::default().body_timeout.as_secs())]
+    pub body_timeout: u64,
+    /// Seconds a search, passage, similar, MCP or Dify request may take, body included (504
+    /// `request_timeout` beyond).
+    #[arg(long, env = "WENDA_REQUEST_TIMEOUT", default_value_t = Limits::default().request_timeout.as_secs())]
+    pub request_timeout: u64,
     /// Largest search request body accepted, in bytes (413 beyond).
     #[arg(long, default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
@@ -39,15 +56,23 @@ pub struct ServeArgs {
     /// Most questions embedded together in one forward pass.
     #[arg(long, default_value_t = Capacity::default().max_batch)]
     pub max_batch: usize,
-    /// `Host` names (or `host:port`) the MCP endpoint accepts, as a defence against DNS
+    /// `Host` names (or `host:port`) the server answers, as a defence against DNS
     /// rebinding; repeat or separate with commas. Default: localhost, 127.0.0.1 and ::1.
-    /// Add the public name when serving beyond this machine; `*` accepts any.
+    /// Name the public host when serving beyond this machine; `*` answers any.
     #[arg(
         long = "allowed-host",
         env = "WENDA_ALLOWED_HOSTS",
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,
+    /// Origin of a browser app allowed to call the API across origins (CORS), e.g.
+    /// `https://app.example.com`; repeat or separate with commas; `*` allows any. Default: none.
+    #[arg(
+        long = "cors-origin",
+        env = "WENDA_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
     /// API key that may read and write (repeat, or separate with commas in the environment).
     #[arg(
         long = "api-key",
@@ -75,8 +100,29 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             max_document_bytes: self.max_document_bytes,
             max_import_bytes: self.max_import_bytes,
+            max_in_flight: self.max_in_flight,
+            body_timeout: Duration::from_secs(self.body_timeout),
+            request_timeout: Duration::from_secs(self.request_timeout),
             ..Limits::default()
         }
+    }
+
+    /// How connections are handled, the cap lowered to what the open-file limit allows.
+    pub fn transport(&self) -> Transport {
+        Transport {
+            max_connections: fit_connections(self.max_connections),
+            header_timeout: Duration::from_secs(self.header_timeout),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+        }
+    }
+
+    /// Who may call: names, origins and keys.
+    pub fn access(&self) -> anyhow::Result<Access> {
+        Ok(Access {
+            exposure: Exposure::new(&self.allowed_hosts, &self.cors_origins)
+                .map_err(anyhow::Error::msg)?,
+            keys: self.keys(),
+        })
     }
 
     pub fn capacity(&self) -> Capacity {
@@ -84,10 +130,6 @@ impl ServeArgs {
             max_in_flight: self.max_in_flight,
             max_batch: self.max_batch,
         }
-    }
-
-    pub fn shutdown_deadline(&self) -> Duration {
-        Duration::from_secs(self.shutdown_timeout)
     }
 
     pub fn keys(&self) -> ApiKeys {
@@ -123,16 +165,16 @@ async fn serve(args: ServeArgs, keys: ApiKeys) -> anyhow::Result<()> {
     );
     if !args.addr.ip().is_loopback() && args.allowed_hosts.is_empty() {
         tracing::warn!(
-            "/mcp answers only requests addressed to localhost; pass --allowed-host with the \
+            "only requests addressed to localhost are answered; pass --allowed-host with the \
              name clients use to reach this server"
         );
     }
     let state = AppState::new(args.limits());
     let mut server = tokio::spawn(http::serve(
         listener,
-        http::router(Arc::clone(&state), &args.allowed_hosts, keys),
+        http::router(Arc::clone(&state), args.access()?),
         shutdown_signal(),
-        args.shutdown_deadline(),
+        args.transport(),
     ));
 
     let (model, store, capacity) = (args.model.clone(), args.store.clone(), args.capacity());
@@ -154,6 +196,35 @@ async fn serve(args: ServeArgs, keys: ApiKeys) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Files the process keeps open besides connections: the store, the model, logs, the
+/// database pool.
+const FILES_BESIDES_CONNECTIONS: u64 = 128;
+
+/// Raises the open-file limit to its hard limit and returns the connection cap that fits under
+/// it, so running out of descriptors (which stops `accept` for everyone) cannot happen first.
+fn fit_connections(wanted: usize) -> usize {
+    let limit = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the open-file limit");
+            return wanted;
+        }
+    };
+    let reserved = FILES_BESIDES_CONNECTIONS + http::OVERFLOW_CONNECTIONS as u64;
+    let fits = usize::try_from(limit.saturating_sub(reserved))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if fits < wanted {
+        tracing::warn!(
+            wanted,
+            serving = fits,
+            open_file_limit = limit,
+            "the open-file limit allows fewer connections than --max-connections"
+        );
+    }
+    wanted.min(fits)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

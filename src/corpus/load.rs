@@ -54,21 +54,41 @@ pub struct FileScan {
     /// Whether every path given, and every directory below, could be listed: when not, a
     /// document whose file was not seen may still exist.
     pub complete: bool,
-    max_file_bytes: u64,
+    options: ReadOptions,
 }
 
 /// Files larger than this are skipped unless the caller allows more (`--max-file-bytes`).
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Finds and reads the supported files of `paths`, each a file or a directory, skipping those
-/// over `max_file_bytes`.
+/// Which files of a folder are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Larger files are skipped (and reported), their documents kept.
+    pub max_file_bytes: u64,
+    /// Whether symbolic links leading out of the folder are followed; by default only links
+    /// to files inside it are, so a link cannot publish a file the folder's owner never put
+    /// there (`/etc/passwd`, another user's notes).
+    pub follow_symlinks: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            follow_symlinks: false,
+        }
+    }
+}
+
+/// Finds and reads the supported files of `paths`, each a file or a directory, as `options`
+/// say.
 ///
 /// Document ids are paths relative to the directory given, or the file name for a file given
 /// on its own.
-pub fn read_files<P: AsRef<Path>>(paths: &[P], max_file_bytes: u64) -> FileScan {
+pub fn read_files<P: AsRef<Path>>(paths: &[P], options: ReadOptions) -> FileScan {
     let mut scan = FileScan {
         complete: true,
-        max_file_bytes,
+        options,
         ..FileScan::default()
     };
     for path in paths {
@@ -80,7 +100,7 @@ pub fn read_files<P: AsRef<Path>>(paths: &[P], max_file_bytes: u64) -> FileScan 
 /// Loads `paths`, each a file or a directory, into passages sized by `config`. A passage id
 /// taken by an earlier file costs the later one its paragraph group (or record).
 pub fn load<P: AsRef<Path>>(paths: &[P], config: &ChunkConfig<'_>) -> LoadReport {
-    let scan = read_files(paths, DEFAULT_MAX_FILE_BYTES);
+    let scan = read_files(paths, ReadOptions::default());
     let mut loader = Loader {
         report: LoadReport {
             problems: scan.problems,
@@ -160,7 +180,10 @@ impl FileScan {
             if file_type.is_dir() {
                 self.walk(root, &path);
             } else if let Some(layout) = layout_of(&path) {
-                if file_type.is_symlink() && !self.link_stays_inside(root, &path) {
+                if file_type.is_symlink()
+                    && !self.options.follow_symlinks
+                    && !self.link_stays_inside(root, &path)
+                {
                     continue;
                 }
                 self.read_file(&path, &relative_path(root, &path), layout);
@@ -190,12 +213,12 @@ impl FileScan {
     /// Reads the file at `path`; `id` is its path relative to its root.
     fn read_file(&mut self, path: &Path, id: &str, layout: Layout) {
         if let Ok(metadata) = fs::metadata(path) {
-            if metadata.len() > self.max_file_bytes {
+            if metadata.len() > self.options.max_file_bytes {
                 // What it holds is unknown, not gone: its document stays.
                 self.unread.push(id.to_owned());
                 let kind = ProblemKind::TooLarge {
                     bytes: metadata.len(),
-                    limit: self.max_file_bytes,
+                    limit: self.options.max_file_bytes,
                 };
                 return self.problem(path, None, kind);
             }

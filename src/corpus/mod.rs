@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 pub use date::ArticleDate;
 pub use id::PassageId;
 pub use input::{parse_document, DocumentInput, Layout, ParsedDocument};
-pub use load::{load, read_files, FileScan, LoadReport, SourceFile, DEFAULT_MAX_FILE_BYTES};
+pub use load::{
+    load, read_files, FileScan, LoadReport, ReadOptions, SourceFile, DEFAULT_MAX_FILE_BYTES,
+};
 pub use problem::{Problem, ProblemKind};
 
 /// Counts the tokens the embedding model sees for a passage, including whatever the model adds

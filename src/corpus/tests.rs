@@ -492,7 +492,11 @@ fn links_out_of_the_folder_and_oversized_files_are_skipped_with_a_reason() {
     std::os::unix::fs::symlink(&secret, dir.0.join("leak.txt")).unwrap();
     std::os::unix::fs::symlink(&inner, dir.0.join("alias.txt")).unwrap();
     dir.write("big.txt", "x".repeat(101));
-    let scan = read_files(&[&dir.0], 100);
+    let options = ReadOptions {
+        max_file_bytes: 100,
+        ..ReadOptions::default()
+    };
+    let scan = read_files(&[&dir.0], options);
     let ids: Vec<&str> = scan.files.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["alias.txt", "notes/inner.txt"]);
     let kinds: Vec<&ProblemKind> = scan.problems.iter().map(|p| &p.kind).collect();
@@ -508,6 +512,17 @@ fn links_out_of_the_folder_and_oversized_files_are_skipped_with_a_reason() {
     );
     assert_eq!(scan.unread, ["big.txt"]);
     assert!(scan.complete);
+    // Following links on purpose (`--follow-symlinks`) reads the file it leads to.
+    let followed = read_files(
+        &[&dir.0],
+        ReadOptions {
+            follow_symlinks: true,
+            ..options
+        },
+    );
+    let ids: Vec<&str> = followed.files.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["alias.txt", "leak.txt", "notes/inner.txt"]);
+    assert_eq!(followed.files[1].text, "A system file.");
 }
 
 /// Arbitrary text, weighted towards what the pipeline treats specially.

@@ -86,6 +86,15 @@ pub enum Role {
     Passage,
 }
 
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Passage => "passage",
+        }
+    }
+}
+
 /// One L2-normalised sentence vector.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Embedding {

@@ -57,6 +57,15 @@ struct Shared {
     capacity: usize,
 }
 
+impl Lanes {
+    /// Publishes how much work waits, per lane.
+    fn record_depth(&self) {
+        metrics::gauge!("wenda_embed_queue_depth", "lane" => "questions")
+            .set(self.questions.len() as f64);
+        metrics::gauge!("wenda_embed_queue_depth", "lane" => "bulk").set(self.bulk.len() as f64);
+    }
+}
+
 impl Shared {
     fn lanes(&self) -> std::sync::MutexGuard<'_, Lanes> {
         self.lanes.lock().unwrap_or_else(PoisonError::into_inner)
@@ -132,6 +141,7 @@ impl EmbedQueue {
                 lane.push_back(Job { role, texts, reply });
                 answers.push(answer);
             }
+            lanes.record_depth();
             answers
         };
         self.shared.work.notify_one();
@@ -186,9 +196,11 @@ fn work(embedder: &Embedder, shared: &Shared, max_batch: usize) {
                         };
                         jobs.push(job);
                     }
+                    lanes.record_depth();
                     break (Role::Query, jobs);
                 }
                 if let Some(job) = lanes.bulk.pop_front() {
+                    lanes.record_depth();
                     break (job.role, vec![job]);
                 }
                 if lanes.stopped {
@@ -218,8 +230,12 @@ fn answer(embedder: &Embedder, role: Role, jobs: Vec<Job>) {
         .iter()
         .flat_map(|job| job.texts.iter().map(String::as_str))
         .collect();
+    metrics::histogram!("wenda_embed_batch_texts").record(texts.len() as f64);
     match embedder.embed(role, &texts) {
         Ok(embeddings) => {
+            let tokens: usize = embeddings.iter().map(|e| e.tokens).sum();
+            metrics::counter!("wenda_embed_tokens_total", "role" => role.as_str())
+                .increment(tokens as u64);
             let mut embeddings = embeddings.into_iter();
             for job in jobs {
                 let own: Vec<Embedding> = embeddings.by_ref().take(job.texts.len()).collect();

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::dify::DifyError;
 use super::ApiError;
+use crate::service::ErrorCode;
 
 /// What a key lets its holder do (ordered: admin is more).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -73,7 +74,12 @@ impl ApiKeys {
 
 /// Whether `path` is behind the keys.
 fn is_protected(path: &str) -> bool {
-    path.starts_with("/v1/") || path == "/mcp" || path == "/dify" || path.starts_with("/dify/")
+    // `/metrics` names the collections, which the keys otherwise guard.
+    path.starts_with("/v1/")
+        || path == "/mcp"
+        || path == "/dify"
+        || path.starts_with("/dify/")
+        || path == "/metrics"
 }
 
 /// Whether a request changes data (and so needs an admin key).
@@ -136,16 +142,14 @@ pub async fn require_key(State(keys): State<ApiKeys>, request: Request, next: Ne
             } else {
                 "an API key is required: send `Authorization: Bearer <key>` or `api-key: <key>`"
             };
-            let mut response =
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+            let mut response = ApiError::new(ErrorCode::Unauthorized, message).into_response();
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response
         }
         Some(Access::Read) if is_write(request.method(), path) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             "this key may only read; writing needs an admin key",
         )
         .into_response(),

@@ -20,7 +20,7 @@ use crate::index::{
     Bounds, Filter, IsoDate, MetadataCondition, MetadataFilter, MetadataTest, Scalar,
 };
 use crate::search::MAX_TOP_K;
-use crate::service::{SearchRequest, ServiceError};
+use crate::service::{ErrorCode, SearchRequest, ServiceError};
 
 /// Dify's retrieval request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -120,7 +120,7 @@ impl DifyError {
 /// as the code otherwise.
 fn dify_error(error: ApiError) -> Response {
     let code = match error.code {
-        "unknown_collection" | "invalid_name" => 2001,
+        ErrorCode::UnknownCollection | ErrorCode::InvalidName => 2001,
         _ => error.status.as_u16(),
     };
     DifyError::response(error.status, code, error.message)

@@ -7,13 +7,13 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::service::ServiceError;
+use crate::service::{ErrorCode, ServiceError};
 
 /// An error response. `code` is stable and meant for programs; `message` is for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -26,7 +26,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for programs: `empty_query`, `invalid_request`, `unknown_collection`,
-    /// `unknown_document`, `unknown_passage`, `not_ready`, `unauthorized`, …
+    /// `unknown_document`, `unknown_passage`, `not_ready`, `unauthorized`, … (the README's
+    /// table lists them all).
     #[schema(example = "invalid_request")]
     pub code: String,
     /// For people: what was wrong and what is accepted.
@@ -34,10 +35,40 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// The HTTP status each code is answered with.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
+    match code {
+        C::BadRequest | C::BadPath | C::EmptyQuery | C::EmptyInput => StatusCode::BAD_REQUEST,
+        C::MalformedJson | C::InvalidRequest | C::InvalidName | C::NoPassages => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        C::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+        C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+        C::NoRoute
+        | C::UnknownCollection
+        | C::UnknownDocument
+        | C::UnknownPassage
+        | C::UnknownJob => StatusCode::NOT_FOUND,
+        C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        C::Unauthorized => StatusCode::UNAUTHORIZED,
+        C::Forbidden | C::HostNotAllowed | C::OriginNotAllowed => StatusCode::FORBIDDEN,
+        C::PassageIdConflict => StatusCode::CONFLICT,
+        C::NotReady | C::Overloaded | C::TooManyConnections | C::StorageUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        C::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+        C::EmbeddingFailed | C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error answered with its code's status.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: status_of(code),
             code,
             message: message.into(),
         }
@@ -45,23 +76,48 @@ impl ApiError {
 
     /// A field that parsed but has a value the API does not accept.
     pub fn invalid(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+        Self::new(ErrorCode::InvalidRequest, message)
     }
 
     pub fn not_ready() -> Self {
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
+            ErrorCode::NotReady,
             "the index is still being built; retry when GET /ready answers 200",
         )
     }
 
     pub fn overloaded() -> Self {
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
+            ErrorCode::Overloaded,
             "too many requests are in progress; retry shortly",
         )
+    }
+
+    /// The error a response of `status` that came without a body stands for (an answer of
+    /// the transport's own, such as a timeout layer's): the code of that status, keeping it.
+    pub fn for_status(status: StatusCode) -> Self {
+        let code = match status {
+            StatusCode::NOT_FOUND => ErrorCode::NoRoute,
+            StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+            StatusCode::NOT_ACCEPTABLE => ErrorCode::NotAcceptable,
+            StatusCode::REQUEST_TIMEOUT => ErrorCode::BodyTimeout,
+            StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+            StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+            StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+            StatusCode::SERVICE_UNAVAILABLE => ErrorCode::Overloaded,
+            StatusCode::GATEWAY_TIMEOUT => ErrorCode::RequestTimeout,
+            status if status.is_server_error() => ErrorCode::Internal,
+            _ => ErrorCode::BadRequest,
+        };
+        Self {
+            status,
+            code,
+            message: status
+                .canonical_reason()
+                .unwrap_or("the request was refused")
+                .to_owned(),
+        }
     }
 }
 
@@ -69,32 +125,51 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
-                code: self.code.into(),
-                message: self.message,
+                code: self.code.as_str().into(),
+                message: self.message.clone(),
             },
         };
-        (self.status, Json(body)).into_response()
+        let kept = self.clone();
+        let mut response = (self.status, Json(body)).into_response();
+        // For the access log and metrics (which count errors by code) and for `/mcp`, whose
+        // errors are re-rendered in JSON-RPC form.
+        response.extensions_mut().insert(kept);
+        response
     }
 }
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        let (status, code) = match &rejection {
-            JsonRejection::MissingJsonContentType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        let code = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => ErrorCode::UnsupportedMediaType,
+            JsonRejection::JsonSyntaxError(_) => ErrorCode::MalformedJson,
+            JsonRejection::JsonDataError(_) => ErrorCode::InvalidRequest,
+            JsonRejection::BytesRejection(rejection) => {
+                return Self::from_body_error(rejection, rejection.body_text())
             }
-            JsonRejection::JsonSyntaxError(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "malformed_json")
-            }
-            JsonRejection::JsonDataError(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_request")
-            }
-            _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
-            }
-            _ => (rejection.status(), "bad_request"),
+            _ => ErrorCode::BadRequest,
         };
-        Self::new(status, code, rejection.body_text())
+        Self::new(code, rejection.body_text())
+    }
+}
+
+impl ApiError {
+    /// A body that could not be read: too long, too slow (the body timeout), or cut off.
+    pub fn from_body_error(error: &(dyn std::error::Error + 'static), message: String) -> Self {
+        let mut source = Some(error);
+        while let Some(error) = source {
+            if error.is::<tower_http::timeout::TimeoutError>() {
+                return Self::new(
+                    ErrorCode::BodyTimeout,
+                    "the body did not arrive in time (see --body-timeout)",
+                );
+            }
+            if error.is::<http_body_util::LengthLimitError>() {
+                return Self::new(ErrorCode::PayloadTooLarge, message);
+            }
+            source = error.source();
+        }
+        Self::new(ErrorCode::BadRequest, message)
     }
 }
 
@@ -106,31 +181,19 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(rejection: PathRejection) -> Self {
-        Self::new(rejection.status(), "bad_path", rejection.body_text())
+        Self::new(ErrorCode::BadPath, rejection.body_text())
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
-        let status = match &error {
-            ServiceError::EmptyQuery | ServiceError::EmptyInput(_) => StatusCode::BAD_REQUEST,
-            ServiceError::Invalid(_)
-            | ServiceError::InvalidName(_)
-            | ServiceError::NoPassages(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ServiceError::UnknownCollection(_)
-            | ServiceError::UnknownPassage(_)
-            | ServiceError::UnknownDocument { .. }
-            | ServiceError::UnknownJob(_) => StatusCode::NOT_FOUND,
-            ServiceError::PassageConflict { .. } => StatusCode::CONFLICT,
-            ServiceError::Overloaded | ServiceError::StorageUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ServiceError::EmbeddingFailed(_) | ServiceError::Internal(_) => {
-                tracing::error!(%error, "request failed");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        };
-        Self::new(status, error.code(), error.to_string())
+        if matches!(
+            error,
+            ServiceError::EmbeddingFailed(_) | ServiceError::Internal(_)
+        ) {
+            tracing::error!(%error, "request failed");
+        }
+        Self::new(error.code(), error.to_string())
     }
 }
 
@@ -154,5 +217,24 @@ where
         serde_json::from_value(value)
             .map(Body)
             .map_err(|error| ApiError::invalid(format!("invalid body: {error}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's error table lists every code, in a row of the status it is answered with.
+    #[test]
+    fn every_code_is_in_the_readme_under_its_status() {
+        let readme = include_str!("../../README.md");
+        for code in ErrorCode::ALL {
+            let status = status_of(code).as_u16().to_string();
+            let listed = readme.lines().any(|line| {
+                line.starts_with(&format!("| {status} |"))
+                    && line.contains(&format!("`{}`", code.as_str()))
+            });
+            assert!(listed, "README: no `| {status} |` row lists `{code}`");
+        }
     }
 }

@@ -3,10 +3,10 @@
 //! named after the file.
 
 use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 
 use super::ApiError;
-use crate::service::{DocumentLine, ImportLine};
+use crate::service::{DocumentLine, ErrorCode, ImportLine};
 
 /// Media types taken as NDJSON.
 const NDJSON_TYPES: [&str; 5] = [
@@ -37,9 +37,7 @@ pub(super) async fn import_lines(
     if media_type == "multipart/form-data" {
         let mut form = Multipart::from_request(request, &())
             .await
-            .map_err(|rejection| {
-                ApiError::new(rejection.status(), "bad_request", rejection.body_text())
-            })?;
+            .map_err(|rejection| ApiError::new(ErrorCode::BadRequest, rejection.body_text()))?;
         let mut lines = Vec::new();
         while let Some(field) = form.next_field().await.map_err(multipart_error)? {
             let Some(name) = field.file_name().map(str::to_owned) else {
@@ -58,26 +56,21 @@ pub(super) async fn import_lines(
     }
     if !NDJSON_TYPES.contains(&media_type.as_str()) {
         return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "send NDJSON (`Content-Type: application/x-ndjson`, one document per line) or files \
              as `multipart/form-data`",
         ));
     }
     let bytes = axum::body::to_bytes(request.into_body(), limit)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!("the body is over {limit} bytes"),
-            )
+        .map_err(|error| {
+            ApiError::from_body_error(&error, format!("the body is over {limit} bytes"))
         })?;
     Ok(json_lines(None, utf8(&bytes, None)?))
 }
 
 fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError {
-    ApiError::new(error.status(), "bad_request", error.body_text())
+    ApiError::from_body_error(&error, error.body_text())
 }
 
 /// The body as text, or a 422 naming where it stops being UTF-8.

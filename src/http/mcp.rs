@@ -10,8 +10,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Extension, Request};
-use axum::response::Response;
+use axum::extract::{Extension, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
@@ -19,32 +20,25 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{schemars, tool, tool_handler, tool_router, ServerHandler};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::wire::{FilterBody, PassageView, ScoredPassage, SearchResponse, SimilarResponse};
 use super::{ApiError, AppState};
 use crate::search::heading;
-use crate::service::{SearchRequest, SimilarRequest, DEFAULT_COLLECTION};
+use crate::service::{ErrorCode, SearchRequest, SimilarRequest, DEFAULT_COLLECTION};
 
 /// The tower service behind `/mcp`.
 pub type McpService = StreamableHttpService<Tools, LocalSessionManager>;
 
-/// The `/mcp` service over `state`. `allowed_hosts` are the `Host` values accepted (the
-/// transport's defence against DNS rebinding); empty keeps the SDK's loopback-only default.
-pub fn service(
-    state: Arc<AppState>,
-    allowed_hosts: &[String],
-    max_body_bytes: usize,
-) -> McpService {
-    let mut config = StreamableHttpServerConfig::default()
+/// The `/mcp` service over `state`. `Host` and `Origin` are checked in front of it, for
+/// every route alike (see `hosts`), so the SDK's own host check is off.
+pub fn service(state: Arc<AppState>, max_body_bytes: usize) -> McpService {
+    let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
-        .with_max_request_body_bytes(max_body_bytes);
-    if allowed_hosts.iter().any(|host| host == "*") {
-        config = config.disable_allowed_hosts();
-    } else if !allowed_hosts.is_empty() {
-        config = config.with_allowed_hosts(allowed_hosts.iter().cloned());
-    }
+        .with_max_request_body_bytes(max_body_bytes)
+        .disable_allowed_hosts();
     StreamableHttpService::new(
         move || Ok(Tools::new(Arc::clone(&state))),
         Arc::default(),
@@ -62,14 +56,140 @@ pub fn service(
     responses(
         (status = 200, description = "The JSON-RPC response.", content_type = "application/json"),
         (status = 202, description = "A notification was accepted."),
-        (status = 403, description = "The `Host` is not allowed (see `--allowed-host`)."),
+        (status = 400, description = "JSON-RPC -32700: the body is not JSON."),
+        (status = 403, description = "The `Host` or `Origin` is not allowed (see `--allowed-host`, `--cors-origin`)."),
         (status = 406, description = "`Accept` must list `application/json` and `text/event-stream`."),
     ))]
 pub async fn endpoint(
+    State(state): State<Arc<AppState>>,
     Extension(service): Extension<Arc<McpService>>,
     request: Request,
 ) -> Response {
-    service.handle(request).await.map(axum::body::Body::new)
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, state.limits.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let message = format!("the body is over {} bytes", state.limits.max_body_bytes);
+            return ApiError::from_body_error(&error, message).into_response();
+        }
+    };
+    // Checked here because the SDK answers a body that is not JSON with a bare 415, and
+    // `initialize` without its parameters with "method not found".
+    let message: Value = match serde_json::from_slice(&bytes) {
+        Ok(message) => message,
+        Err(error) => {
+            return ApiError::new(ErrorCode::MalformedJson, format!("parse error: {error}"))
+                .into_response()
+        }
+    };
+    if let Some(answer) = refuse_malformed(&message) {
+        return answer;
+    }
+    let response = service
+        .handle(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+        .map(axum::body::Body::new);
+    explain_bare_error(response).await
+}
+
+/// Where the endpoint is served; its errors are given in JSON-RPC form.
+pub const PATH: &str = "/mcp";
+
+/// JSON-RPC's codes for a request that is not valid JSON, not a valid request, or whose
+/// parameters are wrong, and for errors of the server.
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const INVALID_PARAMS: i64 = -32602;
+const INTERNAL_ERROR: i64 = -32603;
+
+/// An API error as a JSON-RPC error answer (`id` null: the request may not have one), with
+/// the same HTTP status and the API's code in `data`.
+pub fn json_rpc_error(error: &ApiError) -> Response {
+    let code = match error.code {
+        ErrorCode::MalformedJson => PARSE_ERROR,
+        _ if error.status.is_server_error() => INTERNAL_ERROR,
+        _ => INVALID_REQUEST,
+    };
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": code,
+            "message": error.message,
+            "data": { "code": error.code.as_str(), "status": error.status.as_u16() },
+        },
+    });
+    // JSON-RPC over HTTP answers a message it cannot read with 400, whatever the API says.
+    let status = match error.code {
+        ErrorCode::MalformedJson | ErrorCode::InvalidRequest => StatusCode::BAD_REQUEST,
+        _ => error.status,
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+/// The answer to a message the SDK would misreport: not one JSON-RPC object (MCP has no
+/// batches), or an `initialize` without the parameters it requires (-32602, naming them).
+fn refuse_malformed(message: &Value) -> Option<Response> {
+    let Some(object) = message.as_object() else {
+        return Some(
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "the body must be one JSON-RPC message (an object); batches are not supported",
+            )
+            .into_response(),
+        );
+    };
+    if object.get("method").and_then(Value::as_str) != Some("initialize") {
+        return None;
+    }
+    let params = object.get("params").and_then(Value::as_object);
+    let missing: Vec<&str> = [
+        ("protocolVersion", Value::is_string as fn(&Value) -> bool),
+        ("capabilities", Value::is_object),
+        ("clientInfo", Value::is_object),
+    ]
+    .into_iter()
+    .filter(|(field, is_right)| !params.and_then(|p| p.get(*field)).is_some_and(is_right))
+    .map(|(field, _)| field)
+    .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": object.get("id").cloned().unwrap_or(Value::Null),
+        "error": {
+            "code": INVALID_PARAMS,
+            "message": format!(
+                "initialize needs params with protocolVersion (a string), capabilities and \
+                 clientInfo (objects); missing or wrong: {}",
+                missing.join(", ")
+            ),
+        },
+    });
+    Some(axum::Json(body).into_response())
+}
+
+/// The SDK's own refusals (406 for `Accept`, 415 for `Content-Type`) come as plain text; they
+/// are made API errors, which are then given in JSON-RPC form.
+async fn explain_bare_error(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let mut error = ApiError::for_status(status);
+    if !text.is_empty() {
+        error.message = text;
+    }
+    error.into_response()
 }
 
 /// The MCP server: one per request (the transport is stateless), cheap to make.

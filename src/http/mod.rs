@@ -8,32 +8,38 @@
 mod auth;
 mod dify;
 mod error;
+mod hosts;
 mod import;
 mod mcp;
+mod metrics;
 mod openapi;
 mod pages;
 mod routes;
+mod transport;
 pub mod wire;
 
-use std::future::{Future, IntoFuture};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Extension, Request};
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Request, State};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
-use tokio::net::TcpListener;
+use http_body_util::BodyExt;
+use tokio::sync::Semaphore;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 pub use auth::ApiKeys;
-pub use error::ApiError;
+pub use error::{status_of, ApiError};
+pub use hosts::Exposure;
+pub use transport::{serve, Transport, OVERFLOW_CONNECTIONS};
 
-use crate::service::Wenda;
+use crate::service::{ErrorCode, Wenda};
 
 /// Bounds on the requests one server accepts.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +52,14 @@ pub struct Limits {
     pub max_document_bytes: usize,
     /// Largest body of an import (NDJSON or uploaded files).
     pub max_import_bytes: usize,
+    /// Requests handled at once; more are refused with 503 `overloaded` before their bodies
+    /// are read, so held bodies cannot pile up in memory.
+    pub max_in_flight: usize,
+    /// Longest wait for the next piece of a body (408 `body_timeout` beyond).
+    pub body_timeout: Duration,
+    /// Longest a search (any route that reads) may take, body included (504
+    /// `request_timeout` beyond).
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -55,6 +69,9 @@ impl Default for Limits {
             max_embeddings_body_bytes: 4 * 1024 * 1024,
             max_document_bytes: 16 * 1024 * 1024,
             max_import_bytes: 256 * 1024 * 1024,
+            max_in_flight: 64,
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -63,6 +80,8 @@ impl Default for Limits {
 pub struct AppState {
     core: OnceLock<Arc<Wenda>>,
     limits: Limits,
+    /// One permit per request being handled (see [`Limits::max_in_flight`]).
+    in_flight: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -70,11 +89,13 @@ impl AppState {
         Arc::new(Self {
             core: OnceLock::new(),
             limits,
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
         })
     }
 
     /// Makes the core available; `/ready` answers 200 from now on. A second call is ignored.
     pub fn set_ready(&self, core: Arc<Wenda>) {
+        ::metrics::gauge!("wenda_model_info", "model" => core.model().id.clone()).set(1.0);
         if self.core.set(core).is_err() {
             tracing::warn!("the service was already ready; keeping the first");
         }
@@ -85,43 +106,64 @@ impl AppState {
     }
 }
 
+/// Who may call the API: the names and origins it answers, and the keys it asks for.
+pub struct Access {
+    pub exposure: Arc<Exposure>,
+    pub keys: ApiKeys,
+}
+
 /// All routes. Each is added from its handler's `#[utoipa::path]` (path, method and
 /// description in one place), which also makes it part of the OpenAPI document served at
-/// `/openapi.json`, so the router serves nothing the document leaves out. `allowed_hosts` are
-/// the `Host` values `/mcp` accepts (empty: loopback names only; `*`: any); `keys` guard the API.
-pub fn router(state: Arc<AppState>, allowed_hosts: &[String], keys: ApiKeys) -> Router {
+/// `/openapi.json`, so the router serves nothing the document leaves out.
+///
+/// Layers, outermost first: request id, access log and metrics; JSON bodies for bare errors;
+/// `Host` and `Origin`; CORS; API keys; UTF-8 query strings; the body timeout; then, per
+/// route, the in-flight limit (taken before any body is read), the declared body size, the
+/// request timeout (reading routes) and the body size limit.
+pub fn router(state: Arc<AppState>, access: Access) -> Router {
+    metrics::handle();
     let limits = state.limits;
-    let mcp = mcp::service(Arc::clone(&state), allowed_hosts, limits.max_body_bytes);
+    let mcp = mcp::service(Arc::clone(&state), limits.max_body_bytes);
+    let work = |route| admitted(route, &state);
+    let reading = |route| admitted(timed(route, limits.request_timeout), &state);
+    let body = |route, bytes| admitted(limit_body(route, bytes), &state);
+    let reading_body = |route, bytes| {
+        admitted(
+            limit_body(timed(route, limits.request_timeout), bytes),
+            &state,
+        )
+    };
     let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(pages::search_page))
         .routes(routes!(pages::docs_page))
         .routes(routes!(openapi::document))
         .routes(routes!(routes::health))
         .routes(routes!(routes::ready))
+        .routes(routes!(metrics::render))
         .routes(routes!(routes::info))
-        .routes(limit_body(
+        .routes(reading_body(
             routes!(routes::search_get, routes::search_post),
             limits.max_body_bytes,
         ))
-        .routes(routes!(routes::passage))
-        .routes(routes!(routes::similar))
-        .routes(routes!(routes::list_collections))
-        .routes(routes!(
+        .routes(reading(routes!(routes::passage)))
+        .routes(reading(routes!(routes::similar)))
+        .routes(work(routes!(routes::list_collections)))
+        .routes(work(routes!(
             routes::get_collection,
             routes::put_collection,
             routes::delete_collection
-        ))
-        .routes(limit_body(
+        )))
+        .routes(reading_body(
             routes!(
                 routes::collection_search_get,
                 routes::collection_search_post
             ),
             limits.max_body_bytes,
         ))
-        .routes(routes!(routes::collection_passage))
-        .routes(routes!(routes::collection_similar))
-        .routes(routes!(routes::list_documents))
-        .routes(limit_body(
+        .routes(reading(routes!(routes::collection_passage)))
+        .routes(reading(routes!(routes::collection_similar)))
+        .routes(work(routes!(routes::list_documents)))
+        .routes(body(
             routes!(
                 routes::get_document,
                 routes::put_document,
@@ -129,27 +171,104 @@ pub fn router(state: Arc<AppState>, allowed_hosts: &[String], keys: ApiKeys) -> 
             ),
             limits.max_document_bytes,
         ))
-        .routes(limit_body(
+        .routes(body(
             routes!(routes::import_documents),
             limits.max_import_bytes,
         ))
         .routes(routes!(routes::job))
-        .routes(limit_body(
+        .routes(body(
             routes!(routes::embeddings),
             limits.max_embeddings_body_bytes,
         ))
-        .routes(limit_body(routes!(mcp::endpoint), limits.max_body_bytes))
-        .routes(limit_body(routes!(dify::retrieval), limits.max_body_bytes))
+        .routes(reading_body(routes!(mcp::endpoint), limits.max_body_bytes))
+        .routes(reading_body(
+            routes!(dify::retrieval),
+            limits.max_body_bytes,
+        ))
         .split_for_parts();
-    router
+    let mut router = router
         .fallback(routes::no_route)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(Extension(openapi::ServedDocument(Arc::new(document))))
+        .layer(Extension(Arc::clone(&access.exposure)))
         .layer(Extension(Arc::new(mcp)))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
         .layer(middleware::from_fn(refuse_undecodable_query))
-        .layer(middleware::from_fn_with_state(keys, auth::require_key))
+        .layer(middleware::from_fn_with_state(
+            access.keys,
+            auth::require_key,
+        ));
+    if let Some(cors) = access.exposure.cors() {
+        router = router.layer(cors);
+    }
+    router
+        .layer(middleware::from_fn_with_state(
+            access.exposure,
+            hosts::check,
+        ))
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Puts `route` under the in-flight limit, taken before its body is read.
+fn admitted(
+    (schemas, paths, route): UtoipaMethodRouter<Arc<AppState>>,
+    state: &Arc<AppState>,
+) -> UtoipaMethodRouter<Arc<AppState>> {
+    let route = route.layer(middleware::from_fn_with_state(Arc::clone(state), admit));
+    (schemas, paths, route)
+}
+
+/// Answers 503 `overloaded` when [`Limits::max_in_flight`] requests are being handled;
+/// otherwise holds a slot until the answer is made.
+async fn admit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    match Arc::clone(&state.in_flight).try_acquire_owned() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => refuse_unread(request, ApiError::overloaded()),
+    }
+}
+
+/// Gives `route` the request timeout: a search that takes longer is answered 504.
+fn timed(
+    (schemas, paths, route): UtoipaMethodRouter<Arc<AppState>>,
+    timeout: Duration,
+) -> UtoipaMethodRouter<Arc<AppState>> {
+    let route = route.layer(TimeoutLayer::with_status_code(
+        status_of(ErrorCode::RequestTimeout),
+        timeout,
+    ));
+    (schemas, paths, route)
+}
+
+/// Gives a JSON error body to error answers that have none (a timeout layer's, axum's own),
+/// so every error a client gets from the router is JSON with a code; on `/mcp`, errors are
+/// given in JSON-RPC form, which is what MCP clients read.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let on_mcp = request.uri().path() == mcp::PATH;
+    let response = next.run(request).await;
+    let status = response.status();
+    let bare = response.headers().get(header::CONTENT_TYPE).is_none();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let error = match response.extensions().get::<ApiError>() {
+        Some(error) => error.clone(),
+        None if bare => ApiError::for_status(status),
+        None => return response,
+    };
+    let (parts, _) = response.into_parts();
+    let mut answer = if on_mcp {
+        mcp::json_rpc_error(&error)
+    } else {
+        error.into_response()
+    };
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    answer
 }
 
 /// Answers 400 to a query string whose percent-escapes do not decode to UTF-8: the query
@@ -162,8 +281,7 @@ async fn refuse_undecodable_query(request: Request, next: Next) -> Response {
     });
     if undecodable {
         return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             "the query string is not UTF-8 once its %-escapes are decoded",
         )
         .into_response();
@@ -171,9 +289,38 @@ async fn refuse_undecodable_query(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// Bodies a refused request may still send that are read and discarded (see
-/// [`refuse_oversized`]); beyond this the connection is simply closed.
-const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+/// Bodies a refused request may still send that are read and discarded after the answer (see
+/// [`refuse_unread`]); beyond this the connection is simply closed.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Answers `error` at once, without reading the request's body, and closes the connection.
+/// The body is read and thrown away in the background (up to [`DRAIN_LIMIT`], within the body
+/// timeout), as servers do in a "lingering close": closing a connection with unread data makes
+/// the kernel reset it, and a client still sending would get the reset instead of the answer.
+fn refuse_unread(request: Request, error: ApiError) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > 0 && length <= DRAIN_LIMIT) {
+        let mut body = request.into_body();
+        tokio::spawn(async move {
+            let mut discarded = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                discarded += frame.data_ref().map_or(0, |data| data.len() as u64);
+                if discarded > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        });
+    }
+    let mut response = error.into_response();
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
 
 /// Caps the bodies `route` accepts at `limit` bytes: the extractors stop reading there, and a
 /// body declared larger is refused before the handler runs.
@@ -190,9 +337,7 @@ fn limit_body(
     (schemas, paths, route)
 }
 
-/// Answers 413 to a body whose declared length exceeds `limit`, after reading and discarding it.
-/// Closing a connection with unread data makes the kernel reset it, and a client that sends its
-/// whole body before reading the answer (most do) would then get a reset instead of the 413.
+/// Answers 413 at once to a body whose declared length exceeds `limit`.
 async fn refuse_oversized(limit: usize, request: Request, next: Next) -> Response {
     let declared = request
         .headers()
@@ -200,51 +345,13 @@ async fn refuse_oversized(limit: usize, request: Request, next: Next) -> Respons
         .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
     match declared {
         Some(length) if length > limit => {
-            if length <= DRAIN_LIMIT {
-                let _ = axum::body::to_bytes(request.into_body(), DRAIN_LIMIT).await;
-            }
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+            let error = ApiError::new(
+                ErrorCode::PayloadTooLarge,
                 format!("the body has {length} bytes; this route accepts at most {limit}"),
-            )
-            .into_response()
+            );
+            refuse_unread(request, error)
         }
         _ => next.run(request).await,
-    }
-}
-
-/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    deadline: Duration,
-) -> std::io::Result<()> {
-    let (begun, begun_rx) = tokio::sync::oneshot::channel::<()>();
-    let shutdown = async move {
-        shutdown.await;
-        let _ = begun.send(());
-    };
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown);
-    // Requests in flight get `deadline` to finish; a client that stalls (a body that never
-    // arrives) does not hold the process up beyond it.
-    let expired = async move {
-        if begun_rx.await.is_ok() {
-            tokio::time::sleep(deadline).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        served = server.into_future() => served,
-        () = expired => {
-            tracing::warn!(
-                deadline_s = deadline.as_secs_f64(),
-                "requests still in flight at the shutdown deadline are dropped"
-            );
-            Ok(())
-        }
     }
 }
 
@@ -269,17 +376,44 @@ async fn log_request(request: Request, next: Next) -> Response {
         .map_or_else(new_request_id, str::to_owned);
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // Metrics are labelled by route (`/v1/collections/{collection}`), never by path, so ids
+    // in paths cannot grow the label set without bound.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |matched| matched.as_str())
+        .to_owned();
     let started = Instant::now();
     let span = tracing::info_span!("request", id = %id);
+    let in_flight = ::metrics::gauge!("wenda_http_requests_in_flight");
+    in_flight.increment(1.0);
     let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    in_flight.decrement(1.0);
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    let code = response
+        .extensions()
+        .get::<ApiError>()
+        .map(|error| error.code);
     tracing::info!(
         request_id = %id,
         %method,
         path,
-        status = response.status().as_u16(),
-        took_ms = started.elapsed().as_secs_f64() * 1e3,
+        status,
+        code = code.map(ErrorCode::as_str),
+        took_ms = took.as_secs_f64() * 1e3,
         "request"
     );
+    let method = method.to_string();
+    ::metrics::counter!("wenda_http_requests_total", "route" => route.clone(),
+        "method" => method.clone(), "status" => status.to_string())
+    .increment(1);
+    ::metrics::histogram!("wenda_http_request_duration_seconds", "route" => route,
+        "method" => method)
+    .record(took.as_secs_f64());
+    if let Some(code) = code {
+        ::metrics::counter!("wenda_http_errors_total", "code" => code.as_str()).increment(1);
+    }
     let headers = response.headers_mut();
     if let Ok(value) = header::HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, value);

@@ -12,6 +12,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
 
 use super::error::ErrorBody;
+use super::Exposure;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -74,17 +75,28 @@ pub struct ServedDocument(pub Arc<Document>);
     responses((status = 200, description = "This document.", content_type = "application/json")))]
 pub async fn document(
     Extension(document): Extension<ServedDocument>,
+    Extension(exposure): Extension<Arc<Exposure>>,
     headers: HeaderMap,
 ) -> Response {
     let mut document = (*document.0).clone();
     // Tools that call the API from the document (LLM actions) need an absolute server URL;
-    // the one the client used is the right one.
-    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
-        let scheme = headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("http");
-        document.servers = Some(vec![Server::new(format!("{scheme}://{host}"))]);
-    }
+    // the one the client used is the right one, once it is one this server answers to (a
+    // caching proxy must not be able to store a document pointing elsewhere). With any host
+    // allowed, no host can be trusted, and the URL stays relative.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|host| !exposure.any_host() && exposure.allows_host(host));
+    let url = match host {
+        Some(host) => {
+            let scheme = match headers.get("x-forwarded-proto").map(|h| h.as_bytes()) {
+                Some(b"https") => "https",
+                _ => "http",
+            };
+            format!("{scheme}://{host}")
+        }
+        None => "/".to_owned(),
+    };
+    document.servers = Some(vec![Server::new(url)]);
     axum::Json(document).into_response()
 }

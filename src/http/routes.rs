@@ -18,7 +18,7 @@ use super::wire::{
 };
 use super::{ApiError, AppState};
 use crate::embedding::Role;
-use crate::service::{NewDocument, SimilarRequest, Wenda, DEFAULT_COLLECTION};
+use crate::service::{ErrorCode, NewDocument, SimilarRequest, Wenda, DEFAULT_COLLECTION};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 type Shared = State<Arc<AppState>>;
@@ -587,16 +587,14 @@ fn base64_floats(values: &[f32]) -> String {
 
 pub async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no_route",
+        ErrorCode::NoRoute,
         format!("no route for {method} {}", uri.path()),
     )
 }
 
 pub async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{} does not accept {method}", uri.path()),
     )
 }

@@ -76,7 +76,6 @@ impl Wenda {
         let started = Instant::now();
         let record = new_record(id, document, Origin::Api)?;
         let target = self.collection(collection)?;
-        let _permit = self.permit()?;
         let mut cut = self.cut_all(vec![record]).await?;
         let (record, passages) = cut.pop().expect("one record in, one out");
         let passages = passages?;

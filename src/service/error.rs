@@ -47,23 +47,139 @@ pub enum ServiceError {
 impl ServiceError {
     /// A stable name for the error, for programs: transports show it as it is (the HTTP API's
     /// `error.code`, an import job's per-line errors).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::EmptyQuery => "empty_query",
-            Self::EmptyInput(_) => "empty_input",
-            Self::Invalid(_) => "invalid_request",
-            Self::InvalidName(_) => "invalid_name",
-            Self::UnknownCollection(_) => "unknown_collection",
-            Self::UnknownPassage(_) => "unknown_passage",
-            Self::UnknownDocument { .. } => "unknown_document",
-            Self::UnknownJob(_) => "unknown_job",
-            Self::NoPassages(_) => "no_passages",
-            Self::PassageConflict { .. } => "passage_id_conflict",
-            Self::Overloaded => "overloaded",
-            Self::StorageUnavailable(_) => "storage_unavailable",
-            Self::EmbeddingFailed(_) => "embedding_failed",
-            Self::Internal(_) => "internal",
+            Self::EmptyQuery => ErrorCode::EmptyQuery,
+            Self::EmptyInput(_) => ErrorCode::EmptyInput,
+            Self::Invalid(_) => ErrorCode::InvalidRequest,
+            Self::InvalidName(_) => ErrorCode::InvalidName,
+            Self::UnknownCollection(_) => ErrorCode::UnknownCollection,
+            Self::UnknownPassage(_) => ErrorCode::UnknownPassage,
+            Self::UnknownDocument { .. } => ErrorCode::UnknownDocument,
+            Self::UnknownJob(_) => ErrorCode::UnknownJob,
+            Self::NoPassages(_) => ErrorCode::NoPassages,
+            Self::PassageConflict { .. } => ErrorCode::PassageIdConflict,
+            Self::Overloaded => ErrorCode::Overloaded,
+            Self::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
+            Self::EmbeddingFailed(_) => ErrorCode::EmbeddingFailed,
+            Self::Internal(_) => ErrorCode::Internal,
         }
+    }
+}
+
+/// Every error code a client can be given, by the service or by a transport in front of it:
+/// one list, so codes are not invented ad hoc and the README's table can be checked against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    // The request itself.
+    BadRequest,
+    BadPath,
+    MalformedJson,
+    UnsupportedMediaType,
+    NotAcceptable,
+    InvalidRequest,
+    InvalidName,
+    EmptyQuery,
+    EmptyInput,
+    PayloadTooLarge,
+    BodyTimeout,
+    NoRoute,
+    MethodNotAllowed,
+    // Who may ask, and from where.
+    Unauthorized,
+    Forbidden,
+    HostNotAllowed,
+    OriginNotAllowed,
+    // What it names.
+    UnknownCollection,
+    UnknownDocument,
+    UnknownPassage,
+    UnknownJob,
+    NoPassages,
+    PassageIdConflict,
+    // The server's state.
+    NotReady,
+    Overloaded,
+    TooManyConnections,
+    RequestTimeout,
+    StorageUnavailable,
+    EmbeddingFailed,
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [Self; 30] = [
+        Self::BadRequest,
+        Self::BadPath,
+        Self::MalformedJson,
+        Self::UnsupportedMediaType,
+        Self::NotAcceptable,
+        Self::InvalidRequest,
+        Self::InvalidName,
+        Self::EmptyQuery,
+        Self::EmptyInput,
+        Self::PayloadTooLarge,
+        Self::BodyTimeout,
+        Self::NoRoute,
+        Self::MethodNotAllowed,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::HostNotAllowed,
+        Self::OriginNotAllowed,
+        Self::UnknownCollection,
+        Self::UnknownDocument,
+        Self::UnknownPassage,
+        Self::UnknownJob,
+        Self::NoPassages,
+        Self::PassageIdConflict,
+        Self::NotReady,
+        Self::Overloaded,
+        Self::TooManyConnections,
+        Self::RequestTimeout,
+        Self::StorageUnavailable,
+        Self::EmbeddingFailed,
+        Self::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::BadPath => "bad_path",
+            Self::MalformedJson => "malformed_json",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::NotAcceptable => "not_acceptable",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidName => "invalid_name",
+            Self::EmptyQuery => "empty_query",
+            Self::EmptyInput => "empty_input",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::NoRoute => "no_route",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::HostNotAllowed => "host_not_allowed",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::UnknownCollection => "unknown_collection",
+            Self::UnknownDocument => "unknown_document",
+            Self::UnknownPassage => "unknown_passage",
+            Self::UnknownJob => "unknown_job",
+            Self::NoPassages => "no_passages",
+            Self::PassageIdConflict => "passage_id_conflict",
+            Self::NotReady => "not_ready",
+            Self::Overloaded => "overloaded",
+            Self::TooManyConnections => "too_many_connections",
+            Self::RequestTimeout => "request_timeout",
+            Self::StorageUnavailable => "storage_unavailable",
+            Self::EmbeddingFailed => "embedding_failed",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

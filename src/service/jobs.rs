@@ -202,7 +202,7 @@ impl Wenda {
                 seq,
                 refused: DocumentLine::parse(&line.body)
                     .err()
-                    .map(|error| (error.code().to_owned(), error.to_string())),
+                    .map(|error| (error.code().as_str().to_owned(), error.to_string())),
                 file: line.file,
                 line: line.line,
                 body: line.body,
@@ -443,7 +443,7 @@ impl Wenda {
 fn refuse(progress: &mut JobProgress, seq: usize, error: &ServiceError) {
     progress
         .failed
-        .push((seq, error.code().to_owned(), error.to_string()));
+        .push((seq, error.code().as_str().to_owned(), error.to_string()));
 }
 
 /// A new job id: time-ordered and unique within the data directory's one process.

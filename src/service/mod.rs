@@ -23,14 +23,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use tokio::sync::{Semaphore, SemaphorePermit};
-
 pub use collections::CollectionSummary;
 pub use documents::{DocumentDetail, DocumentPage, NewDocument, PutOutcome, MAX_PAGE_SIZE};
-pub use error::ServiceError;
+pub use error::{ErrorCode, ServiceError};
 pub use follow::FOLLOW_EVERY;
 pub use jobs::{DocumentLine, ImportLine, JobReport, REPORTED_ERRORS};
-pub use names::{check_collection_name, check_document_id, is_blank, DEFAULT_COLLECTION};
+pub use names::{
+    check_collection_name, check_document_id, is_blank, normalise_query, DEFAULT_COLLECTION,
+};
 pub use search::{
     ContextBudget, SearchHit, SearchOutcome, SearchRequest, SimilarOutcome, SimilarRequest,
     MAX_CONTEXT_BUDGET,
@@ -79,8 +79,10 @@ pub enum StoreLocation {
 pub struct Settings {
     /// Where the store lives.
     pub store: StoreLocation,
-    /// Requests handled at once; more are refused with [`ServiceError::Overloaded`].
-    pub max_in_flight: usize,
+    /// Requests that may wait in each lane of the embedding queue; more are refused with
+    /// [`ServiceError::Overloaded`]. (How many requests are handled at once is the transport's
+    /// business: it refuses them before reading their bodies.)
+    pub queue_capacity: usize,
     /// Most questions embedded together in one forward pass.
     pub max_batch: usize,
     /// A cap on a SQLite store's size in bytes (writes beyond it fail with
@@ -127,7 +129,6 @@ pub struct Wenda {
     analyzer: Arc<Analyzer>,
     store: Arc<dyn Store>,
     collections: RwLock<BTreeMap<String, Arc<Collection>>>,
-    permits: Semaphore,
     lexical_weight: f32,
     /// Wakes the import job worker.
     jobs: Arc<jobs::JobSignal>,
@@ -166,7 +167,7 @@ impl Wenda {
         let wenda = Self {
             queue: EmbedQueue::start(
                 Arc::clone(&embedder),
-                settings.max_in_flight,
+                settings.queue_capacity,
                 settings.max_batch,
             ),
             embedder,
@@ -174,7 +175,6 @@ impl Wenda {
             analyzer: Arc::new(Analyzer::default()),
             store,
             collections: RwLock::default(),
-            permits: Semaphore::new(settings.max_in_flight),
             lexical_weight: settings.lexical_weight,
             jobs: Arc::default(),
         };
@@ -338,13 +338,6 @@ impl Wenda {
         Ok(self.collection(collection)?.index.reader())
     }
 
-    /// A slot among the requests in progress, held until dropped.
-    fn permit(&self) -> Result<SemaphorePermit<'_>, ServiceError> {
-        self.permits
-            .try_acquire()
-            .map_err(|_| ServiceError::Overloaded)
-    }
-
     /// Whether the store answers: a shared database may be down, when writes fail (searches go
     /// on from the indexes in memory).
     pub async fn check_store(&self) -> Result<(), ServiceError> {
@@ -433,7 +426,6 @@ impl Wenda {
         if let Some(index) = texts.iter().position(|t| is_blank(t)) {
             return Err(ServiceError::EmptyInput(index));
         }
-        let _permit = self.permit()?;
         Ok(self.queue.embed_all(role, texts).await?)
     }
 

@@ -48,11 +48,25 @@ pub fn check_document_id(id: &str) -> Result<(), ServiceError> {
 /// Whether `text` has nothing to search for: only whitespace, control characters and
 /// invisible format characters (zero-width spaces and joiners, byte-order marks).
 pub fn is_blank(text: &str) -> bool {
-    text.chars().all(|c| {
-        c.is_whitespace()
-            || c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
-    })
+    text.chars().all(|c| c.is_whitespace() || is_invisible(c))
+}
+
+/// Control characters and invisible format characters: nothing a reader sees.
+fn is_invisible(c: char) -> bool {
+    (c.is_control() && !c.is_whitespace())
+        || matches!(
+            c,
+            '\u{AD}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
+        )
+}
+
+/// A question as it is searched: invisible characters removed (a zero-width space pasted
+/// between two Chinese characters would otherwise split a word), composed to Unicode NFC (so
+/// `é` typed as `e` + accent finds `é`), and trimmed.
+pub fn normalise_query(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let visible: String = text.chars().filter(|&c| !is_invisible(c)).nfc().collect();
+    visible.trim().to_owned()
 }
 
 #[cfg(test)]
@@ -85,5 +99,16 @@ mod tests {
             assert!(is_blank(blank), "{blank:?}");
         }
         assert!(!is_blank(" 问 "));
+    }
+
+    #[test]
+    fn queries_are_composed_and_cleaned_but_not_otherwise_changed() {
+        assert_eq!(normalise_query(" caf\u{65}\u{301} "), "caf\u{e9}");
+        assert_eq!(normalise_query("人\u{200B}工\u{0}智能\u{FEFF}"), "人工智能");
+        assert_eq!(
+            normalise_query("two  words\nand\ttabs"),
+            "two  words\nand\ttabs"
+        );
+        assert_eq!(normalise_query("\u{200B}\u{200D}"), "");
     }
 }

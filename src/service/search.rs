@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{blocking, is_blank, ServiceError, Wenda};
+use super::{blocking, normalise_query, ServiceError, Wenda};
 use crate::corpus::{Passage, PassageId};
 use crate::embedding::Role;
 use crate::index::Filter;
@@ -106,7 +106,11 @@ impl Wenda {
         request: SearchRequest,
     ) -> Result<SearchOutcome, ServiceError> {
         let started = Instant::now();
-        if is_blank(&request.query) {
+        let request = SearchRequest {
+            query: normalise_query(&request.query),
+            ..request
+        };
+        if request.query.is_empty() {
             return Err(ServiceError::EmptyQuery);
         }
         let params = SearchParams {
@@ -126,7 +130,6 @@ impl Wenda {
             }
         }
         let reader = self.reader(collection)?;
-        let _permit = self.permit()?;
         let embedding = if request.mode.needs_embedding() {
             Some(self.queue.embed(Role::Query, request.query.clone()).await?)
         } else {
@@ -160,6 +163,9 @@ impl Wenda {
             Ok::<_, ServiceError>((results, context))
         })
         .await??;
+        let took = started.elapsed();
+        metrics::histogram!("wenda_search_duration_seconds", "mode" => request.mode.as_str())
+            .record(took.as_secs_f64());
         Ok(SearchOutcome {
             query: request.query,
             mode: request.mode,
@@ -167,7 +173,7 @@ impl Wenda {
             truncated: embedding.is_some_and(|e| e.truncated),
             results,
             context,
-            took: started.elapsed(),
+            took,
         })
     }
 
@@ -186,7 +192,6 @@ impl Wenda {
             request.ef_search,
         )?;
         let reader = self.reader(collection)?;
-        let _permit = self.permit()?;
         let passage = PassageId::new(id);
         let results = blocking(move || search::similar(&*reader, &passage, &params)).await??;
         Ok(SimilarOutcome {

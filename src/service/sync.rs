@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::documents::{commit, content_hash, cut, new_record, Change};
 use super::{NewDocument, OpenError, ServiceError, VectorLookup, Wenda, DEFAULT_COLLECTION};
-use crate::corpus::{read_files, ChunkConfig, Problem, ProblemKind};
+use crate::corpus::{read_files, ChunkConfig, Problem, ProblemKind, ReadOptions};
 use crate::store::Origin;
 
 /// What a sync did.
@@ -32,13 +32,13 @@ pub struct SyncReport {
 }
 
 impl Wenda {
-    /// Brings collection `default` in step with the files of `paths` (those over
-    /// `max_file_bytes` are skipped, and their documents kept). Blocking; `progress(done,
+    /// Brings collection `default` in step with the files of `paths` read as `options` say
+    /// (files skipped keep their documents). Blocking; `progress(done,
     /// total)` follows the embedding of passages the store has no vector for.
     pub fn sync_corpus(
         &self,
         paths: &[PathBuf],
-        max_file_bytes: u64,
+        options: ReadOptions,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<SyncReport, OpenError> {
         let name = DEFAULT_COLLECTION;
@@ -46,7 +46,7 @@ impl Wenda {
             self.register(name, self.new_collection(name));
         }
         let target = self.collection(name)?;
-        let scan = read_files(paths, max_file_bytes);
+        let scan = read_files(paths, options);
         let mut report = SyncReport {
             problems: scan.problems,
             ignored_files: scan.ignored_files,

@@ -17,7 +17,7 @@ use serde_json::Value;
 use wenda::embedding::{
     Backend, BatchLimits, Embedder, ModelFingerprint, ModelLocator, DEFAULT_MODEL,
 };
-use wenda::http::{self, ApiKeys, AppState, Limits};
+use wenda::http::{self, Access, ApiKeys, AppState, Exposure, Limits, Transport};
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
 use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
 use wenda::store::DATABASE_FILE;
@@ -62,10 +62,10 @@ pub fn scratch(name: &str) -> PathBuf {
 }
 
 /// Settings for a core over `data_dir`.
-pub fn settings(data_dir: &Path, max_in_flight: usize) -> Settings {
+pub fn settings(data_dir: &Path, queue_capacity: usize) -> Settings {
     Settings {
         store: StoreLocation::Directory(data_dir.to_owned()),
-        max_in_flight,
+        queue_capacity,
         max_batch: 32,
         max_store_bytes: None,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
@@ -101,7 +101,7 @@ pub fn seeded_data_dir(name: &str) -> PathBuf {
         let core = open_core(&settings(&dir, 64));
         core.sync_corpus(
             &[root().join("seeds")],
-            wenda::corpus::DEFAULT_MAX_FILE_BYTES,
+            wenda::corpus::ReadOptions::default(),
             &mut |_, _| {},
         )
         .unwrap();
@@ -120,8 +120,11 @@ pub fn seeded_data_dir(name: &str) -> PathBuf {
 /// How a test server is set up.
 pub struct Options {
     pub limits: Limits,
-    pub max_in_flight: usize,
+    pub transport: Transport,
     pub keys: ApiKeys,
+    /// `--allowed-host` and `--cors-origin`.
+    pub allowed_hosts: Vec<String>,
+    pub cors_origins: Vec<String>,
     /// Whether the core is handed over (else the server stays "not ready").
     pub ready: bool,
     pub max_store_bytes: Option<u64>,
@@ -131,8 +134,10 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
-            max_in_flight: 64,
+            transport: Transport::default(),
             keys: ApiKeys::default(),
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
             ready: true,
             max_store_bytes: None,
         }
@@ -147,7 +152,7 @@ pub fn start(options: Options) -> Server {
         let dir = seeded_data_dir(&format!("server-{number}"));
         let settings = Settings {
             max_store_bytes: options.max_store_bytes,
-            ..settings(&dir, options.max_in_flight)
+            ..settings(&dir, 64)
         };
         let core = open_core(&settings);
         state.set_ready(Arc::clone(&core));
@@ -158,11 +163,15 @@ pub fn start(options: Options) -> Server {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
+    let access = Access {
+        exposure: Exposure::new(&options.allowed_hosts, &options.cors_origins).unwrap(),
+        keys: options.keys,
+    };
     runtime.spawn(http::serve(
         listener,
-        http::router(state, &[], options.keys),
+        http::router(state, access),
         std::future::pending(),
-        Duration::from_secs(10),
+        options.transport,
     ));
     Server {
         url,
@@ -363,10 +372,14 @@ impl ServerProcess {
             if ready {
                 return;
             }
-            assert!(
-                started.elapsed() < limit,
-                "wenda serve did not become ready"
-            );
+            if started.elapsed() > limit {
+                let log = self.log();
+                let tail = &log[log.len().saturating_sub(30)..];
+                panic!(
+                    "wenda serve did not become ready; its last lines:\n{}",
+                    tail.join("\n")
+                );
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
