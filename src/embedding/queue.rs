@@ -4,10 +4,11 @@
 //! text in [`Role::Query`], what a search waits for) and bulk work (documents being written,
 //! `/v1/embeddings` requests). Whenever it is free, the worker takes every waiting question (up to
 //! `max_batch`) and embeds them together: a pass over sixteen short questions costs far less than
-//! sixteen passes, because the weights are streamed from memory once for all of them. Only when
-//! no question waits does it take bulk work, one slice at a time: bulk requests are cut into
-//! slices of at most [`BULK_SLICE_TOKENS`] tokens, so a question that arrives during a large
-//! import (or a maximal embeddings request) waits for one slice, not for the whole of it. As in text-embeddings-inference there is no timer: a batch is
+//! sixteen passes, because the weights are streamed from memory once for all of them. Bulk work
+//! is taken one slice at a time, when no question waits or right after a pass of questions (so
+//! a steady stream of questions cannot starve it): bulk requests are cut into slices of at most
+//! [`BULK_SLICE_TOKENS`] tokens, so a question that arrives during a large import (or a maximal
+//! embeddings request) waits for one slice, not for the whole of it. As in text-embeddings-inference there is no timer: a batch is
 //! whatever arrived while the previous pass ran, so a lone request never waits for company. Work
 //! whose requester has gone away (a client that disconnected) is dropped, not embedded. A
 //! full lane refuses new work at once ([`QueueError::Full`]), so overload shows up as an error
@@ -57,7 +58,33 @@ struct Shared {
     capacity: usize,
 }
 
+/// Where a pass's work came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Questions,
+    Bulk,
+}
+
 impl Lanes {
+    /// The work of the next pass: every waiting question (up to `max_batch`), or one bulk
+    /// slice when no question waits or when the `last` pass was of questions, so a steady
+    /// stream of questions cannot starve bulk work (it would wait until its lane filled and
+    /// refused everyone) while a question still waits for one slice at most.
+    fn next_pass(&mut self, last: Lane, max_batch: usize) -> Option<(Lane, Role, Vec<Job>)> {
+        let bulk_turn = last == Lane::Questions || self.questions.is_empty();
+        let pass = match bulk_turn.then(|| self.bulk.pop_front()).flatten() {
+            Some(job) => (Lane::Bulk, job.role, vec![job]),
+            None if !self.questions.is_empty() => {
+                let take = self.questions.len().min(max_batch);
+                let jobs = self.questions.drain(..take).collect();
+                (Lane::Questions, Role::Query, jobs)
+            }
+            None => return None,
+        };
+        self.record_depth();
+        Some(pass)
+    }
+
     /// Publishes how much work waits, per lane.
     fn record_depth(&self) {
         metrics::gauge!("wenda_embed_queue_depth", "lane" => "questions")
@@ -184,24 +211,14 @@ impl Drop for EmbedQueue {
 }
 
 fn work(embedder: &Embedder, shared: &Shared, max_batch: usize) {
+    let mut last = Lane::Bulk;
     loop {
         let (role, jobs) = {
             let mut lanes = shared.lanes();
             loop {
-                if !lanes.questions.is_empty() {
-                    let mut jobs = Vec::new();
-                    while jobs.len() < max_batch {
-                        let Some(job) = lanes.questions.pop_front() else {
-                            break;
-                        };
-                        jobs.push(job);
-                    }
-                    lanes.record_depth();
-                    break (Role::Query, jobs);
-                }
-                if let Some(job) = lanes.bulk.pop_front() {
-                    lanes.record_depth();
-                    break (job.role, vec![job]);
+                if let Some((lane, role, jobs)) = lanes.next_pass(last, max_batch) {
+                    last = lane;
+                    break (role, jobs);
                 }
                 if lanes.stopped {
                     return;
@@ -249,5 +266,54 @@ fn answer(embedder: &Embedder, role: Role, jobs: Vec<Job>) {
                 let _ = job.reply.send(Err(QueueError::Failed(error.to_string())));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(role: Role, text: &str) -> Job {
+        Job {
+            role,
+            texts: vec![text.to_owned()],
+            reply: oneshot::channel().0,
+        }
+    }
+
+    fn texts(pass: Option<(Lane, Role, Vec<Job>)>) -> (Lane, Vec<String>) {
+        let (lane, _, jobs) = pass.expect("a pass");
+        (lane, jobs.into_iter().flat_map(|j| j.texts).collect())
+    }
+
+    #[test]
+    fn questions_go_first_but_bulk_work_gets_every_other_pass() {
+        let mut lanes = Lanes::default();
+        lanes
+            .bulk
+            .extend([job(Role::Passage, "b1"), job(Role::Passage, "b2")]);
+        lanes
+            .questions
+            .extend((1..=3).map(|n| job(Role::Query, &format!("q{n}"))));
+        // Questions waiting after a bulk pass go first, as many as a batch holds.
+        assert_eq!(
+            texts(lanes.next_pass(Lane::Bulk, 2)),
+            (Lane::Questions, vec!["q1".into(), "q2".into()])
+        );
+        // Right after them, a bulk slice, though a question still waits.
+        assert_eq!(
+            texts(lanes.next_pass(Lane::Questions, 2)),
+            (Lane::Bulk, vec!["b1".into()])
+        );
+        assert_eq!(
+            texts(lanes.next_pass(Lane::Bulk, 2)),
+            (Lane::Questions, vec!["q3".into()])
+        );
+        // With no question waiting, bulk work goes on; with nothing at all, no pass.
+        assert_eq!(
+            texts(lanes.next_pass(Lane::Bulk, 2)),
+            (Lane::Bulk, vec!["b2".into()])
+        );
+        assert!(lanes.next_pass(Lane::Bulk, 2).is_none());
     }
 }

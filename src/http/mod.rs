@@ -225,7 +225,7 @@ fn admitted(
 async fn admit(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     match Arc::clone(&state.in_flight).try_acquire_owned() {
         Ok(_permit) => next.run(request).await,
-        Err(_) => refuse_unread(request, ApiError::overloaded()),
+        Err(_) => refuse_unread(request, ApiError::overloaded()).await,
     }
 }
 
@@ -293,33 +293,52 @@ async fn refuse_undecodable_query(request: Request, next: Next) -> Response {
 /// [`refuse_unread`]); beyond this the connection is simply closed.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// Answers `error` at once, without reading the request's body, and closes the connection.
-/// The body is read and thrown away in the background (up to [`DRAIN_LIMIT`], within the body
-/// timeout), as servers do in a "lingering close": closing a connection with unread data makes
-/// the kernel reset it, and a client still sending would get the reset instead of the answer.
-fn refuse_unread(request: Request, error: ApiError) -> Response {
+/// Bodies of refused requests up to this size are read (and thrown away) before the answer, as
+/// they have usually arrived with the head: the connection then stays open for the next request.
+const SMALL_BODY: u64 = 64 * 1024;
+
+/// Answers `error` without keeping the request's body. A small body is read and dropped first.
+/// A larger one is not waited for: the answer goes at once, with the connection closed after
+/// it, and the body is read and thrown away in the background (up to [`DRAIN_LIMIT`], within
+/// the body timeout), as servers do in a "lingering close": closing a connection with unread
+/// data makes the kernel reset it, and a client still sending would get the reset instead of
+/// the answer.
+async fn refuse_unread(request: Request, error: ApiError) -> Response {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > 0 && length <= DRAIN_LIMIT) {
-        let mut body = request.into_body();
-        tokio::spawn(async move {
-            let mut discarded = 0;
-            while let Some(Ok(frame)) = body.frame().await {
-                discarded += frame.data_ref().map_or(0, |data| data.len() as u64);
-                if discarded > DRAIN_LIMIT {
-                    break;
-                }
+    let body = request.into_body();
+    match declared {
+        None | Some(0) => error.into_response(),
+        Some(length) if length <= SMALL_BODY => {
+            discard(body, SMALL_BODY).await;
+            error.into_response()
+        }
+        Some(length) => {
+            if length <= DRAIN_LIMIT {
+                tokio::spawn(discard(body, DRAIN_LIMIT));
             }
-        });
+            let mut response = error.into_response();
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            response
+        }
     }
-    let mut response = error.into_response();
-    response.headers_mut().insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("close"),
-    );
-    response
+}
+
+/// Reads `body` to its end (or `limit` bytes, or an error such as the body timeout), keeping
+/// nothing.
+async fn discard(mut body: axum::body::Body, limit: u64) {
+    let mut read = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        read += frame.data_ref().map_or(0, |data| data.len() as u64);
+        if read > limit {
+            break;
+        }
+    }
 }
 
 /// Caps the bodies `route` accepts at `limit` bytes: the extractors stop reading there, and a
@@ -349,7 +368,7 @@ async fn refuse_oversized(limit: usize, request: Request, next: Next) -> Respons
                 ErrorCode::PayloadTooLarge,
                 format!("the body has {length} bytes; this route accepts at most {limit}"),
             );
-            refuse_unread(request, error)
+            refuse_unread(request, error).await
         }
         _ => next.run(request).await,
     }
