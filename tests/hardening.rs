@@ -480,4 +480,3 @@ fn a_question_is_answered_during_a_large_embeddings_request() {
         "the question waited for the whole embeddings request"
     );
 }
-

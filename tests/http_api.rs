@@ -306,6 +306,13 @@ fn overload_is_refused_rather_than_queued() {
         503,
         "overloaded",
     );
+    // Overload passes: clients are told when to try again.
+    match ureq::get(&format!("{}/v1/search?q=hello", server.url)).call() {
+        Err(ureq::Error::Status(503, response)) => {
+            assert_eq!(response.header("retry-after"), Some("1"));
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
 }
 
 #[test]

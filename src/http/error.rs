@@ -131,6 +131,13 @@ impl IntoResponse for ApiError {
         };
         let kept = self.clone();
         let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // Every 503 is a state that passes (loading, overload, a database away).
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         // For the access log and metrics (which count errors by code) and for `/mcp`, whose
         // errors are re-rendered in JSON-RPC form.
         response.extensions_mut().insert(kept);

@@ -15,7 +15,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -134,15 +133,9 @@ fn overflow_router() -> Router {
     Router::new()
         .route("/health", get(super::routes::health))
         .fallback(|| async {
-            let mut response = ApiError::new(
+            ApiError::new(
                 ErrorCode::TooManyConnections,
                 "the server has as many connections open as it serves; retry shortly",
             )
-            .into_response();
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            );
-            response
         })
 }
