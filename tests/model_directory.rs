@@ -179,3 +179,49 @@ fn xlm_roberta_directory_loads_and_truncates_at_its_window() {
     assert_eq!(embedding.tokens, 64);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The fingerprint is kept beside the weights and reused while the files are unchanged; any
+/// change to a file (its size or modification time) makes it computed again, and a stale or
+/// damaged record is never believed.
+#[test]
+fn the_model_fingerprint_is_cached_beside_the_weights_until_a_file_changes() {
+    use wenda::embedding::fingerprint::CACHE_FILE;
+    use wenda::embedding::ModelFingerprint;
+    let dir = write_model("fingerprint", "bert", Pooling::Mean);
+    let locator = ModelLocator::new(std::env::temp_dir().join("wenda-no-project-models"));
+    let files = locator.resolve(dir.to_str().unwrap()).unwrap();
+    let embedder = Embedder::load(&files, Backend::Native, BatchLimits::default()).unwrap();
+    let computed = ModelFingerprint::of(&files, &embedder).unwrap();
+    assert_eq!(
+        ModelFingerprint::cached(&files, &embedder).unwrap(),
+        computed
+    );
+    let record = dir.join(CACHE_FILE);
+    assert!(record.exists());
+
+    // A record that names another fingerprint under the same key is what is used: the cache
+    // is trusted while the files are unchanged...
+    let text = std::fs::read_to_string(&record).unwrap();
+    let planted = text.replace(&computed.hex(), &"ab".repeat(32));
+    std::fs::write(&record, &planted).unwrap();
+    assert_eq!(
+        ModelFingerprint::cached(&files, &embedder).unwrap().hex(),
+        "ab".repeat(32)
+    );
+    // ...and not once a file has changed: the tokenizer gains a byte.
+    let tokenizer = std::fs::read_to_string(&files.tokenizer).unwrap();
+    std::fs::write(&files.tokenizer, format!("{tokenizer}\n")).unwrap();
+    let changed = ModelFingerprint::cached(&files, &embedder).unwrap();
+    assert_eq!(changed, ModelFingerprint::of(&files, &embedder).unwrap());
+    assert_ne!(
+        changed, computed,
+        "the tokenizer file is part of the fingerprint"
+    );
+    // A damaged record is ignored and replaced.
+    std::fs::write(&record, "{not json").unwrap();
+    assert_eq!(
+        ModelFingerprint::cached(&files, &embedder).unwrap(),
+        changed
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -48,7 +48,7 @@ const COLLECTION: &str = "bench";
 pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
     let load = Instant::now();
     let (files, embedder) = args.model.resolve_and_load(args.model.backend.into())?;
-    let fingerprint = ModelFingerprint::of(&files, &embedder)?;
+    let fingerprint = ModelFingerprint::cached(&files, &embedder)?;
     let model_ms = load.elapsed().as_millis();
     let embedder = Arc::new(embedder);
     let dimensions = embedder.dimensions();

@@ -87,7 +87,7 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
         .serve
         .model
         .resolve_and_load(args.serve.model.backend.into())?;
-    let fingerprint = ModelFingerprint::of(&files, &embedder)?;
+    let fingerprint = ModelFingerprint::cached(&files, &embedder)?;
     let dimensions = embedder.dimensions();
 
     let started = Instant::now();

@@ -119,7 +119,7 @@ pub fn open(
 ) -> anyhow::Result<Arc<Wenda>> {
     let started = Instant::now();
     let (files, embedder) = model_args.resolve_and_load(model_args.backend.into())?;
-    let fingerprint = ModelFingerprint::of(&files, &embedder)
+    let fingerprint = ModelFingerprint::cached(&files, &embedder)
         .context("fingerprinting the model, which stored vectors are kept under")?;
     let config = embedder.config();
     let model = ModelSummary {

@@ -101,7 +101,7 @@ pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     let (files, embedder) = args.model.resolve_and_load(args.model.backend.into())?;
-    let fingerprint = ModelFingerprint::of(&files, &embedder)?;
+    let fingerprint = ModelFingerprint::cached(&files, &embedder)?;
     let sink: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
