@@ -3,9 +3,10 @@
 //! Data flows one way through the stages, one module each: [`corpus`] (files → passages),
 //! [`embedding`] (text → vectors), [`index`] (vectors → nearest), [`search`] (question → ranked
 //! passages) and [`http`] (the wire format). [`squad`] reads public benchmark datasets and
-//! [`eval`] scores rankings against known answers.
+//! [`eval`] scores rankings against known answers; [`cpu`] says which kernels the machine runs.
 
 pub mod corpus;
+pub mod cpu;
 pub mod embedding;
 pub mod eval;
 pub mod http;

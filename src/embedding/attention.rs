@@ -100,7 +100,7 @@ pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f3
 fn softmax_in_place(row: &mut [f32], scale: f32) {
     #[cfg(target_arch = "x86_64")]
     {
-        if super::gemm::has_avx2_fma() {
+        if crate::cpu::has_avx2_fma() {
             // Safety: the CPU has AVX2 and FMA, checked just above.
             return unsafe { softmax_avx2(row, scale) };
         }

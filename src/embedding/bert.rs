@@ -115,7 +115,7 @@ impl Norm {
     fn normalize(&self, row: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         {
-            if super::gemm::has_avx2_fma() {
+            if crate::cpu::has_avx2_fma() {
                 // Safety: the CPU has AVX2 and FMA, checked just above.
                 return unsafe { self.normalize_avx2(row) };
             }

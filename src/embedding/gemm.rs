@@ -286,13 +286,6 @@ struct Tiles<'a> {
     c: OutMatrix,
 }
 
-/// Whether this CPU runs the AVX2/FMA code paths (detected once, then a cached load).
-#[cfg(target_arch = "x86_64")]
-#[inline]
-pub fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
 impl Tiles<'_> {
     /// Computes the tiles, with the whole loop (epilogue and GELU included) compiled for AVX2/FMA
     /// when the CPU has them.
@@ -303,7 +296,7 @@ impl Tiles<'_> {
     unsafe fn compute(&self) {
         #[cfg(target_arch = "x86_64")]
         {
-            if has_avx2_fma() {
+            if crate::cpu::has_avx2_fma() {
                 return self.compute_avx2();
             }
         }
@@ -425,7 +418,7 @@ unsafe fn microkernel(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if has_avx2_fma() {
+        if crate::cpu::has_avx2_fma() {
             return match rows {
                 1 => microkernel_avx2::<1>(k, a_rows, panel, tile),
                 2 => microkernel_avx2::<2>(k, a_rows, panel, tile),

@@ -136,7 +136,7 @@ impl QuantizedRows {
 fn quantize_row(row: &[f32], values: &mut [i8], scales: &mut [f32], offsets: &mut [i32]) {
     #[cfg(target_arch = "x86_64")]
     {
-        if super::gemm::has_avx2_fma() {
+        if crate::cpu::has_avx2_fma() {
             // Safety: the CPU has AVX2, checked just above.
             return unsafe { quantize_row_avx2(row, values, scales, offsets) };
         }
@@ -233,7 +233,7 @@ pub unsafe fn microkernel(
     debug_assert!(rows <= MR && (row0 + rows) * a.k <= a.values.len());
     #[cfg(target_arch = "x86_64")]
     {
-        if super::gemm::has_avx2_fma() {
+        if crate::cpu::has_avx2_fma() {
             return match rows {
                 1 => microkernel_avx2::<1>(a, row0, panel, tile),
                 2 => microkernel_avx2::<2>(a, row0, panel, tile),

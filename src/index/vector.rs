@@ -126,7 +126,7 @@ impl DenseVectors {
 /// Scans and exact re-scoring use the same kernel, so a passage gets the same cosine either way.
 pub(crate) fn dot_product_kernel() -> fn(&[f32], &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if crate::cpu::has_avx2_fma() {
         // Safety: the CPU supports the features `dot_avx2` is compiled for.
         return |a, b| unsafe { dot_avx2(a, b) };
     }
