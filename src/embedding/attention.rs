@@ -76,7 +76,7 @@ pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f3
                 keys.repack(heads.dim, len, |d, t| qkv[row(t) + k_col + d]);
                 scores.resize(len * len, 0.0);
                 let q = &qkv[row(0) + q_col..];
-                // Safety: `q` holds `len` rows at stride 3·hidden; `scores` is len × len.
+                // SAFETY: `q` holds `len` rows at stride 3·hidden; `scores` is len × len.
                 unsafe {
                     let scores_out = OutMatrix::new(scores.as_mut_ptr(), len);
                     matmul_strided(q, 3 * hidden, len, keys, scores_out)
@@ -85,7 +85,7 @@ pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f3
                     .chunks_exact_mut(len)
                     .for_each(|row| softmax_in_place(row, scale));
                 values.repack(len, heads.dim, |t, d| qkv[row(t) + v_col + d]);
-                // Safety: the output block (this sequence's rows × this head's columns) lies inside
+                // SAFETY: the output block (this sequence's rows × this head's columns) lies inside
                 // `out` and no other task writes it.
                 unsafe {
                     let block = out.offset(seq.start * hidden + h * heads.dim);
@@ -101,13 +101,17 @@ fn softmax_in_place(row: &mut [f32], scale: f32) {
     #[cfg(target_arch = "x86_64")]
     {
         if crate::cpu::has_avx2_fma() {
-            // Safety: the CPU has AVX2 and FMA, checked just above.
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
             return unsafe { softmax_avx2(row, scale) };
         }
     }
     softmax_portable(row, scale)
 }
 
+/// [`softmax_portable`] compiled for AVX2 and FMA, which LLVM vectorises.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_avx2(row: &mut [f32], scale: f32) {

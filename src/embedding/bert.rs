@@ -116,13 +116,17 @@ impl Norm {
         #[cfg(target_arch = "x86_64")]
         {
             if crate::cpu::has_avx2_fma() {
-                // Safety: the CPU has AVX2 and FMA, checked just above.
+                // SAFETY: the CPU has AVX2 and FMA, checked just above.
                 return unsafe { self.normalize_avx2(row) };
             }
         }
         self.normalize_portable(row)
     }
 
+    /// The portable normalisation compiled for AVX2 and FMA, which LLVM vectorises.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn normalize_avx2(&self, row: &mut [f32]) {

@@ -164,9 +164,10 @@ pub struct OutMatrix {
     row_stride: usize,
 }
 
-// Safety: tasks sharing an `OutMatrix` write disjoint elements (callers of `matmul_strided`
+// SAFETY: tasks sharing an `OutMatrix` write disjoint elements (callers of `matmul_strided`
 // promise it; `matmul` splits its output into disjoint tiles).
 unsafe impl Send for OutMatrix {}
+// SAFETY: as for `Send`: no two tasks write the same element, and none reads through it.
 unsafe impl Sync for OutMatrix {}
 
 impl OutMatrix {
@@ -180,7 +181,9 @@ impl OutMatrix {
     /// The result must still point inside the allocation.
     pub unsafe fn offset(self, offset: usize) -> Self {
         Self {
-            ptr: self.ptr.add(offset),
+            // SAFETY: the caller keeps the result inside the allocation (this function's
+            // contract).
+            ptr: unsafe { self.ptr.add(offset) },
             ..self
         }
     }
@@ -233,7 +236,6 @@ fn par_tiles(lhs: Lhs, m: usize, b: &PackedMatrix, epilogue: Epilogue, out: &mut
                 ..((task / panel_groups + 1) * ROWS_PER_TASK).min(m);
             let first = (task % panel_groups) * panels_per_group;
             let panels = first..(first + panels_per_group).min(n_panels);
-            // Safety: `out` has m×n elements; this task writes only rows `rows` × panels `panels`.
             let tiles = Tiles {
                 lhs,
                 rows,
@@ -242,6 +244,8 @@ fn par_tiles(lhs: Lhs, m: usize, b: &PackedMatrix, epilogue: Epilogue, out: &mut
                 epilogue,
                 c: out,
             };
+            // SAFETY: `out` has m×n elements; this task writes only rows `rows` × panels
+            // `panels`, which no other task's ranges overlap.
             unsafe { tiles.compute() };
         });
 }
@@ -264,7 +268,9 @@ pub unsafe fn matmul_strided(a: &[f32], lda: usize, m: usize, b: &PackedMatrix, 
         epilogue: Epilogue::default(),
         c,
     };
-    tiles.compute();
+    // SAFETY: `c` is valid for writes of the `m` rows × `b.cols()` values the tiles cover, and
+    // written by no one else meanwhile (this function's contract): what `compute` needs.
+    unsafe { tiles.compute() };
 }
 
 /// The left operand of a product, in the form the right operand's storage multiplies with.
@@ -297,28 +303,43 @@ impl Tiles<'_> {
         #[cfg(target_arch = "x86_64")]
         {
             if crate::cpu::has_avx2_fma() {
-                return self.compute_avx2();
+                // SAFETY: the CPU has AVX2 and FMA (checked just above); the caller upholds
+                // the rest of the contract, which is `compute`'s own.
+                return unsafe { self.compute_avx2() };
             }
         }
-        self.compute_portable()
+        // SAFETY: the caller upholds the contract, which is `compute`'s own.
+        unsafe { self.compute_portable() }
     }
 
+    /// [`compute`](Self::compute) compiled for AVX2 and FMA.
+    ///
+    /// # Safety
+    /// As for [`compute`](Self::compute), on a CPU with AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn compute_avx2(&self) {
-        self.compute_portable()
+        // SAFETY: the caller upholds `compute`'s contract, and the CPU has AVX2 and FMA.
+        unsafe { self.compute_portable() }
     }
 
+    /// The tiles, panel by panel.
+    ///
+    /// # Safety
+    /// As for [`compute`](Self::compute).
     #[inline(always)]
     unsafe fn compute_portable(&self) {
         for p in self.panels.clone() {
             match (&self.b.storage, self.lhs) {
                 (Storage::F32(panels), Lhs::F32 { a, lda }) => {
                     let len = self.b.k * NR;
-                    self.f32_panel(p, &panels[p * len..(p + 1) * len], a, lda)
+                    // SAFETY: the panel products write this task's tiles of `c` only, which
+                    // the caller keeps valid and unshared.
+                    unsafe { self.f32_panel(p, &panels[p * len..(p + 1) * len], a, lda) }
                 }
                 (Storage::Blocks(blocks), Lhs::Quantized(a)) => {
-                    self.block_panel(p, blocks.panel(p), a)
+                    // SAFETY: as for the f32 panels.
+                    unsafe { self.block_panel(p, blocks.panel(p), a) }
                 }
                 _ => unreachable!("`matmul` quantizes the left operand exactly for block storage"),
             }
@@ -328,31 +349,40 @@ impl Tiles<'_> {
     /// This task's rows times f32 panel `p`.
     #[inline(always)]
     unsafe fn f32_panel(&self, p: usize, panel: &[f32], a: &[f32], lda: usize) {
-        let mut row = self.rows.start;
-        while row < self.rows.end {
-            let tile_rows = MR.min(self.rows.end - row);
-            // Rows past a short tile's end repeat its last row; the kernel never reads them.
-            let a_rows: [*const f32; MR] =
-                std::array::from_fn(|r| a.as_ptr().add((row + r.min(tile_rows - 1)) * lda));
-            self.prefetch_residual(row, tile_rows, p);
-            let mut tile = [[0f32; NR]; MR];
-            microkernel(self.b.k, tile_rows, &a_rows, panel, &mut tile);
-            self.finish(row, p, &mut tile[..tile_rows]);
-            row += tile_rows;
+        // SAFETY: each row pointer is row `row + r` of `a` (below `rows.end`, so among the rows the
+        // caller gave at stride `lda`), valid for the kernel's `k` reads; `panel` holds `k` rows
+        // of NR; `finish` writes inside this task's block of `c`.
+        unsafe {
+            let mut row = self.rows.start;
+            while row < self.rows.end {
+                let tile_rows = MR.min(self.rows.end - row);
+                // Rows past a short tile's end repeat its last row; the kernel never reads them.
+                let a_rows: [*const f32; MR] =
+                    std::array::from_fn(|r| a.as_ptr().add((row + r.min(tile_rows - 1)) * lda));
+                self.prefetch_residual(row, tile_rows, p);
+                let mut tile = [[0f32; NR]; MR];
+                microkernel(self.b.k, tile_rows, &a_rows, panel, &mut tile);
+                self.finish(row, p, &mut tile[..tile_rows]);
+                row += tile_rows;
+            }
         }
     }
 
     /// This task's rows times block-stored panel `p`.
     #[inline(always)]
     unsafe fn block_panel(&self, p: usize, panel: int8::Panel, a: &QuantizedRows) {
-        let mut row = self.rows.start;
-        while row < self.rows.end {
-            let tile_rows = int8::MR.min(self.rows.end - row);
-            self.prefetch_residual(row, tile_rows, p);
-            let mut tile = [[0f32; NR]; int8::MR];
-            int8::microkernel(tile_rows, a, row, panel, &mut tile);
-            self.finish(row, p, &mut tile[..tile_rows]);
-            row += tile_rows;
+        // SAFETY: rows `row .. row + tile_rows` are below `rows.end`, so they exist in `a` (quantized
+        // for the whole product, with the panel's `k`); `finish` writes inside this task's block.
+        unsafe {
+            let mut row = self.rows.start;
+            while row < self.rows.end {
+                let tile_rows = int8::MR.min(self.rows.end - row);
+                self.prefetch_residual(row, tile_rows, p);
+                let mut tile = [[0f32; NR]; int8::MR];
+                int8::microkernel(tile_rows, a, row, panel, &mut tile);
+                self.finish(row, p, &mut tile[..tile_rows]);
+                row += tile_rows;
+            }
         }
     }
 
@@ -369,7 +399,7 @@ impl Tiles<'_> {
                 let start = r * self.c.row_stride + p * NR;
                 // A tile row's values may straddle two cache lines: ask for both ends.
                 for at in [start, start + cols - 1] {
-                    // Safety: `at` is inside `residual` (and prefetching never faults anyway).
+                    // SAFETY: `at` is inside `residual` (and prefetching never faults anyway).
                     unsafe { _mm_prefetch::<_MM_HINT_T0>(residual.as_ptr().add(at).cast()) };
                 }
             }
@@ -400,7 +430,15 @@ impl Tiles<'_> {
             if epilogue.gelu {
                 values.iter_mut().for_each(|v| *v = gelu(*v));
             }
-            std::ptr::copy_nonoverlapping(values.as_ptr(), c.ptr.add(out_row * ldc + col0), cols);
+            // SAFETY: `out_row` is below `rows.end` and `col0 + cols` at most `n`, so the copy
+            // writes inside this task's block of `c`, which the caller keeps valid and unshared.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    values.as_ptr(),
+                    c.ptr.add(out_row * ldc + col0),
+                    cols,
+                )
+            };
         }
     }
 }
@@ -408,6 +446,10 @@ impl Tiles<'_> {
 /// One tile of up to 6×16: `tile[r][j] = Σ_kk a_rows[r][kk] · panel[kk][j]` for `r < rows`.
 /// Short tiles (the last rows of a matrix) get a kernel of their own height rather than computing
 /// rows that are thrown away: a 20-token query is three full tiles and one of two rows.
+///
+/// # Safety
+/// Each of the first `rows` pointers of `a_rows` must be valid for reads of `k` values, and
+/// `panel` must hold `k` rows of `NR` values.
 #[inline]
 unsafe fn microkernel(
     k: usize,
@@ -416,22 +458,30 @@ unsafe fn microkernel(
     panel: &[f32],
     tile: &mut [[f32; NR]; MR],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::cpu::has_avx2_fma() {
-            return match rows {
-                1 => microkernel_avx2::<1>(k, a_rows, panel, tile),
-                2 => microkernel_avx2::<2>(k, a_rows, panel, tile),
-                3 => microkernel_avx2::<3>(k, a_rows, panel, tile),
-                4 => microkernel_avx2::<4>(k, a_rows, panel, tile),
-                5 => microkernel_avx2::<5>(k, a_rows, panel, tile),
-                _ => microkernel_avx2::<MR>(k, a_rows, panel, tile),
-            };
+    // SAFETY: `microkernel_avx2` runs only on a CPU with AVX2 and FMA (checked just above); both
+    // kernels read what the caller guarantees exists.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::cpu::has_avx2_fma() {
+                return match rows {
+                    1 => microkernel_avx2::<1>(k, a_rows, panel, tile),
+                    2 => microkernel_avx2::<2>(k, a_rows, panel, tile),
+                    3 => microkernel_avx2::<3>(k, a_rows, panel, tile),
+                    4 => microkernel_avx2::<4>(k, a_rows, panel, tile),
+                    5 => microkernel_avx2::<5>(k, a_rows, panel, tile),
+                    _ => microkernel_avx2::<MR>(k, a_rows, panel, tile),
+                };
+            }
         }
+        microkernel_portable(k, rows, a_rows, panel, tile)
     }
-    microkernel_portable(k, rows, a_rows, panel, tile)
 }
 
+/// [`microkernel`] in plain Rust.
+///
+/// # Safety
+/// As for [`microkernel`].
 unsafe fn microkernel_portable(
     k: usize,
     rows: usize,
@@ -439,16 +489,23 @@ unsafe fn microkernel_portable(
     panel: &[f32],
     tile: &mut [[f32; NR]; MR],
 ) {
-    for (kk, b) in panel.chunks_exact(NR).take(k).enumerate() {
-        for r in 0..rows {
-            let a = *a_rows[r].add(kk);
-            for j in 0..NR {
-                tile[r][j] += a * b[j];
+    // SAFETY: the first `rows` pointers are valid for `k` reads (the caller's contract).
+    unsafe {
+        for (kk, b) in panel.chunks_exact(NR).take(k).enumerate() {
+            for r in 0..rows {
+                let a = *a_rows[r].add(kk);
+                for j in 0..NR {
+                    tile[r][j] += a * b[j];
+                }
             }
         }
     }
 }
 
+/// [`microkernel`] in AVX2/FMA registers: two 8-lane accumulators per row.
+///
+/// # Safety
+/// As for [`microkernel`], on a CPU with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn microkernel_avx2<const ROWS: usize>(
@@ -457,21 +514,26 @@ unsafe fn microkernel_avx2<const ROWS: usize>(
     panel: &[f32],
     tile: &mut [[f32; NR]; MR],
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
-    let b = panel.as_ptr();
-    for kk in 0..k {
-        let b0 = _mm256_loadu_ps(b.add(kk * NR));
-        let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
-        for r in 0..ROWS {
-            let a = _mm256_broadcast_ss(&*a_rows[r].add(kk));
-            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+    // SAFETY: `panel` holds `k` rows of NR = 16 values, so the two loads of row `kk` read inside
+    // it; each of the first ROWS pointers is valid for `k` reads (the caller's contract);
+    // every row of `tile` holds 16 values, the two stores' width.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+        let b = panel.as_ptr();
+        for kk in 0..k {
+            let b0 = _mm256_loadu_ps(b.add(kk * NR));
+            let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
+            for r in 0..ROWS {
+                let a = _mm256_broadcast_ss(&*a_rows[r].add(kk));
+                acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+            }
         }
-    }
-    for r in 0..ROWS {
-        _mm256_storeu_ps(tile[r].as_mut_ptr(), acc[r][0]);
-        _mm256_storeu_ps(tile[r].as_mut_ptr().add(8), acc[r][1]);
+        for r in 0..ROWS {
+            _mm256_storeu_ps(tile[r].as_mut_ptr(), acc[r][0]);
+            _mm256_storeu_ps(tile[r].as_mut_ptr().add(8), acc[r][1]);
+        }
     }
 }
 
@@ -585,6 +647,7 @@ mod tests {
         let w = values(n * k, 6);
         let packed = PackedMatrix::from_weight(&w, n, k);
         let mut c = vec![f32::NAN; m * ldc];
+        // SAFETY: `a` holds `m` rows of `k` at stride `lda`; `c` holds `m` rows at stride `ldc`.
         unsafe { matmul_strided(&a, lda, m, &packed, OutMatrix::new(c.as_mut_ptr(), ldc)) };
         for i in 0..m {
             for j in 0..ldc {

@@ -137,7 +137,7 @@ fn quantize_row(row: &[f32], values: &mut [i8], scales: &mut [f32], offsets: &mu
     #[cfg(target_arch = "x86_64")]
     {
         if crate::cpu::has_avx2_fma() {
-            // Safety: the CPU has AVX2, checked just above.
+            // SAFETY: the CPU has AVX2, checked just above.
             return unsafe { quantize_row_avx2(row, values, scales, offsets) };
         }
     }
@@ -173,6 +173,9 @@ fn quantize_row_portable(row: &[f32], values: &mut [i8], scales: &mut [f32], off
 
 /// [`quantize_row_portable`] in AVX2 intrinsics, with identical results: the portable loop does
 /// not vectorise (a float max that respects NaN, a saturating cast).
+///
+/// # Safety
+/// The CPU must have AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn quantize_row_avx2(
@@ -181,40 +184,45 @@ unsafe fn quantize_row_avx2(
     scales: &mut [f32],
     offsets: &mut [i32],
 ) {
-    use std::arch::x86_64::*;
-    let sign_bit = _mm256_set1_ps(-0.0);
-    for (((x, q), scale), offset) in (row.chunks_exact(BLOCK))
-        .zip(values.chunks_exact_mut(BLOCK))
-        .zip(scales)
-        .zip(offsets)
-    {
-        let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(x.as_ptr().add(8 * i)));
-        let abs = v.map(|v| _mm256_andnot_ps(sign_bit, v));
-        let max8 = _mm256_max_ps(_mm256_max_ps(abs[0], abs[1]), _mm256_max_ps(abs[2], abs[3]));
-        let max4 = _mm_max_ps(_mm256_castps256_ps128(max8), _mm256_extractf128_ps(max8, 1));
-        let max2 = _mm_max_ps(max4, _mm_movehl_ps(max4, max4));
-        let amax = _mm_cvtss_f32(_mm_max_ss(max2, _mm_movehdup_ps(max2)));
-        let inv;
-        (*scale, inv) = block_scale(amax);
-        let ints = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, _mm256_set1_ps(inv))));
-        let sum8 = _mm256_add_epi32(
-            _mm256_add_epi32(ints[0], ints[1]),
-            _mm256_add_epi32(ints[2], ints[3]),
-        );
-        let sum4 = _mm_add_epi32(
-            _mm256_castsi256_si128(sum8),
-            _mm256_extracti128_si256(sum8, 1),
-        );
-        let sum2 = _mm_add_epi32(sum4, _mm_unpackhi_epi64(sum4, sum4));
-        let sum = _mm_cvtsi128_si32(_mm_add_epi32(sum2, _mm_shuffle_epi32(sum2, 1)));
-        *offset = WEIGHT_OFFSET * sum;
-        // The packs work within 128-bit halves, leaving the 4-value runs in the order 0 2 4 6 1 3 5 7.
-        let bytes = _mm256_packs_epi16(
-            _mm256_packs_epi32(ints[0], ints[1]),
-            _mm256_packs_epi32(ints[2], ints[3]),
-        );
-        let ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256(q.as_mut_ptr() as *mut __m256i, ordered);
+    // SAFETY: each `x` is a whole block of BLOCK = 32 values, read as four 8-value loads inside it,
+    // and each `q` a whole block of 32 bytes, the store's width.
+    unsafe {
+        use std::arch::x86_64::*;
+        let sign_bit = _mm256_set1_ps(-0.0);
+        for (((x, q), scale), offset) in (row.chunks_exact(BLOCK))
+            .zip(values.chunks_exact_mut(BLOCK))
+            .zip(scales)
+            .zip(offsets)
+        {
+            let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(x.as_ptr().add(8 * i)));
+            let abs = v.map(|v| _mm256_andnot_ps(sign_bit, v));
+            let max8 = _mm256_max_ps(_mm256_max_ps(abs[0], abs[1]), _mm256_max_ps(abs[2], abs[3]));
+            let max4 = _mm_max_ps(_mm256_castps256_ps128(max8), _mm256_extractf128_ps(max8, 1));
+            let max2 = _mm_max_ps(max4, _mm_movehl_ps(max4, max4));
+            let amax = _mm_cvtss_f32(_mm_max_ss(max2, _mm_movehdup_ps(max2)));
+            let inv;
+            (*scale, inv) = block_scale(amax);
+            let ints = v.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, _mm256_set1_ps(inv))));
+            let sum8 = _mm256_add_epi32(
+                _mm256_add_epi32(ints[0], ints[1]),
+                _mm256_add_epi32(ints[2], ints[3]),
+            );
+            let sum4 = _mm_add_epi32(
+                _mm256_castsi256_si128(sum8),
+                _mm256_extracti128_si256(sum8, 1),
+            );
+            let sum2 = _mm_add_epi32(sum4, _mm_unpackhi_epi64(sum4, sum4));
+            let sum = _mm_cvtsi128_si32(_mm_add_epi32(sum2, _mm_shuffle_epi32(sum2, 1)));
+            *offset = WEIGHT_OFFSET * sum;
+            // The packs work within 128-bit halves, leaving the 4-value runs in the order 0 2 4 6 1 3 5 7.
+            let bytes = _mm256_packs_epi16(
+                _mm256_packs_epi32(ints[0], ints[1]),
+                _mm256_packs_epi32(ints[2], ints[3]),
+            );
+            let ordered =
+                _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256(q.as_mut_ptr() as *mut __m256i, ordered);
+        }
     }
 }
 
@@ -230,21 +238,25 @@ pub unsafe fn microkernel(
     panel: Panel,
     tile: &mut [[f32; NR]; MR],
 ) {
-    debug_assert!(rows <= MR && (row0 + rows) * a.k <= a.values.len());
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::cpu::has_avx2_fma() {
-            return match rows {
-                1 => microkernel_avx2::<1>(a, row0, panel, tile),
-                2 => microkernel_avx2::<2>(a, row0, panel, tile),
-                3 => microkernel_avx2::<3>(a, row0, panel, tile),
-                4 => microkernel_avx2::<4>(a, row0, panel, tile),
-                5 => microkernel_avx2::<5>(a, row0, panel, tile),
-                _ => microkernel_avx2::<MR>(a, row0, panel, tile),
-            };
+    // SAFETY: `microkernel_avx2` runs only on a CPU with AVX2 and FMA (checked just above); both
+    // kernels read rows `row0 .. row0 + rows` of `a`, which the caller guarantees exist.
+    unsafe {
+        debug_assert!(rows <= MR && (row0 + rows) * a.k <= a.values.len());
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::cpu::has_avx2_fma() {
+                return match rows {
+                    1 => microkernel_avx2::<1>(a, row0, panel, tile),
+                    2 => microkernel_avx2::<2>(a, row0, panel, tile),
+                    3 => microkernel_avx2::<3>(a, row0, panel, tile),
+                    4 => microkernel_avx2::<4>(a, row0, panel, tile),
+                    5 => microkernel_avx2::<5>(a, row0, panel, tile),
+                    _ => microkernel_avx2::<MR>(a, row0, panel, tile),
+                };
+            }
         }
+        microkernel_portable(rows, a, row0, panel, tile)
     }
-    microkernel_portable(rows, a, row0, panel, tile)
 }
 
 fn microkernel_portable(
@@ -282,6 +294,10 @@ fn microkernel_portable(
     }
 }
 
+/// [`microkernel`] in AVX2/FMA registers.
+///
+/// # Safety
+/// As for [`microkernel`], on a CPU with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn microkernel_avx2<const ROWS: usize>(
@@ -290,47 +306,54 @@ unsafe fn microkernel_avx2<const ROWS: usize>(
     panel: Panel,
     tile: &mut [[f32; NR]; MR],
 ) {
-    use std::arch::x86_64::*;
-    let k = a.k;
-    let blocks = k / BLOCK;
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
-    let w = panel.values.as_ptr();
-    let x: [*const i8; ROWS] = std::array::from_fn(|r| a.values.as_ptr().add((row0 + r) * k));
-    // Exact 16-bit sums of 2 × 8 products per lane (see the module documentation).
-    let mut sums = [[_mm256_setzero_si256(); 2]; ROWS];
-    // One loop over all of `k` rather than a loop of 8 per block: LLVM unrolls a constant 8
-    // completely and then regroups the body row by row, holding all 16 weight registers of a block
-    // and spilling them (measured 1.5× slower).
-    for group in 0..k / GROUP {
-        let kk = group * GROUP;
-        let w0 = _mm256_loadu_si256(w.add(kk * NR) as *const __m256i);
-        let w1 = _mm256_loadu_si256(w.add(kk * NR + 32) as *const __m256i);
-        for r in 0..ROWS {
-            let x4 = _mm256_set1_epi32((x[r].add(kk) as *const i32).read_unaligned());
-            sums[r][0] = _mm256_add_epi16(sums[r][0], _mm256_maddubs_epi16(w0, x4));
-            sums[r][1] = _mm256_add_epi16(sums[r][1], _mm256_maddubs_epi16(w1, x4));
-        }
-        if (kk + GROUP).is_multiple_of(BLOCK) {
-            let block = kk / BLOCK;
-            let w_scales = panel.scales.as_ptr().add(block * NR);
-            let w_scales = [_mm256_loadu_ps(w_scales), _mm256_loadu_ps(w_scales.add(8))];
+    // SAFETY: rows `row0 .. row0 + ROWS` of `a` exist with the panel's `k` (the caller's contract),
+    // so each row pointer is valid for `k` reads, 4 at a time at multiples of GROUP, and
+    // `at` indexes their blocks' scales and offsets; the panel holds `k` rows of NR bytes
+    // (two 32-byte loads per row of GROUP) and `k / BLOCK` rows of NR scales; every row
+    // of `tile` holds 16 values, the two stores' width.
+    unsafe {
+        use std::arch::x86_64::*;
+        let k = a.k;
+        let blocks = k / BLOCK;
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+        let w = panel.values.as_ptr();
+        let x: [*const i8; ROWS] = std::array::from_fn(|r| a.values.as_ptr().add((row0 + r) * k));
+        // Exact 16-bit sums of 2 × 8 products per lane (see the module documentation).
+        let mut sums = [[_mm256_setzero_si256(); 2]; ROWS];
+        // One loop over all of `k` rather than a loop of 8 per block: LLVM unrolls a constant 8
+        // completely and then regroups the body row by row, holding all 16 weight registers of a block
+        // and spilling them (measured 1.5× slower).
+        for group in 0..k / GROUP {
+            let kk = group * GROUP;
+            let w0 = _mm256_loadu_si256(w.add(kk * NR) as *const __m256i);
+            let w1 = _mm256_loadu_si256(w.add(kk * NR + 32) as *const __m256i);
             for r in 0..ROWS {
-                let at = (row0 + r) * blocks + block;
-                let offset = _mm256_set1_epi32(*a.offsets.get_unchecked(at));
-                let x_scale = _mm256_set1_ps(*a.scales.get_unchecked(at));
-                for c in 0..2 {
-                    let dot = _mm256_sub_epi32(_mm256_madd_epi16(sums[r][c], ones), offset);
-                    let scale = _mm256_mul_ps(x_scale, w_scales[c]);
-                    acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[r][c]);
-                    sums[r][c] = _mm256_setzero_si256();
+                let x4 = _mm256_set1_epi32((x[r].add(kk) as *const i32).read_unaligned());
+                sums[r][0] = _mm256_add_epi16(sums[r][0], _mm256_maddubs_epi16(w0, x4));
+                sums[r][1] = _mm256_add_epi16(sums[r][1], _mm256_maddubs_epi16(w1, x4));
+            }
+            if (kk + GROUP).is_multiple_of(BLOCK) {
+                let block = kk / BLOCK;
+                let w_scales = panel.scales.as_ptr().add(block * NR);
+                let w_scales = [_mm256_loadu_ps(w_scales), _mm256_loadu_ps(w_scales.add(8))];
+                for r in 0..ROWS {
+                    let at = (row0 + r) * blocks + block;
+                    let offset = _mm256_set1_epi32(*a.offsets.get_unchecked(at));
+                    let x_scale = _mm256_set1_ps(*a.scales.get_unchecked(at));
+                    for c in 0..2 {
+                        let dot = _mm256_sub_epi32(_mm256_madd_epi16(sums[r][c], ones), offset);
+                        let scale = _mm256_mul_ps(x_scale, w_scales[c]);
+                        acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[r][c]);
+                        sums[r][c] = _mm256_setzero_si256();
+                    }
                 }
             }
         }
-    }
-    for r in 0..ROWS {
-        _mm256_storeu_ps(tile[r].as_mut_ptr(), acc[r][0]);
-        _mm256_storeu_ps(tile[r].as_mut_ptr().add(8), acc[r][1]);
+        for r in 0..ROWS {
+            _mm256_storeu_ps(tile[r].as_mut_ptr(), acc[r][0]);
+            _mm256_storeu_ps(tile[r].as_mut_ptr().add(8), acc[r][1]);
+        }
     }
 }
 
@@ -397,6 +420,7 @@ mod tests {
         for p in 0..n.div_ceil(NR) {
             for (row0, rows) in [(0, 6), (1, 5), (3, 4), (4, 3), (1, 2), (6, 1)] {
                 let mut tiles = [[[f32::NAN; NR]; MR]; 2];
+                // SAFETY: rows `row0 .. row0 + rows` are among the `m` rows quantized.
                 unsafe { microkernel(rows, &q, row0, b.panel(p), &mut tiles[0]) };
                 microkernel_portable(rows, &q, row0, b.panel(p), &mut tiles[1]);
                 for tile in &tiles {
@@ -429,6 +453,7 @@ mod tests {
             let mut q = QuantizedRows::default();
             q.quantize(&a, 1, k);
             let mut tiles = [[[0f32; NR]; MR]; 2];
+            // SAFETY: row 0 is the one row quantized, with the panel's `k`.
             unsafe { microkernel(1, &q, 0, b.panel(0), &mut tiles[0]) };
             microkernel_portable(1, &q, 0, b.panel(0), &mut tiles[1]);
             for tile in &tiles {
@@ -440,6 +465,7 @@ mod tests {
         let mut q = QuantizedRows::default();
         q.quantize(&vec![-1.0; k], 1, k);
         let mut tile = [[0f32; NR]; MR];
+        // SAFETY: row 0 is the one row quantized, with the panel's `k`.
         unsafe { microkernel(1, &q, 0, b.panel(0), &mut tile) };
         assert!(
             tile[0].iter().all(|&v| (v + 512.0).abs() < 1e-3),

@@ -10,18 +10,18 @@
 //! passes, [`bert`] is wenda's own encoder, running on [`gemm`] (with [`int8`] for block-stored
 //! weights), [`attention`] and [`vector_math`].
 
-pub mod attention;
+mod attention;
 pub mod batching;
 pub mod bert;
 pub mod config;
 pub mod e5s1;
 pub mod fingerprint;
-pub mod gemm;
-pub mod int8;
+mod gemm;
+mod int8;
 pub mod pypi;
 pub mod queue;
 pub mod resolve;
-pub mod vector_math;
+mod vector_math;
 
 use std::path::Path;
 
@@ -177,7 +177,7 @@ impl Encoder {
 }
 
 fn mmap(files: &ModelFiles) -> Result<VarBuilder<'static>, EmbeddingError> {
-    // Safety: the file is memory-mapped read-only; wenda never writes a model file it has loaded.
+    // SAFETY: the file is memory-mapped read-only; wenda never writes a model file it has loaded.
     Ok(
         unsafe {
             VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &Device::Cpu)?

@@ -127,7 +127,7 @@ impl DenseVectors {
 pub(crate) fn dot_product_kernel() -> fn(&[f32], &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::has_avx2_fma() {
-        // Safety: the CPU supports the features `dot_avx2` is compiled for.
+        // SAFETY: the CPU supports the features `dot_avx2` is compiled for.
         return |a, b| unsafe { dot_avx2(a, b) };
     }
     dot
@@ -150,29 +150,36 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Dot product with four 8-lane FMA chains: enough independent work to hide FMA latency, so the
 /// scan runs at memory speed.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    use std::arch::x86_64::*;
-    let n = a.len().min(b.len());
-    let body = n / 32 * 32;
-    let mut sums = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    while i < body {
-        for (j, sum) in sums.iter_mut().enumerate() {
-            let x = _mm256_loadu_ps(a.as_ptr().add(i + 8 * j));
-            let y = _mm256_loadu_ps(b.as_ptr().add(i + 8 * j));
-            *sum = _mm256_fmadd_ps(x, y, *sum);
+    // SAFETY: the loads read 8 values at `i + 8j` < `body` ≤ the length of both slices; the
+    // store writes `lanes`' 8 values.
+    unsafe {
+        use std::arch::x86_64::*;
+        let n = a.len().min(b.len());
+        let body = n / 32 * 32;
+        let mut sums = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i < body {
+            for (j, sum) in sums.iter_mut().enumerate() {
+                let x = _mm256_loadu_ps(a.as_ptr().add(i + 8 * j));
+                let y = _mm256_loadu_ps(b.as_ptr().add(i + 8 * j));
+                *sum = _mm256_fmadd_ps(x, y, *sum);
+            }
+            i += 32;
         }
-        i += 32;
+        let sum = _mm256_add_ps(
+            _mm256_add_ps(sums[0], sums[1]),
+            _mm256_add_ps(sums[2], sums[3]),
+        );
+        let mut lanes = [0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
+        lanes.iter().sum::<f32>() + dot(&a[body..n], &b[body..n])
     }
-    let sum = _mm256_add_ps(
-        _mm256_add_ps(sums[0], sums[1]),
-        _mm256_add_ps(sums[2], sums[3]),
-    );
-    let mut lanes = [0f32; 8];
-    _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
-    lanes.iter().sum::<f32>() + dot(&a[body..n], &b[body..n])
 }
 
 #[cfg(test)]

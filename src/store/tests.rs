@@ -705,8 +705,10 @@ fn postgres_vector_search_with_filters_matches_memory() {
     let Some(server) = Postgres::from_env() else {
         return;
     };
-    server.fresh("vectors");
-    let store = server.open_postgres("vectors");
+    // A schema of its own: the contract test `vectors_are_shared_by_text_and_reused` runs
+    // alongside and recreates schema `vectors`.
+    server.fresh("filtered_search");
+    let store = server.open_postgres("filtered_search");
     store.create_collection("c").unwrap();
     let passages = filterable_passages();
     let records: Vec<DocumentRecord> = (0..6).map(|d| record(&format!("d{d}"), "…")).collect();
@@ -770,7 +772,7 @@ fn postgres_vector_search_with_filters_matches_memory() {
     client
         .batch_execute(&format!(
             "SET search_path = {}, public",
-            Postgres::schema("vectors")
+            Postgres::schema("filtered_search")
         ))
         .unwrap();
     let query = [0.3f32.cos(), 0.3f32.sin()];
