@@ -119,8 +119,14 @@ pub fn open(
 ) -> anyhow::Result<Arc<Wenda>> {
     let started = Instant::now();
     let (files, embedder) = model_args.resolve_and_load(model_args.backend.into())?;
+    let fingerprinting = Instant::now();
     let fingerprint = ModelFingerprint::cached(&files, &embedder)
         .context("fingerprinting the model, which stored vectors are kept under")?;
+    tracing::info!(
+        fingerprint = %fingerprint.hex(),
+        took_ms = fingerprinting.elapsed().as_millis(),
+        "model fingerprinted"
+    );
     let config = embedder.config();
     let model = ModelSummary {
         id: model_args.model.clone(),
