@@ -60,6 +60,7 @@ pub fn run(cmd: ModelCommand) -> anyhow::Result<()> {
                 "pooling": config.pooling,
                 "query_prompt": config.prompts.query,
                 "passage_prompt": config.prompts.passage,
+                "kernels": wenda::cpu::kernels(),
             });
             println!("{}", serde_json::to_string_pretty(&info)?);
         }

@@ -60,6 +60,7 @@ pub async fn info(State(state): Shared) -> Answer<Info> {
         passages: totals.passages,
         documents: totals.documents,
         index_bytes: totals.index_bytes,
+        kernels: crate::cpu::kernels().into(),
     }))
 }
 

@@ -670,6 +670,9 @@ pub struct Info {
     pub documents: usize,
     /// Memory held by the vectors.
     pub index_bytes: usize,
+    /// The CPU kernels the encoder and the index run: `avx2-fma` or `portable`.
+    #[schema(example = "avx2-fma")]
+    pub kernels: String,
 }
 
 /// The embedding model.
