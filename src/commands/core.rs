@@ -184,6 +184,7 @@ pub fn open(
             "corpus in sync with collection default"
         );
     }
+    crate::release_freed_memory();
     let totals = core.totals();
     tracing::info!(
         collections = totals.collections,
