@@ -9,6 +9,7 @@
 //! remains available as the reference backend, and tests hold the two together.
 
 use std::ops::Range;
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -23,7 +24,7 @@ use super::EmbeddingError;
 /// A loaded BERT encoder.
 pub struct BertEncoder {
     /// `[vocab, hidden]` row-major.
-    word_embeddings: Vec<f32>,
+    word_embeddings: TokenTable,
     /// `[max_positions, hidden]` row-major.
     position_embeddings: Vec<f32>,
     /// Row 0 of the token-type table: sentence models embed single segments.
@@ -145,9 +146,71 @@ impl Norm {
     }
 }
 
+/// The token-embedding table, `[vocab, hidden]` row-major: 250,000 rows (366 MiB) for e5's
+/// vocabulary, of which a corpus uses a few thousand.
+enum TokenTable {
+    /// Copied into memory: weights built in memory, or not stored as little-endian f32.
+    Owned(Vec<f32>),
+    /// Read in place from the memory-mapped weights file, so only the pages of rows in use
+    /// become resident. `start` is the table's first byte in `map`.
+    Mapped {
+        map: memmap2::Mmap,
+        start: usize,
+        rows: usize,
+    },
+}
+
+impl TokenTable {
+    /// The table named `name` in the safetensors file at `path`, mapped, when it is stored as
+    /// `rows × hidden` little-endian f32 values; `None` otherwise (it is then copied).
+    fn map(path: &Path, name: &str, rows: usize, hidden: usize) -> Option<Self> {
+        let file = std::fs::File::open(path).ok()?;
+        // SAFETY: the mapping is read-only and wenda never writes a model file it has loaded;
+        // a file changed by someone else while mapped would change the vectors it gives, as
+        // candle's own mapping of the same file would.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let (header, metadata) = safetensors::SafeTensors::read_metadata(&map).ok()?;
+        let info = metadata.info(name)?;
+        let (begin, end) = info.data_offsets;
+        let start = 8 + header + begin;
+        let fits = info.dtype == safetensors::Dtype::F32
+            && info.shape == [rows, hidden]
+            && end - begin == rows * hidden * 4
+            && 8 + header + end <= map.len();
+        fits.then_some(Self::Mapped { map, start, rows })
+    }
+
+    fn rows(&self, hidden: usize) -> usize {
+        match self {
+            Self::Owned(values) => values.len() / hidden,
+            Self::Mapped { rows, .. } => *rows,
+        }
+    }
+
+    /// Copies row `token` into `out` (`hidden` values).
+    fn row_into(&self, token: usize, out: &mut [f32]) {
+        let hidden = out.len();
+        match self {
+            Self::Owned(values) => out.copy_from_slice(&values[token * hidden..][..hidden]),
+            Self::Mapped { map, start, .. } => {
+                let bytes = &map[start + token * hidden * 4..][..hidden * 4];
+                for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+        }
+    }
+}
+
 impl BertEncoder {
-    /// Loads the weights of a Hugging Face `BertModel` checkpoint (with or without a `bert.` prefix).
-    pub fn load(vb: VarBuilder, config: &Config) -> Result<Self, EmbeddingError> {
+    /// Loads the weights of a Hugging Face `BertModel` checkpoint (with or without a `bert.`
+    /// prefix). With `weights`, the safetensors file `vb` reads, the token-embedding table is
+    /// read from it in place rather than copied.
+    pub fn load(
+        vb: VarBuilder,
+        config: &Config,
+        weights: Option<&Path>,
+    ) -> Result<Self, EmbeddingError> {
         if config.hidden_act != HiddenAct::Gelu {
             return Err(EmbeddingError::Unsupported(format!(
                 "hidden_act {:?}: wenda's BERT encoder implements erf GELU only",
@@ -159,10 +222,10 @@ impl BertEncoder {
                 "only absolute position embeddings are supported".into(),
             ));
         }
-        let vb = if vb.contains_tensor("embeddings.word_embeddings.weight") {
-            vb
+        let (vb, prefix) = if vb.contains_tensor("embeddings.word_embeddings.weight") {
+            (vb, "")
         } else {
-            vb.pp("bert")
+            (vb.pp("bert"), "bert.")
         };
         let hidden = config.hidden_size;
         let count = config.num_attention_heads;
@@ -177,8 +240,15 @@ impl BertEncoder {
         };
         let eps = config.layer_norm_eps;
         let emb = vb.pp("embeddings");
-        let word_embeddings =
-            to_vec(emb.get((config.vocab_size, hidden), "word_embeddings.weight")?)?;
+        let table = format!("{prefix}embeddings.word_embeddings.weight");
+        let word_embeddings = match weights
+            .and_then(|path| TokenTable::map(path, &table, config.vocab_size, hidden))
+        {
+            Some(mapped) => mapped,
+            None => TokenTable::Owned(to_vec(
+                emb.get((config.vocab_size, hidden), "word_embeddings.weight")?,
+            )?),
+        };
         let position_embeddings = to_vec(emb.get(
             (config.max_position_embeddings, hidden),
             "position_embeddings.weight",
@@ -259,7 +329,7 @@ impl BertEncoder {
         let ids = input_ids.to_vec2::<u32>()?;
         let mask = attention_mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
         let max_positions = self.position_embeddings.len() / self.hidden();
-        let vocab = self.word_embeddings.len() / self.hidden();
+        let vocab = self.word_embeddings.rows(self.hidden());
         let mut tokens = Vec::new();
         let mut seqs = Vec::with_capacity(batch);
         for (row_ids, row_mask) in ids.iter().zip(&mask) {
@@ -290,9 +360,10 @@ impl BertEncoder {
         let hidden = self.hidden();
         let n = tokens.len();
         let mut x = vec![0f32; n * hidden];
+        let mut word = vec![0f32; hidden];
         for seq in seqs {
             for (position, t) in seq.clone().enumerate() {
-                let word = &self.word_embeddings[tokens[t] as usize * hidden..][..hidden];
+                self.word_embeddings.row_into(tokens[t] as usize, &mut word);
                 let pos = &self.position_embeddings[position * hidden..][..hidden];
                 let row = &mut x[t * hidden..(t + 1) * hidden];
                 for (i, v) in row.iter_mut().enumerate() {
@@ -359,7 +430,7 @@ pub(crate) mod tests {
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let reference =
             candle_transformers::models::bert::BertModel::load(vb.clone(), &config).unwrap();
-        let ours = BertEncoder::load(vb, &config).unwrap();
+        let ours = BertEncoder::load(vb, &config, None).unwrap();
 
         let ids =
             Tensor::new(&[[0u32, 5, 9, 17, 2, 1], [0, 33, 2, 1, 1, 1]], &Device::Cpu).unwrap();
@@ -393,7 +464,7 @@ pub(crate) mod tests {
         let config = tiny_config();
         let varmap = tiny_weights(&config);
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let model = BertEncoder::load(vb, &config).unwrap();
+        let model = BertEncoder::load(vb, &config, None).unwrap();
         let alone = model
             .forward(
                 &Tensor::new(&[[0u32, 7, 8, 2]], &Device::Cpu).unwrap(),

@@ -139,6 +139,7 @@ impl Encoder {
                 Ok(Self::Native(bert::BertEncoder::load(
                     mmap(files)?,
                     &bert_config,
+                    Some(&files.weights),
                 )?))
             }
             (Architecture::Bert, Backend::CandleTransformers) => {
