@@ -85,11 +85,10 @@ pub async fn endpoint(
     if let Some(answer) = refuse_malformed(&message) {
         return answer;
     }
-    let response = service
+    service
         .handle(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
-        .map(axum::body::Body::new);
-    explain_bare_error(response).await
+        .map(axum::body::Body::new)
 }
 
 /// Where the endpoint is served; its errors are given in JSON-RPC form.
@@ -168,28 +167,6 @@ fn refuse_malformed(message: &Value) -> Option<Response> {
         },
     });
     Some(axum::Json(body).into_response())
-}
-
-/// The SDK's own refusals (406 for `Accept`, 415 for `Content-Type`) come as plain text; they
-/// are made API errors, which are then given in JSON-RPC form.
-async fn explain_bare_error(response: Response) -> Response {
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
-    if is_json || !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
-        .await
-        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
-        .unwrap_or_default();
-    let mut error = ApiError::for_status(status);
-    if !text.is_empty() {
-        error.message = text;
-    }
-    error.into_response()
 }
 
 /// The MCP server: one per request (the transport is stateless), cheap to make.

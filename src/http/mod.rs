@@ -241,23 +241,37 @@ fn timed(
     (schemas, paths, route)
 }
 
-/// Gives a JSON error body to error answers that have none (a timeout layer's, axum's own),
-/// so every error a client gets from the router is JSON with a code; on `/mcp`, errors are
-/// given in JSON-RPC form, which is what MCP clients read.
+/// Gives a JSON error body to error answers that are not JSON (a timeout layer's empty ones,
+/// the MCP SDK's plain-text refusals), keeping their text as the message, so every error a
+/// client gets from the router is JSON with a code; on `/mcp`, errors are given in JSON-RPC
+/// form, which is what MCP clients read.
 async fn json_errors(request: Request, next: Next) -> Response {
     let on_mcp = request.uri().path() == mcp::PATH;
     let response = next.run(request).await;
     let status = response.status();
-    let bare = response.headers().get(header::CONTENT_TYPE).is_none();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let error = match response.extensions().get::<ApiError>() {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    let (parts, body) = response.into_parts();
+    let error = match parts.extensions.get::<ApiError>() {
         Some(error) => error.clone(),
-        None if bare => ApiError::for_status(status),
-        None => return response,
+        None if is_json => return Response::from_parts(parts, body),
+        None => {
+            let text = axum::body::to_bytes(body, 64 * 1024)
+                .await
+                .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+                .unwrap_or_default();
+            let mut error = ApiError::for_status(status);
+            if !text.is_empty() {
+                error.message = text;
+            }
+            error
+        }
     };
-    let (parts, _) = response.into_parts();
     let mut answer = if on_mcp {
         mcp::json_rpc_error(&error)
     } else {
@@ -304,10 +318,7 @@ const SMALL_BODY: u64 = 64 * 1024;
 /// data makes the kernel reset it, and a client still sending would get the reset instead of
 /// the answer.
 async fn refuse_unread(request: Request, error: ApiError) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let declared = declared_length(&request);
     let body = request.into_body();
     match declared {
         None | Some(0) => error.into_response(),
@@ -327,6 +338,14 @@ async fn refuse_unread(request: Request, error: ApiError) -> Response {
             response
         }
     }
+}
+
+/// The body length the request's `Content-Length` declares.
+fn declared_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse().ok())
 }
 
 /// Reads `body` to its end (or `limit` bytes, or an error such as the body timeout), keeping
@@ -358,12 +377,8 @@ fn limit_body(
 
 /// Answers 413 at once to a body whose declared length exceeds `limit`.
 async fn refuse_oversized(limit: usize, request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
-    match declared {
-        Some(length) if length > limit => {
+    match declared_length(&request) {
+        Some(length) if length > limit as u64 => {
             let error = ApiError::new(
                 ErrorCode::PayloadTooLarge,
                 format!("the body has {length} bytes; this route accepts at most {limit}"),
