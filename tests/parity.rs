@@ -2,6 +2,9 @@
 //! `tests/fixtures/e5_reference.json` (copied from `shared/fixtures/`): identical token ids and a
 //! cosine similarity of at least 0.9995 to the PyTorch embedding.
 //!
+//! The native encoder is checked at every kernel level the CPU runs (AVX-512 VNNI, AVX-VNNI,
+//! AVX2, portable): a level the CPU lacks is reported as skipped.
+//!
 //! The model is resolved like the service resolves it (project `models/` folder, hf-hub cache, hub,
 //! PyPI rebuild), so this test fetches it on a machine that has none.
 
@@ -83,7 +86,10 @@ fn check_parity(embedder: &Embedder) {
         one_by_one.push((role, text, embedding));
     }
     // Shown with `--nocapture`: how much of the margin a change of arithmetic used up.
-    eprintln!("lowest cosine to the reference: {lowest}");
+    eprintln!(
+        "lowest cosine to the reference: {lowest} (kernels: {})",
+        wenda::cpu::kernels()
+    );
     assert!(
         one_by_one.iter().any(|(_, _, e)| e.truncated),
         "the >512-token case is truncated"
@@ -105,6 +111,42 @@ fn check_parity(embedder: &Embedder) {
 #[test]
 fn native_encoder_matches_reference() {
     check_parity(&load(Backend::Native));
+}
+
+/// The kernel level is decided once per process, so each level runs in a process of its own:
+/// this test binary again, running the test above with `WENDA_KERNELS` naming the level.
+#[test]
+fn native_encoder_matches_reference_at_every_kernel_level() {
+    let mut skipped = Vec::new();
+    for level in wenda::cpu::Level::ALL {
+        if !level.is_supported() {
+            skipped.push(level.name());
+            continue;
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "native_encoder_matches_reference", "--nocapture"])
+            .env("WENDA_KERNELS", level.name())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "{}:\n{stdout}\n{stderr}",
+            level.name()
+        );
+        let kernels = format!("(kernels: {})", level.name());
+        let report = stderr.lines().find(|line| line.contains("lowest cosine"));
+        assert!(
+            report.is_some_and(|line| line.contains(&kernels)),
+            "{} did not run its own kernels: {report:?}",
+            level.name()
+        );
+        eprintln!("{}", report.unwrap());
+    }
+    if !skipped.is_empty() {
+        eprintln!("skipped kernel levels this CPU lacks: {skipped:?}");
+    }
 }
 
 #[test]

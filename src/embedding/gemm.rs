@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::int8::{self, BlockPanels, QuantizedRows, BLOCK};
 use super::vector_math::gelu;
+use crate::cpu::Level;
 
 /// Rows of the output tile one microkernel call computes.
 const MR: usize = 6;
@@ -25,6 +26,24 @@ pub(super) const NR: usize = 16;
 /// Rows handed to one parallel task, so a task's slice of the left matrix stays in L2 (a multiple
 /// of both kernels' tile heights).
 const ROWS_PER_TASK: usize = 48;
+
+/// `$kernel::<ROWS>(args)` for a tile of `$rows` rows (1..=6, the tile height of both the f32
+/// and the integer kernels): each height gets a kernel of its own, so a short tile (the last
+/// rows of a matrix) computes no rows that are thrown away.
+macro_rules! for_tile_height {
+    ($rows:expr, $kernel:ident($($arg:expr),* $(,)?)) => {
+        match $rows {
+            1 => $kernel::<1>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            5 => $kernel::<5>($($arg),*),
+            _ => $kernel::<6>($($arg),*),
+        }
+    };
+}
+pub(super) use for_tile_height;
+const _: () = assert!(MR == 6 && int8::MR == 6);
 
 /// A `k × n` right-hand matrix stored as `ceil(n / 16)` panels of `k × 16` values, zero-padded.
 #[derive(Debug, Clone, Default)]
@@ -293,20 +312,21 @@ struct Tiles<'a> {
 }
 
 impl Tiles<'_> {
-    /// Computes the tiles, with the whole loop (epilogue and GELU included) compiled for AVX2/FMA
-    /// when the CPU has them.
+    /// Computes the tiles, with the whole loop (epilogue and GELU included) compiled for the
+    /// newest vector instructions the CPU has.
     ///
     /// # Safety
     /// `c` must be valid for writes of every element in `rows` × the columns of `panels`, and no
     /// one else may write them meanwhile.
     unsafe fn compute(&self) {
         #[cfg(target_arch = "x86_64")]
-        {
-            if crate::cpu::has_avx2_fma() {
-                // SAFETY: the CPU has AVX2 and FMA (checked just above); the caller upholds
-                // the rest of the contract, which is `compute`'s own.
-                return unsafe { self.compute_avx2() };
-            }
+        match Level::detected() {
+            // SAFETY: the CPU has the level's features; the caller upholds the rest of the
+            // contract, which is `compute`'s own.
+            Level::Avx512Vnni => return unsafe { self.compute_avx512() },
+            // SAFETY: as above.
+            Level::Avx2 | Level::AvxVnni => return unsafe { self.compute_avx2() },
+            Level::Portable => {}
         }
         // SAFETY: the caller upholds the contract, which is `compute`'s own.
         unsafe { self.compute_portable() }
@@ -320,6 +340,17 @@ impl Tiles<'_> {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn compute_avx2(&self) {
         // SAFETY: the caller upholds `compute`'s contract, and the CPU has AVX2 and FMA.
+        unsafe { self.compute_portable() }
+    }
+
+    /// [`compute`](Self::compute) compiled for AVX-512, so the epilogue vectorises 16 wide.
+    ///
+    /// # Safety
+    /// As for [`compute`](Self::compute), on a CPU with AVX-512 F/BW/VL, AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+    unsafe fn compute_avx512(&self) {
+        // SAFETY: the caller upholds `compute`'s contract, and the CPU has the features.
         unsafe { self.compute_portable() }
     }
 
@@ -458,21 +489,35 @@ unsafe fn microkernel(
     panel: &[f32],
     tile: &mut [[f32; NR]; MR],
 ) {
-    // SAFETY: `microkernel_avx2` runs only on a CPU with AVX2 and FMA (checked just above); both
-    // kernels read what the caller guarantees exists.
+    // SAFETY: the detected level is one the CPU supports; the rest is the caller's contract.
+    unsafe { microkernel_at(Level::detected(), k, rows, a_rows, panel, tile) }
+}
+
+/// [`microkernel`] with the kernels of `level`.
+///
+/// # Safety
+/// As for [`microkernel`], and the CPU must support `level`.
+#[inline]
+unsafe fn microkernel_at(
+    level: Level,
+    k: usize,
+    rows: usize,
+    a_rows: &[*const f32; MR],
+    panel: &[f32],
+    tile: &mut [[f32; NR]; MR],
+) {
+    // SAFETY: each kernel runs only at a level whose features it is compiled for, which the
+    // caller guarantees the CPU has; all read what the caller guarantees exists.
     unsafe {
         #[cfg(target_arch = "x86_64")]
-        {
-            if crate::cpu::has_avx2_fma() {
-                return match rows {
-                    1 => microkernel_avx2::<1>(k, a_rows, panel, tile),
-                    2 => microkernel_avx2::<2>(k, a_rows, panel, tile),
-                    3 => microkernel_avx2::<3>(k, a_rows, panel, tile),
-                    4 => microkernel_avx2::<4>(k, a_rows, panel, tile),
-                    5 => microkernel_avx2::<5>(k, a_rows, panel, tile),
-                    _ => microkernel_avx2::<MR>(k, a_rows, panel, tile),
-                };
+        match level {
+            Level::Avx512Vnni => {
+                return for_tile_height!(rows, microkernel_avx512(k, a_rows, panel, tile))
             }
+            Level::Avx2 | Level::AvxVnni => {
+                return for_tile_height!(rows, microkernel_avx2(k, a_rows, panel, tile))
+            }
+            Level::Portable => {}
         }
         microkernel_portable(k, rows, a_rows, panel, tile)
     }
@@ -533,6 +578,51 @@ unsafe fn microkernel_avx2<const ROWS: usize>(
         for r in 0..ROWS {
             _mm256_storeu_ps(tile[r].as_mut_ptr(), acc[r][0]);
             _mm256_storeu_ps(tile[r].as_mut_ptr().add(8), acc[r][1]);
+        }
+    }
+}
+
+/// [`microkernel`] in AVX-512 registers: a row of the panel is one register. Even and odd `k`
+/// accumulate separately, so each row has two independent FMA chains, enough to keep both FMA
+/// units busy at 6 rows.
+///
+/// # Safety
+/// As for [`microkernel`], on a CPU with AVX-512 F, AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn microkernel_avx512<const ROWS: usize>(
+    k: usize,
+    a_rows: &[*const f32; MR],
+    panel: &[f32],
+    tile: &mut [[f32; NR]; MR],
+) {
+    // SAFETY: `panel` holds `k` rows of NR = 16 values, one load each; each of the first ROWS
+    // pointers is valid for `k` reads (the caller's contract); every row of `tile` holds 16
+    // values, the store's width.
+    unsafe {
+        use std::arch::x86_64::*;
+        let (mut even, mut odd) = ([_mm512_setzero_ps(); ROWS], [_mm512_setzero_ps(); ROWS]);
+        let b = panel.as_ptr();
+        let mut kk = 0;
+        while kk + 1 < k {
+            let (b0, b1) = (
+                _mm512_loadu_ps(b.add(kk * NR)),
+                _mm512_loadu_ps(b.add(kk * NR + NR)),
+            );
+            for r in 0..ROWS {
+                even[r] = _mm512_fmadd_ps(_mm512_set1_ps(*a_rows[r].add(kk)), b0, even[r]);
+                odd[r] = _mm512_fmadd_ps(_mm512_set1_ps(*a_rows[r].add(kk + 1)), b1, odd[r]);
+            }
+            kk += 2;
+        }
+        if kk < k {
+            let b0 = _mm512_loadu_ps(b.add(kk * NR));
+            for r in 0..ROWS {
+                even[r] = _mm512_fmadd_ps(_mm512_set1_ps(*a_rows[r].add(kk)), b0, even[r]);
+            }
+        }
+        for r in 0..ROWS {
+            _mm512_storeu_ps(tile[r].as_mut_ptr(), _mm512_add_ps(even[r], odd[r]));
         }
     }
 }
@@ -638,6 +728,31 @@ mod tests {
         // Arbitrary floats have no exact block form and stay f32.
         let arbitrary = values(n * k, 8);
         assert!(!PackedMatrix::from_weight(&arbitrary, n, k).is_block_stored());
+    }
+
+    /// Every tile height and an odd `k`, through the f32 kernels of every level the CPU runs.
+    #[test]
+    fn microkernels_of_every_level_match_the_naive_product() {
+        let k = 37;
+        let a = values(MR * k, 9);
+        let panel = values(k * NR, 10);
+        let a_rows: [*const f32; MR] = std::array::from_fn(|r| a[r * k..].as_ptr());
+        crate::cpu::for_each_supported_level(|level| {
+            for rows in 1..=MR {
+                let mut tile = [[f32::NAN; NR]; MR];
+                // The portable kernel accumulates into the tile; the others overwrite it.
+                tile.iter_mut().for_each(|row| row.fill(0.0));
+                // SAFETY: each row pointer is valid for `k` reads, `panel` holds `k` rows of NR,
+                // and the CPU supports `level`.
+                unsafe { microkernel_at(level, k, rows, &a_rows, &panel, &mut tile) };
+                for (r, tile_row) in tile.iter().enumerate().take(rows) {
+                    for (j, &got) in tile_row.iter().enumerate() {
+                        let want: f32 = (0..k).map(|kk| a[r * k + kk] * panel[kk * NR + j]).sum();
+                        assert!((got - want).abs() < 1e-4, "{level:?} {rows} rows, {r},{j}");
+                    }
+                }
+            }
+        });
     }
 
     #[test]

@@ -13,12 +13,18 @@
 //! stores it next to each block's scale). Small unsigned weights also keep 16-bit sums exact over a
 //! whole block (8 instructions × 2 products × 16 × 127 = 32,512 < 2¹⁵), so widening to 32 bits
 //! (`vpmaddwd`) happens once per block rather than once per instruction.
+//!
+//! CPUs with VNNI (AVX-VNNI, AVX-512 VNNI) do a group's multiply, pairwise adds and widening in
+//! one `vpdpbusd`, which wants the same unsigned × signed operands: their kernels read the same
+//! panels. The AVX-512 kernel holds a whole group of a panel in one register.
 
 use rayon::prelude::*;
 
-use super::gemm::NR;
+use super::gemm::{for_tile_height, NR};
+use crate::cpu::Level;
 
-// The AVX2 kernel holds one group of a panel (16 columns × 4 bytes) in two registers.
+// The 256-bit kernels hold one group of a panel (16 columns × 4 bytes) in two registers, the
+// AVX-512 kernel in one.
 const _: () = assert!(NR == 16);
 
 /// Values along `k` that share one scale, in both operands (ggml's block length).
@@ -137,7 +143,7 @@ fn quantize_row(row: &[f32], values: &mut [i8], scales: &mut [f32], offsets: &mu
     #[cfg(target_arch = "x86_64")]
     {
         if crate::cpu::has_avx2_fma() {
-            // SAFETY: the CPU has AVX2, checked just above.
+            // SAFETY: the kernels run at a level that includes AVX2, checked just above.
             return unsafe { quantize_row_avx2(row, values, scales, offsets) };
         }
     }
@@ -227,7 +233,8 @@ unsafe fn quantize_row_avx2(
 }
 
 /// One tile of up to 6 × 16: `tile[r][j] = Σ_kk a[row0 + r][kk] · panel[kk][j]` for `r < rows`,
-/// overwriting the tile. Like the f32 kernel, short tiles get a kernel of their own height.
+/// overwriting the tile, with the newest kernels the CPU runs. Like the f32 kernel, short tiles
+/// get a kernel of their own height.
 ///
 /// # Safety
 /// Rows `row0 .. row0 + rows` must exist in `a`, which must have the panel's `k`.
@@ -238,22 +245,37 @@ pub unsafe fn microkernel(
     panel: Panel,
     tile: &mut [[f32; NR]; MR],
 ) {
-    // SAFETY: `microkernel_avx2` runs only on a CPU with AVX2 and FMA (checked just above); both
-    // kernels read rows `row0 .. row0 + rows` of `a`, which the caller guarantees exist.
+    // SAFETY: the detected level is one the CPU supports; the rest is the caller's contract.
+    unsafe { microkernel_at(Level::detected(), rows, a, row0, panel, tile) }
+}
+
+/// [`microkernel`] with the kernels of `level`.
+///
+/// # Safety
+/// As for [`microkernel`], and the CPU must support `level`.
+unsafe fn microkernel_at(
+    level: Level,
+    rows: usize,
+    a: &QuantizedRows,
+    row0: usize,
+    panel: Panel,
+    tile: &mut [[f32; NR]; MR],
+) {
+    debug_assert!(rows <= MR && (row0 + rows) * a.k <= a.values.len());
+    // SAFETY: each kernel runs only at a level whose features it is compiled for, which the
+    // caller guarantees the CPU has; all read rows `row0 .. row0 + rows` of `a`, which the
+    // caller guarantees exist.
     unsafe {
-        debug_assert!(rows <= MR && (row0 + rows) * a.k <= a.values.len());
         #[cfg(target_arch = "x86_64")]
-        {
-            if crate::cpu::has_avx2_fma() {
-                return match rows {
-                    1 => microkernel_avx2::<1>(a, row0, panel, tile),
-                    2 => microkernel_avx2::<2>(a, row0, panel, tile),
-                    3 => microkernel_avx2::<3>(a, row0, panel, tile),
-                    4 => microkernel_avx2::<4>(a, row0, panel, tile),
-                    5 => microkernel_avx2::<5>(a, row0, panel, tile),
-                    _ => microkernel_avx2::<MR>(a, row0, panel, tile),
-                };
+        match level {
+            Level::Avx512Vnni => {
+                return for_tile_height!(rows, microkernel_avx512_vnni(a, row0, panel, tile))
             }
+            Level::AvxVnni => {
+                return for_tile_height!(rows, microkernel_avx_vnni(a, row0, panel, tile))
+            }
+            Level::Avx2 => return for_tile_height!(rows, microkernel_avx2(a, row0, panel, tile)),
+            Level::Portable => {}
         }
         microkernel_portable(rows, a, row0, panel, tile)
     }
@@ -294,13 +316,49 @@ fn microkernel_portable(
     }
 }
 
-/// [`microkernel`] in AVX2/FMA registers.
+/// [`microkernel`] in AVX2/FMA registers: `vpmaddubsw` into 16-bit block sums.
 ///
 /// # Safety
 /// As for [`microkernel`], on a CPU with AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn microkernel_avx2<const ROWS: usize>(
+    a: &QuantizedRows,
+    row0: usize,
+    panel: Panel,
+    tile: &mut [[f32; NR]; MR],
+) {
+    // SAFETY: the caller's contract is the body's; the CPU has AVX2 and FMA, all it uses when
+    // `VNNI` is false.
+    unsafe { microkernel_256::<ROWS, false>(a, row0, panel, tile) }
+}
+
+/// [`microkernel`] in AVX2/FMA registers with AVX-VNNI's `vpdpbusd`.
+///
+/// # Safety
+/// As for [`microkernel`], on a CPU with AVX2, FMA and AVX-VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avxvnni")]
+unsafe fn microkernel_avx_vnni<const ROWS: usize>(
+    a: &QuantizedRows,
+    row0: usize,
+    panel: Panel,
+    tile: &mut [[f32; NR]; MR],
+) {
+    // SAFETY: the caller's contract is the body's, and the CPU has everything it uses.
+    unsafe { microkernel_256::<ROWS, true>(a, row0, panel, tile) }
+}
+
+/// The body of the two 256-bit kernels, inlined into each so that its intrinsics compile for
+/// the caller's features. Each 32-bit lane sums a column's 4 products of a group: with `VNNI`
+/// by one `vpdpbusd` into 32-bit block sums; without, `vpmaddubsw` adds pairs into exact 16-bit
+/// block sums (see the module documentation), widened once per block.
+///
+/// # Safety
+/// As for [`microkernel`], on a CPU with AVX2 and FMA, and AVX-VNNI if `VNNI`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn microkernel_256<const ROWS: usize, const VNNI: bool>(
     a: &QuantizedRows,
     row0: usize,
     panel: Panel,
@@ -319,7 +377,6 @@ unsafe fn microkernel_avx2<const ROWS: usize>(
         let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
         let w = panel.values.as_ptr();
         let x: [*const i8; ROWS] = std::array::from_fn(|r| a.values.as_ptr().add((row0 + r) * k));
-        // Exact 16-bit sums of 2 × 8 products per lane (see the module documentation).
         let mut sums = [[_mm256_setzero_si256(); 2]; ROWS];
         // One loop over all of `k` rather than a loop of 8 per block: LLVM unrolls a constant 8
         // completely and then regroups the body row by row, holding all 16 weight registers of a block
@@ -330,8 +387,13 @@ unsafe fn microkernel_avx2<const ROWS: usize>(
             let w1 = _mm256_loadu_si256(w.add(kk * NR + 32) as *const __m256i);
             for r in 0..ROWS {
                 let x4 = _mm256_set1_epi32((x[r].add(kk) as *const i32).read_unaligned());
-                sums[r][0] = _mm256_add_epi16(sums[r][0], _mm256_maddubs_epi16(w0, x4));
-                sums[r][1] = _mm256_add_epi16(sums[r][1], _mm256_maddubs_epi16(w1, x4));
+                if VNNI {
+                    sums[r][0] = _mm256_dpbusd_avx_epi32(sums[r][0], w0, x4);
+                    sums[r][1] = _mm256_dpbusd_avx_epi32(sums[r][1], w1, x4);
+                } else {
+                    sums[r][0] = _mm256_add_epi16(sums[r][0], _mm256_maddubs_epi16(w0, x4));
+                    sums[r][1] = _mm256_add_epi16(sums[r][1], _mm256_maddubs_epi16(w1, x4));
+                }
             }
             if (kk + GROUP).is_multiple_of(BLOCK) {
                 let block = kk / BLOCK;
@@ -342,7 +404,12 @@ unsafe fn microkernel_avx2<const ROWS: usize>(
                     let offset = _mm256_set1_epi32(*a.offsets.get_unchecked(at));
                     let x_scale = _mm256_set1_ps(*a.scales.get_unchecked(at));
                     for c in 0..2 {
-                        let dot = _mm256_sub_epi32(_mm256_madd_epi16(sums[r][c], ones), offset);
+                        let sum = if VNNI {
+                            sums[r][c]
+                        } else {
+                            _mm256_madd_epi16(sums[r][c], ones)
+                        };
+                        let dot = _mm256_sub_epi32(sum, offset);
                         let scale = _mm256_mul_ps(x_scale, w_scales[c]);
                         acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[r][c]);
                         sums[r][c] = _mm256_setzero_si256();
@@ -353,6 +420,58 @@ unsafe fn microkernel_avx2<const ROWS: usize>(
         for r in 0..ROWS {
             _mm256_storeu_ps(tile[r].as_mut_ptr(), acc[r][0]);
             _mm256_storeu_ps(tile[r].as_mut_ptr().add(8), acc[r][1]);
+        }
+    }
+}
+
+/// [`microkernel`] in AVX-512 registers: a group of the panel (16 columns × 4 bytes) is one
+/// register, and one `vpdpbusd` adds its 64 products for a row into 32-bit block sums.
+///
+/// # Safety
+/// As for [`microkernel`], on a CPU with AVX-512 F/BW/VL and VNNI.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+unsafe fn microkernel_avx512_vnni<const ROWS: usize>(
+    a: &QuantizedRows,
+    row0: usize,
+    panel: Panel,
+    tile: &mut [[f32; NR]; MR],
+) {
+    // SAFETY: as for `microkernel_256`: rows `row0 .. row0 + ROWS` of `a` exist with the panel's
+    // `k`, the panel holds `k / GROUP` groups of 64 bytes (one load each) and `k / BLOCK` rows
+    // of NR scales (one load each), and every row of `tile` holds 16 values, the store's width.
+    unsafe {
+        use std::arch::x86_64::*;
+        let k = a.k;
+        let blocks = k / BLOCK;
+        let mut acc = [_mm512_setzero_ps(); ROWS];
+        let w = panel.values.as_ptr();
+        let x: [*const i8; ROWS] = std::array::from_fn(|r| a.values.as_ptr().add((row0 + r) * k));
+        let mut sums = [_mm512_setzero_si512(); ROWS];
+        // One loop over all of `k`, as in the 256-bit kernels.
+        for group in 0..k / GROUP {
+            let kk = group * GROUP;
+            let w4 = _mm512_loadu_si512(w.add(kk * NR) as *const __m512i);
+            for r in 0..ROWS {
+                let x4 = _mm512_set1_epi32((x[r].add(kk) as *const i32).read_unaligned());
+                sums[r] = _mm512_dpbusd_epi32(sums[r], w4, x4);
+            }
+            if (kk + GROUP).is_multiple_of(BLOCK) {
+                let block = kk / BLOCK;
+                let w_scales = _mm512_loadu_ps(panel.scales.as_ptr().add(block * NR));
+                for r in 0..ROWS {
+                    let at = (row0 + r) * blocks + block;
+                    let offset = _mm512_set1_epi32(*a.offsets.get_unchecked(at));
+                    let scale =
+                        _mm512_mul_ps(_mm512_set1_ps(*a.scales.get_unchecked(at)), w_scales);
+                    let dot = _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[r], offset));
+                    acc[r] = _mm512_fmadd_ps(dot, scale, acc[r]);
+                    sums[r] = _mm512_setzero_si512();
+                }
+            }
+        }
+        for r in 0..ROWS {
+            _mm512_storeu_ps(tile[r].as_mut_ptr(), acc[r]);
         }
     }
 }
@@ -405,8 +524,8 @@ mod tests {
         assert_eq!(offsets, q.offsets[3..6]);
     }
 
-    /// Every tile height, ragged `n`, through both kernels, against the f32 product of the
-    /// dequantized activations and the weights.
+    /// Every tile height, ragged `n`, through the kernels of every level the CPU runs, against
+    /// the f32 product of the dequantized activations and the weights.
     #[test]
     fn microkernels_match_the_dequantized_product() {
         let (m, k, n) = (7, 96, 21);
@@ -417,13 +536,13 @@ mod tests {
         let b = BlockPanels::pack(k, n, weight_int, weight_scale);
         let weight =
             |kk: usize, col: usize| weight_int(kk, col) as f32 * weight_scale(kk / 32, col);
-        for p in 0..n.div_ceil(NR) {
-            for (row0, rows) in [(0, 6), (1, 5), (3, 4), (4, 3), (1, 2), (6, 1)] {
-                let mut tiles = [[[f32::NAN; NR]; MR]; 2];
-                // SAFETY: rows `row0 .. row0 + rows` are among the `m` rows quantized.
-                unsafe { microkernel(rows, &q, row0, b.panel(p), &mut tiles[0]) };
-                microkernel_portable(rows, &q, row0, b.panel(p), &mut tiles[1]);
-                for tile in &tiles {
+        crate::cpu::for_each_supported_level(|level| {
+            for p in 0..n.div_ceil(NR) {
+                for (row0, rows) in [(0, 6), (1, 5), (3, 4), (4, 3), (1, 2), (6, 1)] {
+                    let mut tile = [[f32::NAN; NR]; MR];
+                    // SAFETY: rows `row0 .. row0 + rows` are among the `m` rows quantized, and
+                    // the CPU supports `level`.
+                    unsafe { microkernel_at(level, rows, &q, row0, b.panel(p), &mut tile) };
                     for (r, tile_row) in tile.iter().enumerate().take(rows) {
                         for (j, &got) in tile_row.iter().enumerate().take(n - p * NR) {
                             let col = p * NR + j;
@@ -432,14 +551,14 @@ mod tests {
                                 .sum();
                             assert!(
                                 (got - want).abs() < 1e-4,
-                                "row {}, col {col}: {got} vs {want}",
+                                "{level:?}: row {}, col {col}: {got} vs {want}",
                                 row0 + r
                             );
                         }
                     }
                 }
             }
-        }
+        });
     }
 
     /// The worst case for the 16-bit block sums: every weight +8 (stored 16) against activations
@@ -447,30 +566,33 @@ mod tests {
     #[test]
     fn extreme_blocks_do_not_overflow() {
         let (k, n) = (64, 16);
-        let b = BlockPanels::pack(k, n, |kk, _| if kk < 32 { 8 } else { -8 }, |_, _| 1.0);
-        for sign in [1.0, -1.0] {
-            let a = vec![sign; k];
-            let mut q = QuantizedRows::default();
-            q.quantize(&a, 1, k);
-            let mut tiles = [[[0f32; NR]; MR]; 2];
-            // SAFETY: row 0 is the one row quantized, with the panel's `k`.
-            unsafe { microkernel(1, &q, 0, b.panel(0), &mut tiles[0]) };
-            microkernel_portable(1, &q, 0, b.panel(0), &mut tiles[1]);
-            for tile in &tiles {
+        let halves = BlockPanels::pack(k, n, |kk, _| if kk < 32 { 8 } else { -8 }, |_, _| 1.0);
+        let all_high = BlockPanels::pack(k, n, |_, _| 8, |_, _| 1.0);
+        crate::cpu::for_each_supported_level(|level| {
+            for sign in [1.0, -1.0] {
+                let mut q = QuantizedRows::default();
+                q.quantize(&vec![sign; k], 1, k);
+                let mut tile = [[0f32; NR]; MR];
+                // SAFETY: row 0 is the one row quantized, with the panel's `k`, and the CPU
+                // supports `level`.
+                unsafe { microkernel_at(level, 1, &q, 0, halves.panel(0), &mut tile) };
                 // 32 × 8 × ±1 + 32 × -8 × ±1 = 0, each half exact.
-                assert!(tile[0].iter().all(|&v| v.abs() < 1e-3), "{:?}", tile[0]);
+                assert!(
+                    tile[0].iter().all(|&v| v.abs() < 1e-3),
+                    "{level:?}: {:?}",
+                    tile[0]
+                );
             }
-        }
-        let b = BlockPanels::pack(k, n, |_, _| 8, |_, _| 1.0);
-        let mut q = QuantizedRows::default();
-        q.quantize(&vec![-1.0; k], 1, k);
-        let mut tile = [[0f32; NR]; MR];
-        // SAFETY: row 0 is the one row quantized, with the panel's `k`.
-        unsafe { microkernel(1, &q, 0, b.panel(0), &mut tile) };
-        assert!(
-            tile[0].iter().all(|&v| (v + 512.0).abs() < 1e-3),
-            "{:?}",
-            tile[0]
-        );
+            let mut q = QuantizedRows::default();
+            q.quantize(&vec![-1.0; k], 1, k);
+            let mut tile = [[0f32; NR]; MR];
+            // SAFETY: as above.
+            unsafe { microkernel_at(level, 1, &q, 0, all_high.panel(0), &mut tile) };
+            assert!(
+                tile[0].iter().all(|&v| (v + 512.0).abs() < 1e-3),
+                "{level:?}: {:?}",
+                tile[0]
+            );
+        });
     }
 }
