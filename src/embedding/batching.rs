@@ -1,8 +1,11 @@
 //! Groups inputs into batches under a token budget, longest first, so padding wastes little work.
 //!
-//! A batch is padded to its longest member, so its cost is `members × longest`. Sorting by length
-//! puts inputs of similar length together; the budget caps that product so a batch of long
-//! passages stays small while short queries share one forward pass.
+//! The reference backends pad a batch to its longest member, so its cost is `members × longest`.
+//! Sorting by length puts inputs of similar length together; the budget caps that product so a
+//! batch of long passages stays small while short queries share one forward pass. wenda's own
+//! encoder takes the batch as a [`PackedBatch`] and never computes padding.
+
+use std::ops::Range;
 
 /// Limits on one forward pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +47,48 @@ pub fn plan_batches(lengths: &[usize], limits: BatchLimits) -> Vec<Vec<usize>> {
     batches
 }
 
+/// Token sequences packed back to back without padding, with each sequence's range in the
+/// packed ids (what text-embeddings-inference passes as `cu_seqlens`): the native encoder works
+/// on the packed rows, and attention stays within each range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackedBatch {
+    ids: Vec<u32>,
+    sequences: Vec<Range<usize>>,
+}
+
+impl PackedBatch {
+    /// Packs `sequences` in order.
+    pub fn new<'a>(sequences: impl IntoIterator<Item = &'a [u32]>) -> Self {
+        let mut batch = Self::default();
+        for ids in sequences {
+            let start = batch.ids.len();
+            batch.ids.extend_from_slice(ids);
+            batch.sequences.push(start..batch.ids.len());
+        }
+        batch
+    }
+
+    /// Every token id, sequence after sequence.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// Each sequence's range in [`ids`](Self::ids), in order.
+    pub fn sequences(&self) -> &[Range<usize>] {
+        &self.sequences
+    }
+
+    /// The ids of sequence `index`.
+    pub fn sequence(&self, index: usize) -> &[u32] {
+        &self.ids[self.sequences[index].clone()]
+    }
+
+    /// The length of the longest sequence (0 for an empty batch).
+    pub fn longest(&self) -> usize {
+        self.sequences.iter().map(|s| s.len()).max().unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +112,16 @@ mod tests {
         }
         // 512 and 511 fit together exactly at 1024.
         assert_eq!(batches[0], vec![1, 7]);
+    }
+
+    #[test]
+    fn packed_sequences_keep_their_ids_and_order() {
+        let batch = PackedBatch::new([&[0u32, 5, 2][..], &[][..], &[0, 2][..]]);
+        assert_eq!(batch.ids(), [0, 5, 2, 0, 2]);
+        assert_eq!(batch.sequences(), [0..3, 3..3, 3..5]);
+        assert_eq!(batch.sequence(2), [0, 2]);
+        assert_eq!(batch.longest(), 3);
+        assert_eq!(PackedBatch::default().longest(), 0);
     }
 
     #[test]

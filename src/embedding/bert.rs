@@ -11,12 +11,13 @@
 use std::ops::Range;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct, PositionEmbeddingType};
 use rayon::prelude::*;
 
 use super::attention::{attention, Heads};
+use super::batching::PackedBatch;
 use super::gemm::{matmul, Epilogue, PackedMatrix};
 use super::vector_math::lane_sum;
 use super::EmbeddingError;
@@ -317,42 +318,23 @@ impl BertEncoder {
         self.heads.count * self.heads.dim
     }
 
-    /// Last hidden states `[batch, seq, hidden]` for right-padded `input_ids` `[batch, seq]` (u32)
-    /// with `attention_mask` `[batch, seq]` (1 for real tokens, 0 for padding). Padded positions
-    /// come back as zeros: they are never computed.
-    pub fn forward(
-        &self,
-        input_ids: &Tensor,
-        attention_mask: &Tensor,
-    ) -> candle_core::Result<Tensor> {
-        let (batch, seq) = input_ids.dims2()?;
-        let ids = input_ids.to_vec2::<u32>()?;
-        let mask = attention_mask.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    /// Last hidden states `[tokens, hidden]`, row-major, of the packed batch's tokens: each
+    /// sequence attends only to itself, and no padding is computed.
+    pub fn forward(&self, batch: &PackedBatch) -> Result<Vec<f32>, EmbeddingError> {
         let max_positions = self.position_embeddings.len() / self.hidden();
+        if let Some(long) = batch.sequences().iter().find(|s| s.len() > max_positions) {
+            return Err(EmbeddingError::Input(format!(
+                "sequence of {} tokens exceeds the {max_positions} positions",
+                long.len()
+            )));
+        }
         let vocab = self.word_embeddings.rows(self.hidden());
-        let mut tokens = Vec::new();
-        let mut seqs = Vec::with_capacity(batch);
-        for (row_ids, row_mask) in ids.iter().zip(&mask) {
-            let len = row_mask.iter().take_while(|&&m| m > 0.5).count();
-            if len > max_positions {
-                candle_core::bail!(
-                    "sequence of {len} tokens exceeds the {max_positions} positions"
-                );
-            }
-            if let Some(bad) = row_ids[..len].iter().find(|&&id| id as usize >= vocab) {
-                candle_core::bail!("token id {bad} is outside the vocabulary of {vocab}");
-            }
-            seqs.push(tokens.len()..tokens.len() + len);
-            tokens.extend_from_slice(&row_ids[..len]);
+        if let Some(bad) = batch.ids().iter().find(|&&id| id as usize >= vocab) {
+            return Err(EmbeddingError::Input(format!(
+                "token id {bad} is outside the vocabulary of {vocab}"
+            )));
         }
-        let packed = self.forward_packed(&tokens, &seqs);
-        let hidden = self.hidden();
-        let mut out = vec![0f32; batch * seq * hidden];
-        for (b, range) in seqs.iter().enumerate() {
-            out[b * seq * hidden..][..range.len() * hidden]
-                .copy_from_slice(&packed[range.start * hidden..range.end * hidden]);
-        }
-        Tensor::from_vec(out, (batch, seq, hidden), &Device::Cpu)
+        Ok(self.forward_packed(batch.ids(), batch.sequences()))
     }
 
     /// Hidden states `[tokens, hidden]` of sequences packed back to back (`seqs` index `tokens`).
@@ -399,6 +381,7 @@ impl BertEncoder {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
     /// A tiny randomly initialised BERT, built in memory, for tests that need no download.
@@ -441,45 +424,60 @@ pub(crate) mod tests {
         .unwrap();
         let types = ids.zeros_like().unwrap();
         let expected = reference.forward(&ids, &types, Some(&mask)).unwrap();
-        let actual = ours.forward(&ids, &mask).unwrap();
-        // Compare real tokens only: padded positions carry no meaning in either model.
-        for (row, len) in [(0usize, 5usize), (1, 3)] {
-            let e = expected.get(row).unwrap().narrow(0, 0, len).unwrap();
-            let a = actual.get(row).unwrap().narrow(0, 0, len).unwrap();
-            let diff = max_abs_difference(&e, &a);
+        let batch = PackedBatch::new([&[0u32, 5, 9, 17, 2][..], &[0, 33, 2][..]]);
+        let actual = ours.forward(&batch).unwrap();
+        let hidden = config.hidden_size;
+        // Compare real tokens only: padded positions carry no meaning in the reference.
+        for (row, seq) in batch.sequences().iter().enumerate() {
+            let e = expected.get(row).unwrap().narrow(0, 0, seq.len()).unwrap();
+            let e = e.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let a = &actual[seq.start * hidden..seq.end * hidden];
+            let diff = max_abs_difference(&e, a);
             assert!(diff < 1e-4, "row {row}: max abs difference {diff}");
         }
     }
 
-    fn max_abs_difference(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .and_then(|d| d.abs())
-            .and_then(|d| d.max_all())
-            .and_then(|d| d.to_scalar())
-            .unwrap()
+    fn max_abs_difference(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 
     #[test]
-    fn padding_does_not_change_real_tokens() {
+    fn packing_does_not_change_a_sequence() {
         let config = tiny_config();
         let varmap = tiny_weights(&config);
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let model = BertEncoder::load(vb, &config, None).unwrap();
-        let alone = model
-            .forward(
-                &Tensor::new(&[[0u32, 7, 8, 2]], &Device::Cpu).unwrap(),
-                &Tensor::new(&[[1f32, 1., 1., 1.]], &Device::Cpu).unwrap(),
-            )
+        let sequence = [0u32, 7, 8, 2];
+        let alone = model.forward(&PackedBatch::new([&sequence[..]])).unwrap();
+        let packed = model
+            .forward(&PackedBatch::new([
+                &[0u32, 40, 41, 42, 2][..],
+                &sequence[..],
+            ]))
             .unwrap();
-        let padded = model
-            .forward(
-                &Tensor::new(&[[0u32, 7, 8, 2, 1, 1, 1]], &Device::Cpu).unwrap(),
-                &Tensor::new(&[[1f32, 1., 1., 1., 0., 0., 0.]], &Device::Cpu).unwrap(),
-            )
-            .unwrap()
-            .narrow(1, 0, 4)
-            .unwrap();
-        let diff = max_abs_difference(&alone, &padded);
+        let diff = max_abs_difference(&alone, &packed[5 * config.hidden_size..]);
         assert!(diff < 1e-5, "max abs difference {diff}");
+    }
+
+    #[test]
+    fn refuses_sequences_it_cannot_encode() {
+        let config = tiny_config();
+        let varmap = tiny_weights(&config);
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let model = BertEncoder::load(vb, &config, None).unwrap();
+        let too_long = vec![0u32; config.max_position_embeddings + 1];
+        let error = model
+            .forward(&PackedBatch::new([&too_long[..]]))
+            .unwrap_err();
+        assert!(error.to_string().contains("exceeds"), "{error}");
+        let outside = [0u32, config.vocab_size as u32];
+        let error = model
+            .forward(&PackedBatch::new([&outside[..]]))
+            .unwrap_err();
+        assert!(error.to_string().contains("vocabulary"), "{error}");
     }
 }

@@ -30,7 +30,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::{bert as hf_bert, xlm_roberta};
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-pub use batching::BatchLimits;
+pub use batching::{BatchLimits, PackedBatch};
 pub use config::{Architecture, ModelConfig, Pooling, Prompts};
 pub use fingerprint::{ModelFingerprint, TextKey};
 pub use queue::{EmbedQueue, QueueError};
@@ -57,6 +57,10 @@ pub enum EmbeddingError {
     Unsupported(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// The encoder cannot take this input: a sequence longer than its positions, or a token
+    /// id outside its vocabulary (a tokenizer that does not belong to the model).
+    #[error("encoder input: {0}")]
+    Input(String),
     #[error("tensor computation: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -107,7 +111,9 @@ pub struct Embedding {
 
 /// Revision of the native encoder's arithmetic: part of the model fingerprint stored vectors are
 /// kept under, so that vectors computed by an earlier kernel (say, f32 before the int8 path) are
-/// not mixed with new ones. Bump it whenever a change alters the vectors the native backend produces.
+/// not mixed with new ones. Bump it whenever a change alters the vectors the native backend produces
+/// beyond rounding: kernel levels (`crate::cpu::Level`) sum in different orders, and the parity
+/// test holds each of them to the reference.
 pub const NATIVE_ENCODER_REVISION: u32 = 2;
 
 /// Which implementation runs the encoder.
@@ -166,15 +172,82 @@ impl Encoder {
         }
     }
 
-    fn forward(&self, ids: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Native(model) => model.forward(ids, mask),
-            Self::CandleBert(model) => model.forward(ids, &ids.zeros_like()?, Some(mask)),
+    /// Pooled, L2-normalised embeddings of the batch's sequences, in order. wenda's encoder
+    /// takes the packed batch as it is; the reference models get it padded to its longest
+    /// sequence, with an attention mask.
+    fn embed(
+        &self,
+        batch: &PackedBatch,
+        config: &ModelConfig,
+    ) -> Result<Vec<Vec<f32>>, EmbeddingError> {
+        let hidden = config.hidden_size;
+        let (states, rows_apart) = match self {
+            Self::Native(model) => (model.forward(batch)?, None),
+            Self::CandleBert(model) => {
+                let (ids, mask) = padded(batch, config.pad_token_id)?;
+                let states = model.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
+                (states.flatten_all()?.to_vec1()?, Some(ids.dim(1)?))
+            }
             Self::XlmRoberta(model) => {
-                model.forward(ids, mask, &ids.zeros_like()?, None, None, None)
+                let (ids, mask) = padded(batch, config.pad_token_id)?;
+                let states = model.forward(&ids, &mask, &ids.zeros_like()?, None, None, None)?;
+                (states.flatten_all()?.to_vec1()?, Some(ids.dim(1)?))
+            }
+        };
+        Ok((batch.sequences().iter().enumerate())
+            .map(|(i, range)| {
+                // Sequence `i`'s rows: where the packed batch has them, or at the start of its
+                // padded row block.
+                let first = rows_apart.map_or(range.start, |seq| i * seq);
+                pool(
+                    &states[first * hidden..][..range.len() * hidden],
+                    hidden,
+                    config.pooling,
+                )
+            })
+            .collect())
+    }
+}
+
+/// The batch's ids padded to its longest sequence, `[sequences, longest]`, and the attention mask
+/// (1 for real tokens, 0 for padding): the reference models' input.
+fn padded(batch: &PackedBatch, pad_token_id: u32) -> candle_core::Result<(Tensor, Tensor)> {
+    let seq = batch.longest().max(1);
+    let count = batch.sequences().len();
+    let mut ids = vec![pad_token_id; count * seq];
+    let mut mask = vec![0f32; count * seq];
+    for (i, range) in batch.sequences().iter().enumerate() {
+        ids[i * seq..][..range.len()].copy_from_slice(batch.sequence(i));
+        mask[i * seq..][..range.len()].fill(1.0);
+    }
+    Ok((
+        Tensor::from_vec(ids, (count, seq), &Device::Cpu)?,
+        Tensor::from_vec(mask, (count, seq), &Device::Cpu)?,
+    ))
+}
+
+/// The L2-normalised sentence embedding of one sequence's hidden states (`rows × hidden`).
+fn pool(states: &[f32], hidden: usize, pooling: Pooling) -> Vec<f32> {
+    let rows = states.len() / hidden;
+    let mut pooled = vec![0f32; hidden];
+    match pooling {
+        Pooling::Cls => {
+            if let Some(first) = states.get(..hidden) {
+                pooled.copy_from_slice(first);
             }
         }
+        Pooling::Mean => {
+            for row in states.chunks_exact(hidden) {
+                pooled.iter_mut().zip(row).for_each(|(p, v)| *p += v);
+            }
+            pooled.iter_mut().for_each(|p| *p /= rows.max(1) as f32);
+        }
     }
+    let norm = pooled.iter().map(|v| v * v).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        pooled.iter_mut().for_each(|v| *v /= norm);
+    }
+    pooled
 }
 
 fn mmap(files: &ModelFiles) -> Result<VarBuilder<'static>, EmbeddingError> {
@@ -337,35 +410,10 @@ impl Embedder {
             .collect())
     }
 
-    /// Pads one batch, runs the encoder, pools and normalises.
+    /// Runs the encoder on one batch, pools and normalises.
     fn forward_batch(&self, members: &[&TokenizedInput]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
-        let seq = members
-            .iter()
-            .map(|m| m.ids.len())
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let mut ids = Vec::with_capacity(members.len() * seq);
-        let mut mask = Vec::with_capacity(members.len() * seq);
-        for member in members {
-            ids.extend_from_slice(&member.ids);
-            ids.resize(ids.len() + seq - member.ids.len(), self.config.pad_token_id);
-            mask.extend(std::iter::repeat_n(1f32, member.ids.len()));
-            mask.extend(std::iter::repeat_n(0f32, seq - member.ids.len()));
-        }
-        let shape = (members.len(), seq);
-        let ids = Tensor::from_vec(ids, shape, &Device::Cpu)?;
-        let mask = Tensor::from_vec(mask, shape, &Device::Cpu)?;
-        let hidden = self.encoder.forward(&ids, &mask)?;
-        let pooled = match self.config.pooling {
-            Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-            Pooling::Mean => {
-                let summed = hidden.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;
-                summed.broadcast_div(&mask.sum_keepdim(1)?)?
-            }
-        };
-        let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?;
-        Ok(pooled.broadcast_div(&norms)?.to_vec2()?)
+        let batch = PackedBatch::new(members.iter().map(|m| m.ids.as_slice()));
+        self.encoder.embed(&batch, &self.config)
     }
 }
 
