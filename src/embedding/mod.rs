@@ -28,7 +28,10 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{bert as hf_bert, xlm_roberta};
-use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+use tokenizers::utils::truncation::truncate_encodings;
+use tokenizers::{
+    PostProcessor, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
+};
 
 pub use batching::{BatchLimits, PackedBatch};
 pub use config::{Architecture, ModelConfig, Pooling, Prompts};
@@ -263,10 +266,10 @@ fn mmap(files: &ModelFiles) -> Result<VarBuilder<'static>, EmbeddingError> {
 pub struct Embedder {
     config: ModelConfig,
     encoder: Encoder,
-    /// Truncates at the model's window, as the encoder needs.
+    /// Never truncates by itself, so callers sizing passages learn true lengths; the encoder's
+    /// input is truncated at the model's window by [`Embedder::tokenize`]. One tokenizer
+    /// serves both because a multilingual vocabulary costs ~290 MB of memory per copy.
     tokenizer: Tokenizer,
-    /// Never truncates, so callers sizing passages learn true lengths.
-    counter: Tokenizer,
     limits: BatchLimits,
     backend: Backend,
 }
@@ -279,28 +282,19 @@ impl Embedder {
         limits: BatchLimits,
     ) -> Result<Self, EmbeddingError> {
         let config = ModelConfig::read(files)?;
-        let mut counter = Tokenizer::from_file(&files.tokenizer)
+        let mut tokenizer = Tokenizer::from_file(&files.tokenizer)
             .map_err(|e| EmbeddingError::config(&files.tokenizer, e))?;
-        // A tokenizer.json may carry its own padding and truncation; wenda pads per batch itself.
-        counter.with_padding(None);
-        counter
-            .with_truncation(None)
-            .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
-        let mut tokenizer = counter.clone();
+        // A tokenizer.json may carry its own padding and truncation; wenda pads per batch itself
+        // and truncates in `tokenize`.
+        tokenizer.with_padding(None);
         tokenizer
-            .with_truncation(Some(TruncationParams {
-                max_length: config.max_tokens,
-                strategy: TruncationStrategy::LongestFirst,
-                stride: 0,
-                direction: TruncationDirection::Right,
-            }))
+            .with_truncation(None)
             .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
         let encoder = Encoder::load(files, &config, backend)?;
         Ok(Self {
             config,
             encoder,
             tokenizer,
-            counter,
             limits,
             backend,
         })
@@ -333,7 +327,7 @@ impl Embedder {
     pub fn token_count(&self, role: Role, text: &str) -> Result<usize, EmbeddingError> {
         let input = format!("{}{text}", self.prompt(role));
         let encoding = self
-            .counter
+            .tokenizer
             .encode_fast(input.as_str(), true)
             .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
         Ok(encoding.len())
@@ -397,17 +391,32 @@ impl Embedder {
             .iter()
             .map(|t| format!("{prompt}{}", t.as_ref()))
             .collect();
+        // Without special tokens, then cut and finished the way the tokenizer itself does when
+        // it is set to truncate: the content is cut to leave room for the special tokens.
         let encodings = self
             .tokenizer
-            .encode_batch_fast(prompted, true)
+            .encode_batch_fast(prompted, false)
             .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
-        Ok(encodings
+        let specials = (self.tokenizer.get_post_processor()).map_or(0, |p| p.added_tokens(false));
+        let window = TruncationParams {
+            max_length: self.config.max_tokens.saturating_sub(specials),
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        };
+        encodings
             .into_iter()
-            .map(|e| TokenizedInput {
-                truncated: !e.get_overflowing().is_empty(),
-                ids: e.get_ids().to_vec(),
+            .map(|encoding| {
+                let (cut, _) = truncate_encodings(encoding, None, &window)
+                    .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
+                let encoding = (self.tokenizer.post_process(cut, None, true))
+                    .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
+                Ok(TokenizedInput {
+                    truncated: !encoding.get_overflowing().is_empty(),
+                    ids: encoding.get_ids().to_vec(),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Runs the encoder on one batch, pools and normalises.
