@@ -8,8 +8,8 @@
 //! mean direction, `c` one of 4,096 cluster centres, `n` noise (all unit vectors, noise drawn
 //! uniformly per dimension). Unrelated rows then have cosines near 0.72, rows of one cluster near
 //! 0.84. Each question is a corpus row plus noise of norm 0.25 (cosine about 0.97 with it).
-//! `--data uniform` draws every value uniformly: all cosines near 0, the hardest case for
-//! quantisation since the nearest rows differ by less than its rounding.
+//! `--data uniform` draws every value uniformly: rows are unrelated (cosines near 0), so
+//! a question's neighbours other than its own row differ by little.
 //!
 //! Recall@10 is the share of exact search's top 10 that the fast path returns. The figures are
 //! for one segment's vectors; an index adds its filter test per row.
@@ -74,13 +74,13 @@ pub fn run(args: BenchIndexArgs) -> anyhow::Result<()> {
             .collect();
 
         let started = Instant::now();
-        let mut exact = DenseVectors::new(dimensions);
+        let mut exact = DenseVectors::with_capacity(dimensions, rows);
         for row in corpus.chunks_exact(dimensions) {
             exact.push(row)?;
         }
         let exact_build = started.elapsed();
         let started = Instant::now();
-        let mut quantized = QuantizedVectors::new(dimensions);
+        let mut quantized = QuantizedVectors::with_capacity(dimensions, rows);
         for row in corpus.chunks_exact(dimensions) {
             quantized.push(row)?;
         }

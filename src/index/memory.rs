@@ -54,11 +54,12 @@ enum Vectors {
 }
 
 impl Vectors {
-    fn new(dimensions: usize, quantized: bool) -> Self {
+    /// Room for `rows` rows, quantised or not.
+    fn with_capacity(dimensions: usize, rows: usize, quantized: bool) -> Self {
         if quantized {
-            Self::Quantized(QuantizedVectors::new(dimensions))
+            Self::Quantized(QuantizedVectors::with_capacity(dimensions, rows))
         } else {
-            Self::Exact(DenseVectors::new(dimensions))
+            Self::Exact(DenseVectors::with_capacity(dimensions, rows))
         }
     }
 
@@ -176,7 +177,8 @@ impl Segment {
         quantize_from: usize,
     ) -> Result<Self, IndexError> {
         let quantized = added.len() >= quantize_from;
-        let mut segment = Self::empty(Vectors::new(dimensions, quantized));
+        let vectors = Vectors::with_capacity(dimensions, added.len(), quantized);
+        let mut segment = Self::empty(vectors);
         for IndexedPassage {
             passage,
             vector,
@@ -196,7 +198,7 @@ impl Segment {
         let live: usize = parts.iter().map(|part| part.live).sum();
         let quantized =
             live >= quantize_from || parts.iter().any(|part| part.segment.vectors.is_quantized());
-        let mut merged = Self::empty(Vectors::new(dimensions, quantized));
+        let mut merged = Self::empty(Vectors::with_capacity(dimensions, live, quantized));
         for part in parts {
             let segment = &part.segment;
             let mut next = merged.len() as u32;

@@ -29,9 +29,15 @@ pub struct DenseVectors {
 
 impl DenseVectors {
     pub fn new(dimensions: usize) -> Self {
+        Self::with_capacity(dimensions, 0)
+    }
+
+    /// Room for `rows` rows, so that filling it allocates once and exactly (a vector grown by
+    /// doubling can hold up to twice the memory its rows need).
+    pub fn with_capacity(dimensions: usize, rows: usize) -> Self {
         Self {
             dimensions,
-            values: Vec::new(),
+            values: Vec::with_capacity(rows * dimensions),
         }
     }
 
