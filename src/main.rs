@@ -61,7 +61,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Measure embedding latency and throughput (a benchmark, prints figures).
     BenchEmbed(commands::bench::BenchArgs),
-    /// Measure exact index search time as the index grows (a benchmark, prints figures).
+    /// Measure dense search time, recall and memory per passage, exact and quantised, as the
+    /// index grows (a benchmark, prints figures).
     BenchIndex(commands::bench_index::BenchIndexArgs),
     /// Measure HTTP search throughput and latency under load (a benchmark, prints figures).
     BenchServe(commands::bench_serve::BenchServeArgs),

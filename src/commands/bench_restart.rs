@@ -12,7 +12,7 @@ use anyhow::Context;
 use rayon::prelude::*;
 use wenda::corpus::PassageId;
 use wenda::embedding::{ModelFingerprint, TextKey};
-use wenda::index::Analyzer;
+use wenda::index::{Analyzer, DEFAULT_QUANTIZE_FROM};
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
 use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
 use wenda::squad::Dataset;
@@ -65,6 +65,7 @@ pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
         max_batch: 32,
         max_store_bytes: None,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
+        quantize_from: DEFAULT_QUANTIZE_FROM,
     };
     let summary = ModelSummary {
         id: args.model.model.clone(),

@@ -169,6 +169,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         max_file_bytes: wenda::corpus::DEFAULT_MAX_FILE_BYTES,
         follow_symlinks: false,
         read_database_url: None,
+        quantize_from: wenda::index::DEFAULT_QUANTIZE_FROM,
     };
     let core = core::open(&args.model, &store_args, Capacity::default())?;
     let same_model = header.model == core.fingerprint().hex();

@@ -168,6 +168,7 @@ fn eval_store(args: &EvalArgs, data_dir: PathBuf, corpus: Vec<PathBuf>) -> Store
         max_file_bytes: wenda::corpus::DEFAULT_MAX_FILE_BYTES,
         follow_symlinks: false,
         read_database_url: None,
+        quantize_from: wenda::index::DEFAULT_QUANTIZE_FROM,
     }
 }
 

@@ -13,6 +13,14 @@
 //! and copies each passage a logarithmic number of times; a segment with more deleted rows than
 //! live ones is rewritten alone. Merging drops deleted rows.
 //!
+//! A segment of at least [`DEFAULT_QUANTIZE_FROM`] passages (the switch-over size,
+//! [`MemoryIndex::quantized_from`]) holds its vectors as int8 codes with 4-bit remainders, 580
+//! bytes a passage instead of 1,536, searched by an integer scan whose candidates are re-scored
+//! ([`QuantizedVectors`]); smaller segments stay exact, where exact search is fast anyway. A
+//! merge that reaches the size quantises the rows it copies, and a quantised segment's rows stay
+//! quantised through later merges (their f32 values are gone). Deletion marks, filters and the
+//! passage to exclude apply to both kinds the same way, before ranking.
+//!
 //! BM25 statistics (passage count, average length, passages containing a term) are those of
 //! the live passages of the snapshot, so scores do not depend on how passages are split into
 //! segments.
@@ -23,6 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use super::filter::{fold, CompiledFilter};
 use super::lexical::{idf, term_score, Highlighter, Postings, K1};
+use super::quantized::QuantizedVectors;
 use super::topk::TopK;
 use super::vector::{dot_product_kernel, DenseVectors};
 use super::{
@@ -31,13 +40,101 @@ use super::{
 };
 use crate::corpus::{Passage, PassageId};
 
+/// Rows from which a segment's vectors are held as int8 codes rather than f32 (the default of
+/// [`MemoryIndex::quantized_from`]): below it exact search takes at most a few milliseconds
+/// (measured with `wenda bench-index`), so nothing is traded for speed.
+pub const DEFAULT_QUANTIZE_FROM: usize = 200_000;
+
+/// A segment's vectors: exact below the switch-over size, quantised from it. Only one form is
+/// kept, so a quantised segment holds no f32 copy.
+#[derive(Debug)]
+enum Vectors {
+    Exact(DenseVectors),
+    Quantized(QuantizedVectors),
+}
+
+impl Vectors {
+    /// Room for `rows` rows, quantised or not.
+    fn with_capacity(dimensions: usize, rows: usize, quantized: bool) -> Self {
+        if quantized {
+            Self::Quantized(QuantizedVectors::with_capacity(dimensions, rows))
+        } else {
+            Self::Exact(DenseVectors::with_capacity(dimensions, rows))
+        }
+    }
+
+    fn is_quantized(&self) -> bool {
+        matches!(self, Self::Quantized(_))
+    }
+
+    fn push(&mut self, vector: &[f32]) -> Result<usize, IndexError> {
+        match self {
+            Self::Exact(exact) => exact.push(vector),
+            Self::Quantized(quantized) => quantized.push(vector),
+        }
+    }
+
+    fn size_bytes(&self) -> usize {
+        match self {
+            Self::Exact(exact) => exact.size_bytes(),
+            Self::Quantized(quantized) => quantized.size_bytes(),
+        }
+    }
+
+    /// The stored vector of `row`; a quantised row's is decoded, so its cosines are within
+    /// rounding (about 10⁻³) of the vector it was made from.
+    fn vector(&self, row: usize) -> Cow<'_, [f32]> {
+        match self {
+            Self::Exact(exact) => Cow::Borrowed(exact.vector(row)),
+            Self::Quantized(quantized) => Cow::Owned(quantized.vector(row)),
+        }
+    }
+
+    /// The cosine of `query` with `row`, as [`nearest`](Self::nearest) scores it.
+    fn cosine(&self, query: &[f32], row: usize) -> f32 {
+        match self {
+            Self::Exact(exact) => dot_product_kernel()(query, exact.vector(row)),
+            Self::Quantized(quantized) => quantized.cosine(query, row),
+        }
+    }
+
+    fn nearest(
+        &self,
+        query: &[f32],
+        k: usize,
+        accept: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Vec<Hit> {
+        match self {
+            Self::Exact(exact) => exact.nearest(query, k, accept),
+            Self::Quantized(quantized) => quantized.nearest(query, k, accept),
+        }
+    }
+
+    /// Appends the rows of `other` that `keep` admits. Quantised rows are copied as codes, so
+    /// `self` must be quantised when `other` is: decoded values would pass for exact ones.
+    fn extend_from(&mut self, other: &Self, keep: impl Fn(usize) -> bool) {
+        match (self, other) {
+            (Self::Exact(to), Self::Exact(from)) => to.extend_from(from, keep),
+            (Self::Quantized(to), Self::Quantized(from)) => to.extend_from(from, keep),
+            (Self::Quantized(to), Self::Exact(from)) => {
+                for row in (0..from.len()).filter(|&row| keep(row)) {
+                    to.push_normalised(from.vector(row));
+                }
+            }
+            (Self::Exact(_), Self::Quantized(_)) => {
+                unreachable!("quantised rows merged into an exact segment")
+            }
+        }
+    }
+}
+
 /// Passages of one change, or of several merged, never modified after it is built.
 #[derive(Debug)]
 struct Segment {
     passages: Vec<Arc<Passage>>,
     /// Titles folded for title filters, so a filter need not fold every title.
     folded_titles: Vec<Option<String>>,
-    vectors: DenseVectors,
+    vectors: Vectors,
     postings: Postings,
     rows_by_id: HashMap<PassageId, u32>,
     /// Rows of each document (its `citation.path`).
@@ -45,11 +142,11 @@ struct Segment {
 }
 
 impl Segment {
-    fn empty(dimensions: usize) -> Self {
+    fn empty(vectors: Vectors) -> Self {
         Self {
             passages: Vec::new(),
             folded_titles: Vec::new(),
-            vectors: DenseVectors::new(dimensions),
+            vectors,
             postings: Postings::default(),
             rows_by_id: HashMap::new(),
             rows_by_document: HashMap::new(),
@@ -73,8 +170,15 @@ impl Segment {
         self.passages.push(passage);
     }
 
-    fn build(added: Vec<IndexedPassage>, dimensions: usize) -> Result<Self, IndexError> {
-        let mut segment = Self::empty(dimensions);
+    /// A segment of `added`, quantised when they are at least `quantize_from`.
+    fn build(
+        added: Vec<IndexedPassage>,
+        dimensions: usize,
+        quantize_from: usize,
+    ) -> Result<Self, IndexError> {
+        let quantized = added.len() >= quantize_from;
+        let vectors = Vectors::with_capacity(dimensions, added.len(), quantized);
+        let mut segment = Self::empty(vectors);
         for IndexedPassage {
             passage,
             vector,
@@ -88,9 +192,13 @@ impl Segment {
         Ok(segment)
     }
 
-    /// One segment holding the live rows of `parts`, in order.
-    fn merge(parts: &[Part], dimensions: usize) -> Self {
-        let mut merged = Self::empty(dimensions);
+    /// One segment holding the live rows of `parts`, in order: quantised when they are at
+    /// least `quantize_from` or any part already is (its f32 values are gone).
+    fn merge(parts: &[Part], dimensions: usize, quantize_from: usize) -> Self {
+        let live: usize = parts.iter().map(|part| part.live).sum();
+        let quantized =
+            live >= quantize_from || parts.iter().any(|part| part.segment.vectors.is_quantized());
+        let mut merged = Self::empty(Vectors::with_capacity(dimensions, live, quantized));
         for part in parts {
             let segment = &part.segment;
             let mut next = merged.len() as u32;
@@ -234,7 +342,7 @@ impl Snapshot {
         self.parts.len()
     }
 
-    fn stored_vector(&self, slot: Slot) -> &[f32] {
+    fn stored_vector(&self, slot: Slot) -> Cow<'_, [f32]> {
         let (part, row) = self.locate(slot);
         part.segment.vectors.vector(row)
     }
@@ -308,7 +416,7 @@ impl IndexReader for Snapshot {
     }
 
     fn vector(&self, slot: Slot) -> Result<Cow<'_, [f32]>, Unavailable> {
-        Ok(Cow::Borrowed(self.stored_vector(slot)))
+        Ok(self.stored_vector(slot))
     }
 
     fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<Hit>, Unavailable> {
@@ -331,10 +439,12 @@ impl IndexReader for Snapshot {
     }
 
     fn cosines(&self, query: &[f32], slots: &[Slot]) -> Result<Vec<f32>, Unavailable> {
-        let dot = dot_product_kernel();
         Ok(slots
             .iter()
-            .map(|&slot| dot(query, self.stored_vector(slot)))
+            .map(|&slot| {
+                let (part, row) = self.locate(slot);
+                part.segment.vectors.cosine(query, row)
+            })
             .collect())
     }
 
@@ -391,6 +501,8 @@ impl IndexReader for Snapshot {
 /// Passages in memory, changed by whole documents while readers keep their snapshots.
 pub struct MemoryIndex {
     current: RwLock<Arc<Snapshot>>,
+    /// Rows from which a segment is quantised.
+    quantize_from: usize,
     /// Serialises changes: each builds on the snapshot the previous one published.
     writer: Mutex<()>,
 }
@@ -399,8 +511,17 @@ impl MemoryIndex {
     pub fn new(dimensions: usize, analyzer: Arc<Analyzer>) -> Self {
         Self {
             current: RwLock::new(Arc::new(Snapshot::new(dimensions, analyzer, Vec::new()))),
+            quantize_from: DEFAULT_QUANTIZE_FROM,
             writer: Mutex::new(()),
         }
+    }
+
+    /// Holds segments of at least `rows` passages as int8 codes, searched by an integer scan
+    /// and re-scored (see [`quantized`](super::quantized)); smaller ones stay exact. `usize::MAX`
+    /// keeps every segment exact.
+    pub fn quantized_from(mut self, rows: usize) -> Self {
+        self.quantize_from = rows;
+        self
     }
 
     /// An index of passages and terms without vectors, for when the vectors live elsewhere
@@ -438,10 +559,14 @@ impl Index for MemoryIndex {
             }
         }
         if !change.add.is_empty() {
-            parts.push(Part::new(Segment::build(change.add, dimensions)?));
+            parts.push(Part::new(Segment::build(
+                change.add,
+                dimensions,
+                self.quantize_from,
+            )?));
         }
         parts.retain(|part| part.live > 0);
-        compact(&mut parts, dimensions);
+        compact(&mut parts, dimensions, self.quantize_from);
         let next = Snapshot::new(dimensions, Arc::clone(&current.analyzer), parts);
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
         Ok(())
@@ -449,10 +574,11 @@ impl Index for MemoryIndex {
 }
 
 /// Rewrites mostly deleted segments and merges the newest ones while they are of similar size.
-fn compact(parts: &mut Vec<Part>, dimensions: usize) {
+fn compact(parts: &mut Vec<Part>, dimensions: usize, quantize_from: usize) {
     for part in parts.iter_mut() {
         if part.segment.len() - part.live > part.live {
-            *part = Part::new(Segment::merge(std::slice::from_ref(part), dimensions));
+            let rewritten = Segment::merge(std::slice::from_ref(part), dimensions, quantize_from);
+            *part = Part::new(rewritten);
         }
     }
     while parts.len() >= 2 {
@@ -460,7 +586,7 @@ fn compact(parts: &mut Vec<Part>, dimensions: usize) {
         if parts[n - 2].live > 2 * parts[n - 1].live {
             break;
         }
-        let merged = Segment::merge(&parts[n - 2..], dimensions);
+        let merged = Segment::merge(&parts[n - 2..], dimensions, quantize_from);
         parts.truncate(n - 2);
         parts.push(Part::new(merged));
     }
@@ -525,7 +651,11 @@ mod tests {
     ];
 
     fn four_documents() -> MemoryIndex {
-        let index = MemoryIndex::new(4, analyzer());
+        four_documents_quantized_from(DEFAULT_QUANTIZE_FROM)
+    }
+
+    fn four_documents_quantized_from(rows: usize) -> MemoryIndex {
+        let index = MemoryIndex::new(4, analyzer()).quantized_from(rows);
         for (i, text) in TEXTS.iter().enumerate() {
             add(
                 &index,
@@ -644,9 +774,15 @@ mod tests {
         assert_eq!(spans, vec![0..4], "的 and 发展 are in every passage");
     }
 
+    /// Exact segments, then every segment quantised.
     #[test]
     fn nearest_filters_before_ranking_and_excludes() {
-        let index = four_documents();
+        for quantize_from in [DEFAULT_QUANTIZE_FROM, 1] {
+            filters_before_ranking_and_excludes(&four_documents_quantized_from(quantize_from));
+        }
+    }
+
+    fn filters_before_ranking_and_excludes(index: &MemoryIndex) {
         let reader = index.reader();
         let query = [1.0, 0.0, 0.0, 0.0];
         let all = ids(
@@ -736,9 +872,34 @@ mod tests {
         assert_eq!(index.reader().passage_count(), 4);
     }
 
+    /// With every segment exact, and with merges crossing the switch-over size into quantised
+    /// segments (which later merges then keep quantised).
     #[test]
     fn segments_stay_few_and_merges_keep_every_live_passage() {
-        let index = MemoryIndex::new(4, analyzer());
+        let exact = merged_passages(DEFAULT_QUANTIZE_FROM);
+        assert!(exact
+            .parts
+            .iter()
+            .all(|p| !p.segment.vectors.is_quantized()));
+        assert_eq!(exact.vector_bytes(), exact.slots() * 4 * 4);
+        let crossing = merged_passages(64);
+        let (quantized, small): (Vec<&Part>, Vec<&Part>) = crossing
+            .parts
+            .iter()
+            .partition(|p| p.segment.vectors.is_quantized());
+        assert!(!quantized.is_empty() && !small.is_empty(), "both kinds");
+        // Four codes, two remainders a byte, a scale: 10 bytes a row against 16.
+        let rows = |parts: &[&Part]| parts.iter().map(|p| p.segment.len()).sum::<usize>();
+        assert_eq!(
+            crossing.vector_bytes(),
+            rows(&quantized) * 10 + rows(&small) * 16
+        );
+    }
+
+    /// Adds 300 one-passage documents to an index quantising from `quantize_from` rows,
+    /// deleting one in three as it goes, and checks every live passage is found with its vector.
+    fn merged_passages(quantize_from: usize) -> Arc<Snapshot> {
+        let index = MemoryIndex::new(4, analyzer()).quantized_from(quantize_from);
         for i in 0..300 {
             add(
                 &index,
@@ -766,16 +927,33 @@ mod tests {
                 let mut expected = [0.1f32; 4];
                 expected[i % 4] = 1.0;
                 let norm = expected.iter().map(|v| v * v).sum::<f32>().sqrt();
+                // A quantised value is within half a remainder step, 1/127/14/2 of the largest.
+                let within = 3e-4;
                 let stored = snapshot.stored_vector(slot);
                 assert!(
-                    (stored[i % 4] - 1.0 / norm).abs() < 1e-6,
+                    (stored[i % 4] - 1.0 / norm).abs() < within,
                     "p{i} vector moved with it"
                 );
+                let query = [0.0, 0.0, 0.0, 1.0];
+                let cosine = snapshot.cosines(&query, &[slot]).unwrap()[0];
+                assert!((cosine - expected[3] / norm).abs() < within, "p{i} cosine");
             }
         }
         let hits = snapshot
             .nearest(&near(&[0.0, 0.0, 0.0, 1.0], 1000, &Filter::default(), None))
             .unwrap();
         assert_eq!(hits.len(), snapshot.passage_count());
+        let cosines = snapshot
+            .cosines(
+                &[0.0, 0.0, 0.0, 1.0],
+                &hits.iter().map(|h| h.slot).collect::<Vec<_>>(),
+            )
+            .unwrap();
+        assert_eq!(
+            cosines,
+            hits.iter().map(|h| h.score).collect::<Vec<_>>(),
+            "cosines are the scores nearest ranks by"
+        );
+        snapshot
     }
 }

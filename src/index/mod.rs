@@ -14,6 +14,7 @@
 mod filter;
 mod lexical;
 mod memory;
+mod quantized;
 mod remote;
 mod terms;
 mod topk;
@@ -27,7 +28,8 @@ pub use filter::{
     Bounds, Filter, Inclusive, IsoDate, MetadataCondition, MetadataFilter, MetadataTest, Scalar,
 };
 pub use lexical::{Highlighter, HIGHLIGHT_ALWAYS_ROWS, HIGHLIGHT_MAX_ROW_SHARE};
-pub use memory::{MemoryIndex, Snapshot};
+pub use memory::{MemoryIndex, Snapshot, DEFAULT_QUANTIZE_FROM};
+pub use quantized::{QuantizedVectors, CANDIDATES_PER_RESULT};
 pub use remote::{RemoteIndex, VectorSearch};
 pub use terms::{Analyzer, LocatedTerm, TermCounts, TermCountsDamaged};
 pub use topk::{best_first, Hit};

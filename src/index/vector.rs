@@ -10,6 +10,8 @@
 //! Exact search costs one pass over `rows × dimensions` floats per query: memory bandwidth, not
 //! arithmetic, is the limit. `wenda bench-index` measures it on this machine.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::topk::{Hit, TopK};
@@ -27,9 +29,15 @@ pub struct DenseVectors {
 
 impl DenseVectors {
     pub fn new(dimensions: usize) -> Self {
+        Self::with_capacity(dimensions, 0)
+    }
+
+    /// Room for `rows` rows, so that filling it allocates once and exactly (a vector grown by
+    /// doubling can hold up to twice the memory its rows need).
+    pub fn with_capacity(dimensions: usize, rows: usize) -> Self {
         Self {
             dimensions,
-            values: Vec::new(),
+            values: Vec::with_capacity(rows * dimensions),
         }
     }
 
@@ -52,20 +60,8 @@ impl DenseVectors {
 
     /// Appends `vector`, normalised, and returns its row.
     pub fn push(&mut self, vector: &[f32]) -> Result<usize, IndexError> {
-        if vector.len() != self.dimensions {
-            return Err(IndexError::Dimensions {
-                expected: self.dimensions,
-                found: vector.len(),
-            });
-        }
-        if !vector.iter().all(|v| v.is_finite()) {
-            return Err(IndexError::NotFinite);
-        }
-        let norm = dot(vector, vector).sqrt();
-        // A zero vector stays zero: it matches nothing rather than everything.
-        let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
         let row = self.len();
-        self.values.extend(vector.iter().map(|v| v * scale));
+        self.values.extend(normalised(vector, self.dimensions)?);
         Ok(row)
     }
 
@@ -88,29 +84,17 @@ impl DenseVectors {
             return Vec::new();
         }
         let dot = dot_product_kernel();
-        let scan = |first_row: usize, rows: &[f32]| {
+        scan_shards(self.len(), k, |rows| {
             let mut top = TopK::new(k);
-            for (offset, vector) in rows.chunks_exact(self.dimensions).enumerate() {
-                let slot = first_row + offset;
-                if accept(slot) {
-                    top.offer(Hit {
-                        slot,
-                        score: dot(query, vector),
-                    });
-                }
+            for slot in rows.filter(|&slot| accept(slot)) {
+                top.offer(Hit {
+                    slot,
+                    score: dot(query, self.vector(slot)),
+                });
             }
             top
-        };
-        let top = if self.len() < PARALLEL_ROWS {
-            scan(0, &self.values)
-        } else {
-            self.values
-                .par_chunks(PARALLEL_ROWS * self.dimensions)
-                .enumerate()
-                .map(|(shard, rows)| scan(shard * PARALLEL_ROWS, rows))
-                .reduce(|| TopK::new(k), TopK::merge)
-        };
-        top.into_sorted()
+        })
+        .into_sorted()
     }
 
     /// Appends the rows of `other` that `keep` admits (vectors are already normalised).
@@ -120,6 +104,42 @@ impl DenseVectors {
             self.values.extend_from_slice(other.vector(row));
         }
     }
+}
+
+/// `vector` scaled to unit length, once checked to have `dimensions` finite values.
+pub(crate) fn normalised(
+    vector: &[f32],
+    dimensions: usize,
+) -> Result<impl Iterator<Item = f32> + '_, IndexError> {
+    if vector.len() != dimensions {
+        return Err(IndexError::Dimensions {
+            expected: dimensions,
+            found: vector.len(),
+        });
+    }
+    if !vector.iter().all(|v| v.is_finite()) {
+        return Err(IndexError::NotFinite);
+    }
+    let norm = dot(vector, vector).sqrt();
+    // A zero vector stays zero: it matches nothing rather than everything.
+    let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    Ok(vector.iter().map(move |v| v * scale))
+}
+
+/// The best `k` of `rows` rows, as `scan` finds them in ranges of rows: one range below
+/// [`PARALLEL_ROWS`], else shards of that many scanned in parallel and their best merged.
+pub(crate) fn scan_shards(
+    rows: usize,
+    k: usize,
+    scan: impl Fn(Range<usize>) -> TopK + Sync,
+) -> TopK {
+    if rows < PARALLEL_ROWS {
+        return scan(0..rows);
+    }
+    (0..rows.div_ceil(PARALLEL_ROWS))
+        .into_par_iter()
+        .map(|shard| scan(shard * PARALLEL_ROWS..rows.min((shard + 1) * PARALLEL_ROWS)))
+        .reduce(|| TopK::new(k), TopK::merge)
 }
 
 /// The fastest dot product this CPU runs: AVX2/FMA when available (checked once per search).
@@ -183,11 +203,16 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::topk::best_first;
     use super::*;
 
-    fn random_index(rows: usize, dimensions: usize, seed: u64) -> DenseVectors {
+    /// `rows` vectors of uniform noise, the same for the same seed.
+    pub(in crate::index) fn random_vectors(
+        rows: usize,
+        dimensions: usize,
+        seed: u64,
+    ) -> Vec<Vec<f32>> {
         let mut state = seed;
         let mut next = move || {
             state = state
@@ -195,31 +220,45 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
+        (0..rows)
+            .map(|_| (0..dimensions).map(|_| next()).collect())
+            .collect()
+    }
+
+    fn random_index(rows: usize, dimensions: usize, seed: u64) -> DenseVectors {
         let mut index = DenseVectors::new(dimensions);
-        for _ in 0..rows {
-            let vector: Vec<f32> = (0..dimensions).map(|_| next()).collect();
+        for vector in random_vectors(rows, dimensions, seed) {
             index.push(&vector).unwrap();
         }
         index
     }
 
-    /// The reference: score everything, sort everything.
-    fn brute_force(
-        index: &DenseVectors,
-        query: &[f32],
+    /// The reference: score every row `accept` admits, sort them all, keep `k`.
+    pub(in crate::index) fn brute_force(
+        rows: usize,
+        score: impl Fn(usize) -> f32,
         k: usize,
         accept: &dyn Fn(usize) -> bool,
     ) -> Vec<Hit> {
-        let mut hits: Vec<Hit> = (0..index.len())
+        let mut hits: Vec<Hit> = (0..rows)
             .filter(|&row| accept(row))
             .map(|row| Hit {
                 slot: row,
-                score: dot(query, index.vector(row)),
+                score: score(row),
             })
             .collect();
         hits.sort_by(best_first);
         hits.truncate(k);
         hits
+    }
+
+    fn exact(
+        index: &DenseVectors,
+        query: &[f32],
+        k: usize,
+        accept: &dyn Fn(usize) -> bool,
+    ) -> Vec<Hit> {
+        brute_force(index.len(), |row| dot(query, index.vector(row)), k, accept)
     }
 
     #[test]
@@ -255,7 +294,7 @@ mod tests {
         let query = index.vector(123).to_vec();
         for k in [1, 5, 37, 1_000, 5_000] {
             let found = index.nearest(&query, k, &|_| true);
-            assert_eq!(found, brute_force(&index, &query, k, &|_| true), "k = {k}");
+            assert_eq!(found, exact(&index, &query, k, &|_| true), "k = {k}");
         }
         assert_eq!(index.nearest(&query, 1, &|_| true)[0].slot, 123);
     }
@@ -268,7 +307,7 @@ mod tests {
         let found = index.nearest(&query, 10, &odd);
         assert_eq!(found.len(), 10, "a filter must not thin the top k");
         assert!(found.iter().all(|hit| hit.slot % 2 == 1));
-        assert_eq!(found, brute_force(&index, &query, 10, &odd));
+        assert_eq!(found, exact(&index, &query, 10, &odd));
     }
 
     #[test]
@@ -278,7 +317,7 @@ mod tests {
         let accept = |row: usize| !row.is_multiple_of(3);
         assert_eq!(
             index.nearest(&query, 25, &accept),
-            brute_force(&index, &query, 25, &accept)
+            exact(&index, &query, 25, &accept)
         );
     }
 

@@ -381,7 +381,9 @@ fn describe(
 mod tests {
     use super::*;
     use crate::corpus::{self, ChunkConfig, TokenCounter};
-    use crate::index::{Analyzer, Index, IndexChange, IndexedPassage, MemoryIndex};
+    use crate::index::{
+        Analyzer, Index, IndexChange, IndexedPassage, MemoryIndex, DEFAULT_QUANTIZE_FROM,
+    };
 
     /// One token per character: enough to make the corpus stage split a long record.
     struct Characters;
@@ -396,9 +398,10 @@ mod tests {
         Arc::clone(ANALYZER.get_or_init(|| Arc::new(Analyzer::default())))
     }
 
-    fn index_of(passages: Vec<(Passage, Vec<f32>)>) -> MemoryIndex {
+    /// An index of `passages`, quantised when they are at least `quantize_from`.
+    fn index_of(passages: Vec<(Passage, Vec<f32>)>, quantize_from: usize) -> MemoryIndex {
         let dimensions = passages.first().map_or(2, |(_, v)| v.len());
-        let index = MemoryIndex::new(dimensions, analyzer());
+        let index = MemoryIndex::new(dimensions, analyzer()).quantized_from(quantize_from);
         let add = passages
             .into_iter()
             .map(|(passage, vector)| IndexedPassage {
@@ -416,9 +419,13 @@ mod tests {
         index
     }
 
+    fn engine() -> MemoryIndex {
+        engine_quantized_from(DEFAULT_QUANTIZE_FROM)
+    }
+
     /// A long record split into pieces, and two short ones; vectors put every piece of the long
     /// record closest to the question `[1, 0]`.
-    fn engine() -> MemoryIndex {
+    fn engine_quantized_from(rows: usize) -> MemoryIndex {
         static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("wenda-search-{}-{call}", std::process::id()));
@@ -452,7 +459,7 @@ mod tests {
                 (passage, vector)
             })
             .collect();
-        index_of(passages)
+        index_of(passages, rows)
     }
 
     fn ids(ranked: &[Ranked]) -> Vec<String> {
@@ -516,12 +523,18 @@ mod tests {
         );
     }
 
+    /// Over exact and quantised vectors (whose stored vector is decoded).
     #[test]
     fn similar_excludes_the_passage_itself() {
-        let index = engine();
-        let reader = index.reader();
-        let ranked = similar(&*reader, &PassageId::new("short"), &SearchParams::default()).unwrap();
-        assert!(!ids(&ranked).contains(&"short".to_string()));
+        for quantize_from in [DEFAULT_QUANTIZE_FROM, 1] {
+            let index = engine_quantized_from(quantize_from);
+            let reader = index.reader();
+            let ranked =
+                similar(&*reader, &PassageId::new("short"), &SearchParams::default()).unwrap();
+            assert!(!ids(&ranked).contains(&"short".to_string()));
+            assert!(ids(&ranked)[0].starts_with("long"), "{quantize_from}");
+        }
+        let reader = engine().reader();
         assert_eq!(
             similar(&*reader, &PassageId::new("nope"), &SearchParams::default()).unwrap_err(),
             SearchError::UnknownPassage("nope".into())
@@ -529,9 +542,15 @@ mod tests {
     }
 
     /// Fusion must give the exact top `k` by blend, as scoring every passage would, whatever
-    /// the filter, weight and `k`.
+    /// the filter, weight and `k`; over quantised vectors too, whose cosines are re-scored ones.
     #[test]
     fn fusion_equals_an_exhaustive_blend() {
+        for quantize_from in [DEFAULT_QUANTIZE_FROM, 1] {
+            fusion_equals_an_exhaustive_blend_from(quantize_from);
+        }
+    }
+
+    fn fusion_equals_an_exhaustive_blend_from(quantize_from: usize) {
         let words = [
             "模型",
             "政策",
@@ -566,7 +585,7 @@ mod tests {
                 (passage, vector)
             })
             .collect();
-        let index = index_of(passages);
+        let index = index_of(passages, quantize_from);
         let reader = index.reader();
         for (trial, question) in ["上海的人工智能平台", "经济政策", "模型", "无关"]
             .iter()
@@ -616,7 +635,10 @@ mod tests {
                     .iter()
                     .map(|r| (r.score, r.passage.id.to_string()))
                     .collect();
-                assert_eq!(got, exhaustive, "trial {trial}, w {w}, k {top_k}");
+                assert_eq!(
+                    got, exhaustive,
+                    "trial {trial}, w {w}, k {top_k}, quantised from {quantize_from}"
+                );
             }
         }
     }

@@ -90,6 +90,10 @@ pub struct Settings {
     pub max_store_bytes: Option<u64>,
     /// Weight of the lexical score in hybrid ranking.
     pub lexical_weight: f32,
+    /// Passages from which a segment of an in-memory index holds its vectors quantised (see
+    /// [`MemoryIndex::quantized_from`]; by default
+    /// [`DEFAULT_QUANTIZE_FROM`](crate::index::DEFAULT_QUANTIZE_FROM)).
+    pub quantize_from: usize,
 }
 
 /// What the whole service holds.
@@ -130,6 +134,7 @@ pub struct Wenda {
     store: Arc<dyn Store>,
     collections: RwLock<BTreeMap<String, Arc<Collection>>>,
     lexical_weight: f32,
+    quantize_from: usize,
     /// Wakes the import job worker.
     jobs: Arc<jobs::JobSignal>,
 }
@@ -176,6 +181,7 @@ impl Wenda {
             store,
             collections: RwLock::default(),
             lexical_weight: settings.lexical_weight,
+            quantize_from: settings.quantize_from,
             jobs: Arc::default(),
         };
         // Changes other replicas make while this one loads are applied after it, again.
@@ -308,7 +314,10 @@ impl Wenda {
                 MemoryIndex::lexical_only(analyzer),
                 vectors,
             )),
-            None => Box::new(MemoryIndex::new(self.embedder.dimensions(), analyzer)),
+            None => Box::new(
+                MemoryIndex::new(self.embedder.dimensions(), analyzer)
+                    .quantized_from(self.quantize_from),
+            ),
         };
         Arc::new(Collection {
             index,

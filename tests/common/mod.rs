@@ -18,6 +18,7 @@ use wenda::embedding::{
     Backend, BatchLimits, Embedder, ModelFingerprint, ModelLocator, DEFAULT_MODEL,
 };
 use wenda::http::{self, Access, ApiKeys, AppState, Exposure, Limits, Transport};
+use wenda::index::DEFAULT_QUANTIZE_FROM;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
 use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
 use wenda::store::DATABASE_FILE;
@@ -69,6 +70,7 @@ pub fn settings(data_dir: &Path, queue_capacity: usize) -> Settings {
         max_batch: 32,
         max_store_bytes: None,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
+        quantize_from: DEFAULT_QUANTIZE_FROM,
     }
 }
 
