@@ -670,8 +670,9 @@ pub struct Info {
     pub documents: usize,
     /// Memory held by the vectors.
     pub index_bytes: usize,
-    /// The CPU kernels the encoder and the index run: `avx2-fma` or `portable`.
-    #[schema(example = "avx2-fma")]
+    /// The CPU kernel level the encoder and the index run: `avx512-vnni`, `avx-vnni`, `avx2` or
+    /// `portable`.
+    #[schema(example = "avx512-vnni")]
     pub kernels: String,
 }
 
