@@ -334,7 +334,12 @@ impl BertEncoder {
                 "token id {bad} is outside the vocabulary of {vocab}"
             )));
         }
-        Ok(self.forward_packed(batch.ids(), batch.sequences()))
+        // On a thread of rayon's pool: the products fork and join a hundred times in a
+        // question's forward pass, and from a thread outside the pool each join is a hand-off
+        // through a lock and a context switch (`rayon::scope` runs its closure on a worker).
+        Ok(rayon::scope(|_| {
+            self.forward_packed(batch.ids(), batch.sequences())
+        }))
     }
 
     /// Hidden states `[tokens, hidden]` of sequences packed back to back (`seqs` index `tokens`).
