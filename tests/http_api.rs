@@ -431,7 +431,22 @@ fn openai_compatible_embeddings() {
         422,
         "invalid_request",
     );
-    assert_error(embed(&json!({"input": [1, 2, 3]})), 422, "invalid_request");
+    // Token ids, as LangChain's OpenAIEmbeddings sends them by default, are refused with the fix.
+    for ids in [json!([1, 2, 3]), json!([[0, 5, 2], [0, 7, 2]])] {
+        let (status, answer) = embed(&json!({ "input": ids }));
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(
+            answer["error"]["code"], "token_ids_not_supported",
+            "{answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("check_embedding_ctx_length=False"),
+            "{message}"
+        );
+    }
+    assert_error(embed(&json!({"input": [1, "a"]})), 422, "invalid_request");
+    assert_error(embed(&json!({"input": [-1]})), 422, "invalid_request");
     assert_error(
         embed(&json!({"input": "a", "input_type": "document"})),
         422,

@@ -40,9 +40,11 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode as C;
     match code {
         C::BadRequest | C::BadPath | C::EmptyQuery | C::EmptyInput => StatusCode::BAD_REQUEST,
-        C::MalformedJson | C::InvalidRequest | C::InvalidName | C::NoPassages => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        C::MalformedJson
+        | C::InvalidRequest
+        | C::InvalidName
+        | C::NoPassages
+        | C::TokenIdsNotSupported => StatusCode::UNPROCESSABLE_ENTITY,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

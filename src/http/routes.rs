@@ -535,7 +535,7 @@ pub async fn job(State(state): Shared, id: Result<Path<String>, PathRejection>) 
     (status = 400, description = "`empty_input`: an input is empty.", body = ErrorBody),
     (status = 413, description = "`payload_too_large`: the body is over 4 MiB.", body = ErrorBody),
     (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
-    (status = 422, description = "`malformed_json` or `invalid_request`: more than 128 inputs, or `dimensions` other than the model's.", body = ErrorBody),
+    (status = 422, description = "`malformed_json` or `invalid_request`: more than 128 inputs, or `dimensions` other than the model's; `token_ids_not_supported`: the input is token ids, not text.", body = ErrorBody),
     (status = 503, description = "`not_ready` or `overloaded`", body = ErrorBody),
 ))]
 pub async fn embeddings(
@@ -553,7 +553,15 @@ pub async fn embeddings(
         }
     }
     let role = request.input_type.map_or(Role::Passage, Role::from);
-    let embedded = core.embed(role, request.input.into_texts()).await?;
+    let texts = request.input.into_texts().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::TokenIdsNotSupported,
+            "input is token ids; send the texts themselves: wenda tokenizes with its own model's \
+             tokenizer (LangChain's OpenAIEmbeddings tokenizes first unless given \
+             check_embedding_ctx_length=False)",
+        )
+    })?;
+    let embedded = core.embed(role, texts).await?;
     let tokens = embedded.iter().map(|e| e.tokens).sum();
     let data = embedded
         .into_iter()

@@ -965,13 +965,19 @@ impl From<InputType> for Role {
     }
 }
 
-/// One text or several.
+/// One text or several. OpenAI's API also takes token ids (one array or several), which
+/// LangChain's `OpenAIEmbeddings` sends by default; they are read only to be refused with a
+/// message naming the fix, since ids from the client's tokenizer mean nothing to this model.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum EmbeddingsInput {
     One(NonBlank),
     /// 1 to 128 texts.
     Many(Vec<NonBlank>),
+    /// Refused: 422 `token_ids_not_supported`.
+    TokenIds(Vec<u32>),
+    /// Refused: 422 `token_ids_not_supported`.
+    ManyTokenIds(Vec<Vec<u32>>),
 }
 
 /// A text with something besides whitespace in it (checked by the service).
@@ -981,10 +987,12 @@ pub enum EmbeddingsInput {
 pub struct NonBlank(pub String);
 
 impl EmbeddingsInput {
-    pub fn into_texts(self) -> Vec<String> {
+    /// The texts, or `None` when the input is token ids.
+    pub fn into_texts(self) -> Option<Vec<String>> {
         match self {
-            Self::One(text) => vec![text.0],
-            Self::Many(texts) => texts.into_iter().map(|text| text.0).collect(),
+            Self::One(text) => Some(vec![text.0]),
+            Self::Many(texts) => Some(texts.into_iter().map(|text| text.0).collect()),
+            Self::TokenIds(_) | Self::ManyTokenIds(_) => None,
         }
     }
 }

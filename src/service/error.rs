@@ -81,6 +81,7 @@ pub enum ErrorCode {
     InvalidName,
     EmptyQuery,
     EmptyInput,
+    TokenIdsNotSupported,
     PayloadTooLarge,
     BodyTimeout,
     NoRoute,
@@ -108,7 +109,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 31] = [
         Self::BadRequest,
         Self::BadPath,
         Self::MalformedJson,
@@ -118,6 +119,7 @@ impl ErrorCode {
         Self::InvalidName,
         Self::EmptyQuery,
         Self::EmptyInput,
+        Self::TokenIdsNotSupported,
         Self::PayloadTooLarge,
         Self::BodyTimeout,
         Self::NoRoute,
@@ -152,6 +154,7 @@ impl ErrorCode {
             Self::InvalidName => "invalid_name",
             Self::EmptyQuery => "empty_query",
             Self::EmptyInput => "empty_input",
+            Self::TokenIdsNotSupported => "token_ids_not_supported",
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyTimeout => "body_timeout",
             Self::NoRoute => "no_route",
