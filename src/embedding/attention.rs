@@ -74,7 +74,7 @@ pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f3
                  scores,
              }| {
                 // Scores: (len × dim) · (dim × len), keys packed as the right-hand side.
-                keys.repack(heads.dim, len, |d, t| qkv[row(t) + k_col + d]);
+                keys.repack_columns(heads.dim, len, |t| &qkv[row(t) + k_col..][..heads.dim]);
                 scores.resize(len * len, 0.0);
                 let q = &qkv[row(0) + q_col..];
                 // SAFETY: `q` holds `len` rows at stride 3·hidden; `scores` is len × len.
@@ -85,7 +85,7 @@ pub fn attention(qkv: &[f32], seqs: &[Range<usize>], heads: Heads, out: &mut [f3
                 scores
                     .chunks_exact_mut(len)
                     .for_each(|row| softmax_in_place(row, scale));
-                values.repack(len, heads.dim, |t, d| qkv[row(t) + v_col + d]);
+                values.repack_rows(len, heads.dim, |t| &qkv[row(t) + v_col..][..heads.dim]);
                 // SAFETY: the output block (this sequence's rows × this head's columns) lies inside
                 // `out` and no other task writes it.
                 unsafe {

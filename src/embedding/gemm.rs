@@ -81,12 +81,51 @@ impl PackedMatrix {
 
     /// Like [`pack`](Self::pack), reusing this matrix's storage (for per-task scratch matrices).
     pub fn repack(&mut self, k: usize, n: usize, at: impl Fn(usize, usize) -> f32) {
+        let mut panels = self.take_panels(k, n);
+        fill_panels(&mut panels, k, n, at);
+        self.store(k, n, panels);
+    }
+
+    /// Repacks this matrix as the `k × n` matrix whose row `kk` is `row(kk)` (`n` values):
+    /// attention's values, each token's slice of a head. Whole rows are copied per panel,
+    /// which a per-element [`repack`](Self::repack) over them was several times slower than.
+    pub fn repack_rows<'a>(&mut self, k: usize, n: usize, row: impl Fn(usize) -> &'a [f32]) {
+        let mut panels = self.take_panels(k, n);
+        for kk in 0..k {
+            let row = &row(kk)[..n];
+            for (p, values) in row.chunks(NR).enumerate() {
+                panels[p * k * NR + kk * NR..][..values.len()].copy_from_slice(values);
+            }
+        }
+        self.store(k, n, panels);
+    }
+
+    /// Repacks this matrix as the `k × n` matrix whose column `col` is `column(col)` (`k`
+    /// values): attention's keys, each token's slice of a head, read once each.
+    pub fn repack_columns<'a>(&mut self, k: usize, n: usize, column: impl Fn(usize) -> &'a [f32]) {
+        let mut panels = self.take_panels(k, n);
+        for col in 0..n {
+            let (panel, j) = (&mut panels[col / NR * k * NR..][..k * NR], col % NR);
+            for (kk, &value) in column(col)[..k].iter().enumerate() {
+                panel[kk * NR + j] = value;
+            }
+        }
+        self.store(k, n, panels);
+    }
+
+    /// This matrix's f32 storage, sized for `k × n` and zeroed (a panel's padding columns must
+    /// read as zeros).
+    fn take_panels(&mut self, k: usize, n: usize) -> Vec<f32> {
         let mut panels = match std::mem::take(&mut self.storage) {
             Storage::F32(panels) => panels,
             Storage::Blocks(_) => Vec::new(),
         };
+        panels.clear();
         panels.resize(n.div_ceil(NR) * k * NR, 0.0);
-        fill_panels(&mut panels, k, n, at);
+        panels
+    }
+
+    fn store(&mut self, k: usize, n: usize, panels: Vec<f32>) {
         *self = Self {
             k,
             n,
@@ -753,6 +792,31 @@ mod tests {
                 }
             }
         });
+    }
+
+    #[test]
+    fn repacking_rows_or_columns_equals_repacking_elements() {
+        let (k, n) = (7, 37);
+        let source = values(k * n, 11);
+        let at = |kk: usize, col: usize| source[kk * n + col];
+        let mut expected = PackedMatrix::default();
+        expected.repack(k, n, at);
+        let mut by_rows = PackedMatrix::pack(3, 50, |_, _| f32::NAN);
+        by_rows.repack_rows(k, n, |kk| &source[kk * n..(kk + 1) * n]);
+        let transposed: Vec<f32> = (0..n)
+            .flat_map(|col| (0..k).map(move |kk| (kk, col)))
+            .map(|(kk, col)| at(kk, col))
+            .collect();
+        let mut by_columns = PackedMatrix::pack(9, 20, |_, _| f32::NAN);
+        by_columns.repack_columns(k, n, |col| &transposed[col * k..(col + 1) * k]);
+        for packed in [&by_rows, &by_columns] {
+            let (Storage::F32(want), Storage::F32(got)) = (&expected.storage, &packed.storage)
+            else {
+                panic!("f32 storage expected")
+            };
+            assert_eq!((packed.k, packed.n), (k, n));
+            assert_eq!(got, want);
+        }
     }
 
     #[test]
