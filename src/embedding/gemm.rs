@@ -75,20 +75,15 @@ impl PackedMatrix {
     /// Packs the matrix whose element at (row `kk`, column `col`) is `at(kk, col)`.
     pub fn pack(k: usize, n: usize, at: impl Fn(usize, usize) -> f32) -> Self {
         let mut packed = Self::default();
-        packed.repack(k, n, at);
-        packed
-    }
-
-    /// Like [`pack`](Self::pack), reusing this matrix's storage (for per-task scratch matrices).
-    pub fn repack(&mut self, k: usize, n: usize, at: impl Fn(usize, usize) -> f32) {
-        let mut panels = self.take_panels(k, n);
+        let mut panels = packed.take_panels(k, n);
         fill_panels(&mut panels, k, n, at);
-        self.store(k, n, panels);
+        packed.store(k, n, panels);
+        packed
     }
 
     /// Repacks this matrix as the `k × n` matrix whose row `kk` is `row(kk)` (`n` values):
     /// attention's values, each token's slice of a head. Whole rows are copied per panel,
-    /// which a per-element [`repack`](Self::repack) over them was several times slower than.
+    /// which packing them element by element was several times slower than.
     pub fn repack_rows<'a>(&mut self, k: usize, n: usize, row: impl Fn(usize) -> &'a [f32]) {
         let mut panels = self.take_panels(k, n);
         for kk in 0..k {
@@ -310,7 +305,7 @@ fn par_tiles(lhs: Lhs, m: usize, b: &PackedMatrix, epilogue: Epilogue, out: &mut
 
 /// `c = a · b` single-threaded with explicit strides: `a` rows start `lda` apart. Used for
 /// attention, where each head of each sequence is its own small product; `b` must be f32-stored
-/// (as [`PackedMatrix::repack`] makes it).
+/// (as [`PackedMatrix::repack_rows`] and [`PackedMatrix::repack_columns`] make it).
 ///
 /// # Safety
 /// `a` must hold `m` rows of `k` values (the rows of `b`) at stride `lda`; `c` must be valid for writes of
@@ -795,12 +790,11 @@ mod tests {
     }
 
     #[test]
-    fn repacking_rows_or_columns_equals_repacking_elements() {
+    fn repacking_rows_or_columns_equals_packing_elements() {
         let (k, n) = (7, 37);
         let source = values(k * n, 11);
         let at = |kk: usize, col: usize| source[kk * n + col];
-        let mut expected = PackedMatrix::default();
-        expected.repack(k, n, at);
+        let expected = PackedMatrix::pack(k, n, at);
         let mut by_rows = PackedMatrix::pack(3, 50, |_, _| f32::NAN);
         by_rows.repack_rows(k, n, |kk| &source[kk * n..(kk + 1) * n]);
         let transposed: Vec<f32> = (0..n)
