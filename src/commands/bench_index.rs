@@ -131,10 +131,7 @@ fn timed(search: impl FnOnce() -> Vec<Hit>) -> (Duration, Vec<Hit>) {
 /// The median and 99th percentile, in milliseconds.
 fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
     times.sort();
-    let at = |share: f64| {
-        let index = ((times.len() as f64 * share) as usize).min(times.len() - 1);
-        times[index].as_secs_f64() * 1e3
-    };
+    let at = |p: f64| super::percentile(&times, p).as_secs_f64() * 1e3;
     (at(0.5), at(0.99))
 }
 

@@ -183,10 +183,7 @@ pub(super) fn print_header() {
 
 pub(super) fn print_level(level: &Level) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let percentile = |p: f64| {
-        let sorted = &level.latencies;
-        sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-    };
+    let percentile = |p: f64| super::percentile(&level.latencies, p);
     if level.latencies.is_empty() {
         println!("{:>11} no requests", level.concurrency);
         return;

@@ -573,7 +573,7 @@ impl Tally {
         );
         for (route, tally) in &mut self.routes {
             tally.latencies.sort();
-            let ms = |p: f64| percentile(&tally.latencies, p).as_secs_f64() * 1e3;
+            let ms = |p: f64| super::percentile(&tally.latencies, p).as_secs_f64() * 1e3;
             println!(
                 "{:<16} {:>9} {:>7} {:>9.1} {:>9.1} {:>9.1}",
                 route.label(),
@@ -592,12 +592,6 @@ impl Tally {
             println!("  {error}: {count}");
         }
     }
-}
-
-/// The `p` quantile (nearest rank) of sorted, non-empty `latencies`.
-fn percentile(latencies: &[Duration], p: f64) -> Duration {
-    let rank = (latencies.len() as f64 * p).ceil() as usize;
-    latencies[rank.clamp(1, latencies.len()) - 1]
 }
 
 /// A process's resident memory, from `/proc/<pid>/status` (Linux).

@@ -245,10 +245,7 @@ fn summary(latencies: &mut [Duration]) -> String {
         return "no requests".into();
     }
     latencies.sort();
-    let at = |p: f64| {
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        latencies[index].as_secs_f64() * 1e3
-    };
+    let at = |p: f64| super::percentile(latencies, p).as_secs_f64() * 1e3;
     format!(
         "n {}, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         latencies.len(),

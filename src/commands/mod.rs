@@ -17,12 +17,20 @@ pub mod serve;
 mod synthetic;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use wenda::embedding::{
     Backend, BatchLimits, Embedder, ModelFiles, ModelLocator, Role, DEFAULT_MODEL,
 };
 use wenda::search::Mode;
+
+/// The `p` quantile (nearest rank) of sorted, non-empty `latencies`: what every benchmark that
+/// prints percentiles reports.
+pub(crate) fn percentile(latencies: &[Duration], p: f64) -> Duration {
+    let rank = (latencies.len() as f64 * p).ceil() as usize;
+    latencies[rank.clamp(1, latencies.len()) - 1]
+}
 
 /// Which model to use and where to look for it.
 #[derive(clap::Args, Debug, Clone)]
