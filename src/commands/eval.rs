@@ -19,7 +19,7 @@ use wenda::squad::Dataset;
 use wenda::store::DEFAULT_EF_SEARCH;
 
 use super::core::{self, Capacity, StoreArgs};
-use super::{ModeArg, ModelArgs};
+use super::{ModeArg, ModelArgs, RoleArg};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -65,6 +65,11 @@ pub struct EvalArgs {
     /// Use only the first N questions.
     #[arg(long)]
     limit: Option<usize>,
+    /// The prompt questions are embedded with: `query` (what e5 was trained with, and what
+    /// wenda's search uses) or `passage`, which measures what a client of the OpenAI route that
+    /// cannot send `input_type` (LangChain's or LlamaIndex's embeddings) gets.
+    #[arg(long, value_enum, default_value = "query")]
+    question_role: RoleArg,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -104,10 +109,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let core = core::open(&args.model, &store, Capacity::default())?;
     let reader = core.reader(DEFAULT_COLLECTION)?;
     let embedder = core.embedder();
+    let role = Role::from(args.question_role);
     let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
     let started = Instant::now();
     let vectors: Vec<Vec<f32>> = embedder
-        .embed(Role::Query, &texts)?
+        .embed(role, &texts)?
         .into_iter()
         .map(|e| e.vector)
         .collect();
@@ -136,6 +142,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             let (qps, p50) = speed(
                 &*reader,
                 embedder,
+                role,
                 &params,
                 &texts[..args.timed.min(texts.len())],
             )?;
@@ -232,6 +239,7 @@ fn quality(
 fn speed(
     reader: &dyn IndexReader,
     embedder: &Embedder,
+    role: Role,
     params: &SearchParams,
     questions: &[&str],
 ) -> anyhow::Result<(f64, Duration)> {
@@ -239,7 +247,7 @@ fn speed(
     for text in questions {
         let started = Instant::now();
         let vector = if params.mode.needs_embedding() {
-            Some(embedder.embed_one(Role::Query, text)?.vector)
+            Some(embedder.embed_one(role, text)?.vector)
         } else {
             None
         };
