@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: fetch the default model and install headless Chromium if they are
-# missing, start a throw-away PostgreSQL (scripts/postgres.sh), then run every test in the
-# release profile (Candle's kernels are far too slow unoptimised for the model tests).
+# missing, start a throw-away PostgreSQL (scripts/postgres.sh), run every test in the release
+# profile (Candle's kernels are far too slow unoptimised for the model tests), then the Python
+# client's checks against the release binary (scripts/test-python.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # One build serves both steps: `cargo run` would build the binary again without the test-only
@@ -17,3 +18,4 @@ trap './scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
 WENDA_TEST_STANDBY_URL=$(./scripts/postgres.sh standby)
 export WENDA_TEST_STANDBY_URL
 cargo test --release "$@"
+./scripts/test-python.sh

@@ -1,0 +1,225 @@
+"""One `Call` per API operation: what to send and how to read the answer.
+
+The sync and async clients share these builders and differ only in how they send, so the two
+cannot disagree about a route, a field or an error. `OPERATIONS` names each route by the
+operation id the server's `/openapi.json` gives it; a test holds the two together.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from . import types as t
+from ._decode import decode
+from .errors import APIError
+
+T = TypeVar("T")
+
+OPERATIONS: dict[str, tuple[str, str]] = {
+    "health": ("GET", "/health"),
+    "ready": ("GET", "/ready"),
+    "info": ("GET", "/v1/info"),
+    "collectionSearch": ("POST", "/v1/collections/{collection}/search"),
+    "getCollectionPassage": ("GET", "/v1/collections/{collection}/passages/{id}"),
+    "collectionSimilarPassages": ("GET", "/v1/collections/{collection}/passages/{id}/similar"),
+    "listCollections": ("GET", "/v1/collections"),
+    "getCollection": ("GET", "/v1/collections/{collection}"),
+    "createCollection": ("PUT", "/v1/collections/{collection}"),
+    "deleteCollection": ("DELETE", "/v1/collections/{collection}"),
+    "listDocuments": ("GET", "/v1/collections/{collection}/documents"),
+    "getDocument": ("GET", "/v1/collections/{collection}/documents/{doc_id}"),
+    "putDocument": ("PUT", "/v1/collections/{collection}/documents/{doc_id}"),
+    "deleteDocument": ("DELETE", "/v1/collections/{collection}/documents/{doc_id}"),
+    "importDocuments": ("POST", "/v1/collections/{collection}/documents:import"),
+    "getJob": ("GET", "/v1/jobs/{id}"),
+    "createEmbeddings": ("POST", "/v1/embeddings"),
+}
+
+# Uploaded files are read as what their suffix says (the server's rule).
+_UPLOAD_TYPES = {".jsonl": "application/x-ndjson", ".txt": "text/plain", ".md": "text/markdown"}
+
+# A 503 is a state that passes (loading, overloaded, a database away) and means nothing was
+# done, so any request may be sent again; the server says when in `Retry-After`.
+_RETRY_STATUS = 503
+_LONGEST_WAIT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """A request ready to send, with the type its answer decodes into."""
+
+    method: str
+    path: str
+    answer: type[T]
+    params: Mapping[str, str | int | float] | None = None
+    json: Any = None
+    content: bytes | None = None
+    files: list[tuple[str, tuple[str, bytes, str]]] | None = None
+    headers: Mapping[str, str] | None = None
+
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        return http.build_request(
+            self.method,
+            self.path,
+            params=self.params,
+            json=self.json,
+            content=self.content,
+            files=self.files,
+            headers=self.headers,
+        )
+
+    def read(self, response: httpx.Response) -> T:
+        """The decoded answer, or the server's error raised as `APIError`."""
+        if response.is_success:
+            return decode(self.answer, response.json())
+        raise api_error(response)
+
+
+def api_error(response: httpx.Response) -> APIError:
+    request_id = response.headers.get("x-request-id")
+    try:
+        detail = response.json()["error"]
+        code, message = str(detail["code"]), str(detail["message"])
+    except (ValueError, KeyError, TypeError):
+        # Not wenda's error body (a proxy in between, say): keep what there is.
+        code, message = f"http_{response.status_code}", response.text[:500]
+    return APIError(response.status_code, code, message, request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often, and after how long, a 503 or a refused connection is tried again."""
+
+    max_retries: int
+    backoff: float
+
+    def delay(self, attempt: int, response: httpx.Response | None) -> float | None:
+        """Seconds to wait before trying again, or `None` to give up.
+
+        `response` is `None` when the connection was refused (nothing was sent).
+        """
+        if attempt >= self.max_retries:
+            return None
+        if response is not None and response.status_code != _RETRY_STATUS:
+            return None
+        # Exponential, with jitter so that many clients turned away together do not return
+        # together; at least what the server asks for.
+        wait: float = self.backoff * 2**attempt * random.uniform(0.5, 1.0)
+        if response is not None:
+            with contextlib.suppress(ValueError):
+                wait = max(wait, float(response.headers.get("retry-after", 0)))
+        return min(wait, _LONGEST_WAIT)
+
+
+def _path(operation: str, **segments: str) -> str:
+    escaped = {name: quote(value, safe="") for name, value in segments.items()}
+    return OPERATIONS[operation][1].format(**escaped)
+
+
+def _call(operation: str, answer: type[T], segments: Mapping[str, str], **parts: Any) -> Call[T]:
+    return Call(OPERATIONS[operation][0], _path(operation, **segments), answer, **parts)
+
+
+def _query(options: Mapping[str, Any]) -> dict[str, str | int | float]:
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def health() -> Call[t.Status]:
+    return _call("health", t.Status, {})
+
+
+def ready() -> Call[t.Status]:
+    return _call("ready", t.Status, {})
+
+
+def info() -> Call[t.Info]:
+    return _call("info", t.Info, {})
+
+
+def search(collection: str, query: str, options: t.SearchOptions) -> Call[t.SearchResponse]:
+    body = {"query": query, **options}
+    return _call("collectionSearch", t.SearchResponse, {"collection": collection}, json=body)
+
+
+def passage(collection: str, passage_id: str) -> Call[t.Passage]:
+    return _call("getCollectionPassage", t.Passage, {"collection": collection, "id": passage_id})
+
+
+def similar(collection: str, passage_id: str, options: t.SimilarOptions) -> Call[t.SimilarResponse]:
+    segments = {"collection": collection, "id": passage_id}
+    return _call("collectionSimilarPassages", t.SimilarResponse, segments, params=_query(options))
+
+
+def collections() -> Call[t.CollectionList]:
+    return _call("listCollections", t.CollectionList, {})
+
+
+def collection(name: str) -> Call[t.Collection]:
+    return _call("getCollection", t.Collection, {"collection": name})
+
+
+def create_collection(name: str) -> Call[t.Collection]:
+    return _call("createCollection", t.Collection, {"collection": name})
+
+
+def delete_collection(name: str) -> Call[t.Deleted]:
+    return _call("deleteCollection", t.Deleted, {"collection": name})
+
+
+def documents(collection: str, limit: int | None, cursor: str | None) -> Call[t.DocumentList]:
+    params = _query({"limit": limit, "cursor": cursor})
+    return _call("listDocuments", t.DocumentList, {"collection": collection}, params=params)
+
+
+def document(collection: str, doc_id: str) -> Call[t.Document]:
+    return _call("getDocument", t.Document, {"collection": collection, "doc_id": doc_id})
+
+
+def put_document(
+    collection: str, doc_id: str, text: str, fields: t.DocumentFields
+) -> Call[t.PutDocumentResponse]:
+    segments = {"collection": collection, "doc_id": doc_id}
+    body = {"text": text, **fields}
+    return _call("putDocument", t.PutDocumentResponse, segments, json=body)
+
+
+def delete_document(collection: str, doc_id: str) -> Call[t.Deleted]:
+    return _call("deleteDocument", t.Deleted, {"collection": collection, "doc_id": doc_id})
+
+
+def import_documents(collection: str, documents: Iterable[t.NewDocument]) -> Call[t.Job]:
+    # Serialised whole before sending, so that a retry sends the same bytes.
+    lines = (json.dumps(doc, ensure_ascii=False) + "\n" for doc in documents)
+    return _call(
+        "importDocuments",
+        t.Job,
+        {"collection": collection},
+        content="".join(lines).encode(),
+        headers={"content-type": "application/x-ndjson"},
+    )
+
+
+def import_files(collection: str, paths: Iterable[str | Path]) -> Call[t.Job]:
+    files = []
+    for path in map(Path, paths):
+        kind = _UPLOAD_TYPES.get(path.suffix.lower(), "application/octet-stream")
+        files.append(("file", (path.name, path.read_bytes(), kind)))
+    return _call("importDocuments", t.Job, {"collection": collection}, files=files)
+
+
+def job(job_id: str) -> Call[t.Job]:
+    return _call("getJob", t.Job, {"id": job_id})
+
+
+def embed(texts: str | list[str], input_type: t.InputType) -> Call[t.EmbeddingsResponse]:
+    body = {"input": texts, "input_type": input_type, "encoding_format": "float"}
+    return _call("createEmbeddings", t.EmbeddingsResponse, {}, json=body)

@@ -1,0 +1,84 @@
+"""`wenda.llama_index.WendaRetriever` with the real llama-index-core, and the tested settings
+for LlamaIndex's `OpenAIEmbedding` against wenda's OpenAI-compatible route."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from llama_index.core.schema import MetadataMode, TextNode
+from llama_index.embeddings.openai import OpenAIEmbedding
+
+from wenda import APIError, Client
+from wenda.llama_index import WendaRetriever
+
+from .conftest import SEED_FILE, Server
+
+QUESTION = "模速空间在哪个区？"
+
+
+def test_nodes_carry_text_score_and_citation(server: Server) -> None:
+    hits = WendaRetriever(server.url, top_k=3).retrieve(QUESTION)
+    assert len(hits) == 3
+    first = hits[0]
+    assert isinstance(first.node, TextNode)
+    assert first.node.node_id == f"{SEED_FILE}~3.2"
+    assert "徐汇区" in first.node.text
+    metadata = first.node.metadata
+    assert first.score == metadata["score"]
+    assert metadata["title"] == "习近平在上海考察时强调 加快建成具有全球影响力的科技创新高地"
+    assert (metadata["date"], metadata["source"]) == ("2025-04-29", "新华网")
+    assert metadata["citation"]["path"] == SEED_FILE
+    assert metadata["citation"]["line_start"] > 0
+    # What a prompt is built from: the title and date with the text, not ids and offsets.
+    prompt = first.node.get_content(metadata_mode=MetadataMode.LLM)
+    assert "2025-04-29" in prompt
+    assert "徐汇区" in prompt
+    assert "line_start" not in prompt
+    assert "byte_end" not in prompt
+
+
+def test_matches_the_client(server: Server, client: Client) -> None:
+    expected = client.search(QUESTION, top_k=4, mode="lexical").results
+    hits = WendaRetriever(server.url, top_k=4, mode="lexical").retrieve(QUESTION)
+    assert [h.node.node_id for h in hits] == [r.id for r in expected]
+
+
+@pytest.mark.anyio
+async def test_async_equals_sync(server: Server) -> None:
+    retriever = WendaRetriever(server.url, top_k=5)
+    for question in (QUESTION, "Which professor gave the lecture on artificial intelligence?"):
+        synced = retriever.retrieve(question)
+        awaited = await retriever.aretrieve(question)
+        assert [h.node.node_id for h in awaited] == [h.node.node_id for h in synced]
+        for a, b in zip(awaited, synced, strict=True):
+            assert a.score is not None
+            assert b.score is not None
+            assert math.isclose(a.score, b.score, abs_tol=1e-5)
+
+
+def test_filter_and_collection_are_honoured(server: Server, notes: str) -> None:
+    retriever = WendaRetriever(
+        server.url, collection=notes, filter={"metadata": {"year": {"lt": 2025}}}, top_k=5
+    )
+    hits = retriever.retrieve("Where is the large-model incubator?")
+    assert {h.node.metadata["document"] for h in hits} == {"bread", "garden"}
+
+
+def test_errors_keep_their_codes(server: Server) -> None:
+    with pytest.raises(APIError) as raised:
+        WendaRetriever(server.url, collection="nope").retrieve(QUESTION)
+    assert raised.value.code == "unknown_collection"
+
+
+def test_openai_embedding_settings(server: Server, client: Client) -> None:
+    # `model_name=`, not `model=`: the latter only takes OpenAI's own model names.
+    embedding = OpenAIEmbedding(
+        model_name="intfloat/multilingual-e5-small",
+        api_base=f"{server.url}/v1",
+        api_key="unused",
+    )
+    text = "模速空间位于徐汇区。"
+    expected = client.embed(text).vectors[0]
+    assert embedding.get_text_embedding(text) == pytest.approx(expected, abs=1e-6)
+    assert embedding.get_query_embedding(text) == pytest.approx(expected, abs=1e-6)

@@ -1,0 +1,63 @@
+"""Every Python block of the project README's "Use from LangChain / LlamaIndex" section, run
+against a real server: the examples people copy must work as printed."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT, SEED_FILE, Server
+
+SECTION = "## Use from LangChain / LlamaIndex"
+
+
+def blocks(language: str) -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index(SECTION)
+    section = readme[start : readme.index("\n## ", start + len(SECTION))]
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)
+
+
+def run(code: str, server: Server) -> str:
+    code = code.replace("http://127.0.0.1:8080", server.url)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_section_has_its_examples() -> None:
+    assert len(blocks("python")) == 3
+
+
+@pytest.mark.parametrize("number", [0, 1])
+def test_retriever_examples_print_cited_passages(server: Server, number: int) -> None:
+    printed = run(blocks("python")[number], server)
+    assert f"{SEED_FILE}:" in printed
+    assert "徐汇区" in printed.split("\n")[1], "the answer comes first, with its citation"
+
+
+def test_printed_output_is_what_the_example_prints(server: Server) -> None:
+    printed = run(blocks("python")[1], server).splitlines()
+    shown = [line for line in blocks("text")[0].splitlines() if line != "…"]
+
+    def without_score(line: str) -> str:
+        return re.sub(r"^\[\d\.\d{3}\] ", "", line)
+
+    assert [without_score(line) for line in printed[: len(shown)]] == [
+        without_score(line) for line in shown
+    ]
+
+
+def test_embedding_settings_example(server: Server) -> None:
+    assert run(blocks("python")[2], server).split() == ["384", "384"]
