@@ -288,6 +288,33 @@ async def test_503_is_retried_by_the_async_client() -> None:
     assert len(seen) == 3
 
 
+def failing(error: httpx.HTTPError, times: int) -> tuple[list[httpx.Request], httpx.MockTransport]:
+    """A transport failing `times` times with `error`, then answering as `/health` does."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) <= times:
+            raise error
+        return httpx.Response(200, json={"status": "ok"})
+
+    return seen, httpx.MockTransport(answer)
+
+
+def test_refused_connections_are_retried_but_timeouts_are_not() -> None:
+    seen, transport = failing(httpx.ConnectError("refused"), 2)
+    with Client("http://wenda.test", backoff=0.001, transport=transport) as client:
+        assert client.health().status == "ok"
+    assert len(seen) == 3
+    # A timed-out request may have been acted on: it is reported, not sent again.
+    seen, transport = failing(httpx.ReadTimeout("slow"), 1)
+    client = Client("http://wenda.test", backoff=0.001, transport=transport)
+    with client, pytest.raises(TransportError) as raised:
+        client.health()
+    assert len(seen) == 1
+    assert isinstance(raised.value.__cause__, httpx.ReadTimeout)
+
+
 def test_no_server_is_a_transport_error() -> None:
     with Client("http://127.0.0.1:9", max_retries=1, backoff=0.001, timeout=5) as client:
         with pytest.raises(TransportError):
