@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from llama_index.core.llms import MockLLM
+from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, TextNode
 from llama_index.embeddings.openai import OpenAIEmbedding
 
@@ -63,6 +65,19 @@ def test_filter_and_collection_are_honoured(server: Server, notes: str) -> None:
     )
     hits = retriever.retrieve("Where is the large-model incubator?")
     assert {h.node.metadata["document"] for h in hits} == {"bread", "garden"}
+
+
+def test_query_engine_answers_from_the_passages(server: Server) -> None:
+    # A mock LLM stands in for a real one: what matters is which passages the engine used.
+    engine = RetrieverQueryEngine.from_args(
+        WendaRetriever(server.url, top_k=2), llm=MockLLM(max_tokens=4)
+    )
+    response = engine.query(QUESTION)
+    assert [s.node.node_id for s in response.source_nodes] == [
+        f"{SEED_FILE}~3.2",
+        f"{SEED_FILE}~3.3",
+    ]
+    assert response.source_nodes[0].node.metadata["citation"]["line_start"] > 0
 
 
 def test_errors_keep_their_codes(server: Server) -> None:

@@ -11,7 +11,7 @@ for hit in retriever.retrieve("模速空间在哪个区？"):
 Each `NodeWithScore` is one passage: a `TextNode` whose `id_` is the passage id and whose
 `metadata` carries `score`, `scores`, `id`, `title`, `date`, `source`, `url`, `document`,
 `citation`, `position` and `document_metadata`; the technical keys are excluded from what an LLM
-or an embedding model is shown, so prompts get the title, date and source with each passage.
+or an embedding model is shown, so prompts get the title, date, source and url with each passage.
 Use it wherever LlamaIndex takes a retriever (`RetrieverQueryEngine`, chat engines, ...).
 """
 
