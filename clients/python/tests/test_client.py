@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -313,6 +315,21 @@ def test_refused_connections_are_retried_but_timeouts_are_not() -> None:
         client.health()
     assert len(seen) == 1
     assert isinstance(raised.value.__cause__, httpx.ReadTimeout)
+
+
+@pytest.mark.parametrize(
+    ("module", "framework", "extra"),
+    [
+        ("wenda.langchain", "langchain_core", "langchain"),
+        ("wenda.llama_index", "llama_index", "llama-index"),
+    ],
+)
+def test_a_missing_framework_names_the_extra(module: str, framework: str, extra: str) -> None:
+    # As if the framework were not installed.
+    code = f"import sys; sys.modules[{framework!r}] = None; import {module}"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode != 0
+    assert f"pip install 'wenda-client[{extra}]'" in done.stderr
 
 
 def test_no_server_is_a_transport_error() -> None:

@@ -18,13 +18,18 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForRetrieverRun,
-    CallbackManagerForRetrieverRun,
-)
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+try:
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForRetrieverRun,
+        CallbackManagerForRetrieverRun,
+    )
+    from langchain_core.documents import Document
+    from langchain_core.retrievers import BaseRetriever
+    from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+except ModuleNotFoundError as missing:
+    raise ImportError(
+        f"wenda.langchain needs langchain-core ({missing}): pip install 'wenda-client[langchain]'"
+    ) from missing
 
 from . import types as t
 from ._client import DEFAULT_COLLECTION, Clients

@@ -17,9 +17,15 @@ Use it wherever LlamaIndex takes a retriever (`RetrieverQueryEngine`, chat engin
 
 from __future__ import annotations
 
-from llama_index.core.base.base_retriever import BaseRetriever
-from llama_index.core.callbacks import CallbackManager
-from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+try:
+    from llama_index.core.base.base_retriever import BaseRetriever
+    from llama_index.core.callbacks import CallbackManager
+    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+except ModuleNotFoundError as missing:
+    raise ImportError(
+        f"wenda.llama_index needs llama-index-core ({missing}): "
+        "pip install 'wenda-client[llama-index]'"
+    ) from missing
 
 from . import types as t
 from ._client import DEFAULT_COLLECTION, Clients
