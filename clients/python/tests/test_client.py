@@ -12,7 +12,7 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from wenda import APIError, AsyncClient, Client, TransportError
+from wenda import APIError, AsyncClient, Client, TransportError, WendaError
 from wenda.types import NewDocument
 
 from .conftest import NOTES, READ_KEY, ROOT, SEED_FILE, WRITE_KEY, Server
@@ -94,6 +94,7 @@ async def test_async_answers_as_sync_does(server: Server, client: Client) -> Non
             r.id for r in client.similar(KNOWN[0][1], top_k=3).results
         ]
         assert await async_client.ready()
+        await async_client.wait_until_ready(timeout=1)
         assert (await async_client.info()) == client.info()
 
 
@@ -336,4 +337,5 @@ def test_no_server_is_a_transport_error() -> None:
     with Client("http://127.0.0.1:9", max_retries=1, backoff=0.001, timeout=5) as client:
         with pytest.raises(TransportError):
             client.info()
-        assert not client._ready_or_down()
+        with pytest.raises(WendaError, match="not ready"):
+            client.wait_until_ready(timeout=0.1, interval=0.01)

@@ -66,10 +66,11 @@ class _Base:
             ) from error
         return delay
 
-    def _wait_before_reading(self, response: httpx.Response, attempt: int, retry: bool) -> float:
-        """Seconds to wait before sending again after `response`, or -1 to read it."""
-        delay = self._retry.delay(attempt, response) if retry else None
-        return -1.0 if delay is None else delay
+    def _wait_before_resending(
+        self, response: httpx.Response, attempt: int, retry: bool
+    ) -> float | None:
+        """Seconds to wait before sending again after `response`, or `None` to read it."""
+        return self._retry.delay(attempt, response) if retry else None
 
 
 class Client(_Base):
@@ -107,12 +108,14 @@ class Client(_Base):
 
     def _send(self, call: Call[T], *, retry: bool = True) -> T:
         for attempt in itertools.count():
+            delay: float | None
             try:
                 response = self._http.send(call.request(self._http))
             except httpx.HTTPError as error:
                 delay = self._wait_after(error, attempt, retry)
             else:
-                if (delay := self._wait_before_reading(response, attempt, retry)) < 0:
+                delay = self._wait_before_resending(response, attempt, retry)
+                if delay is None:
                     return call.read(response)
             time.sleep(delay)
         raise AssertionError("unreachable")
@@ -275,12 +278,14 @@ class AsyncClient(_Base):
 
     async def _send(self, call: Call[T], *, retry: bool = True) -> T:
         for attempt in itertools.count():
+            delay: float | None
             try:
                 response = await self._http.send(call.request(self._http))
             except httpx.HTTPError as error:
                 delay = self._wait_after(error, attempt, retry)
             else:
-                if (delay := self._wait_before_reading(response, attempt, retry)) < 0:
+                delay = self._wait_before_resending(response, attempt, retry)
+                if delay is None:
                     return call.read(response)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
@@ -296,6 +301,23 @@ class AsyncClient(_Base):
                 return False
             raise
         return True
+
+    async def wait_until_ready(
+        self,
+        timeout: float = 120.0,  # noqa: ASYNC109 (the same arguments as the sync client's)
+        interval: float = 0.25,
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not await self._ready_or_down():
+            if time.monotonic() > deadline:
+                raise WendaError(f"{self.url} was not ready within {timeout} s")
+            await asyncio.sleep(interval)
+
+    async def _ready_or_down(self) -> bool:
+        try:
+            return await self.ready()
+        except TransportError:
+            return False
 
     async def info(self) -> t.Info:
         return await self._send(calls.info())
