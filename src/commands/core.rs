@@ -46,7 +46,7 @@ pub struct StoreArgs {
     pub max_store_bytes: Option<u64>,
     /// Without --store: passages from which a segment of a collection's index holds its vectors
     /// as int8 codes (580 bytes a passage instead of 1,536; searched by an integer scan whose
-    /// candidates are re-scored, recall@10 about 0.997); smaller segments are searched exactly.
+    /// candidates are re-scored, recall@10 about 0.998); smaller segments are searched exactly.
     #[arg(long, env = "WENDA_QUANTIZE_FROM", default_value_t = DEFAULT_QUANTIZE_FROM)]
     pub quantize_from: usize,
     /// With --store: HNSW candidates a search keeps when the request gives no `ef_search`
