@@ -333,6 +333,25 @@ def test_a_missing_framework_names_the_extra(module: str, framework: str, extra:
     assert f"pip install 'wenda-client[{extra}]'" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "raised", "text"),
+    [
+        (502, b"<html>Bad Gateway</html>", APIError, "502 http_502: <html>Bad Gateway</html>"),
+        (200, b"<html>a captive portal</html>", WendaError, "unexpected answer to GET /health"),
+        (200, b'{"state": "ok"}', WendaError, "unexpected answer to GET /health"),
+        (200, b"[]", WendaError, "expected a JSON object for Status"),
+    ],
+)
+def test_answers_that_are_not_wendas_raise_clearly(
+    status: int, body: bytes, raised: type[Exception], text: str
+) -> None:
+    # A proxy or another program answering in wenda's place.
+    transport = httpx.MockTransport(lambda _: httpx.Response(status, content=body))
+    client = Client("http://wenda.test", transport=transport)
+    with client, pytest.raises(raised, match=re.escape(text)):
+        client.health()
+
+
 def test_no_server_is_a_transport_error() -> None:
     with Client("http://127.0.0.1:9", max_retries=1, backoff=0.001, timeout=5) as client:
         with pytest.raises(TransportError):

@@ -20,7 +20,7 @@ import httpx
 
 from . import types as t
 from ._decode import decode
-from .errors import APIError
+from .errors import APIError, WendaError
 
 T = TypeVar("T")
 
@@ -79,9 +79,13 @@ class Call(Generic[T]):
 
     def read(self, response: httpx.Response) -> T:
         """The decoded answer, or the server's error raised as `APIError`."""
-        if response.is_success:
+        if not response.is_success:
+            raise api_error(response)
+        try:
             return decode(self.answer, response.json())
-        raise api_error(response)
+        except (ValueError, TypeError) as error:
+            # Not JSON, or not the shape the API documents (something else answered).
+            raise WendaError(f"unexpected answer to {self.method} {self.path}: {error}") from error
 
 
 def api_error(response: httpx.Response) -> APIError:
