@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use common::{assert_error, call, call_with, send_json, start, Options, Server};
 use serde_json::{json, Value};
 use wenda::http::{ApiKeys, Limits};
+use wenda::store::DATABASE_FILE;
 
 fn server() -> Server {
     start(Options::default())
@@ -692,6 +693,38 @@ fn a_full_store_refuses_writes_with_503_and_keeps_serving_reads() {
 }
 
 #[test]
+fn a_statement_the_store_refuses_is_a_500_never_a_retry() {
+    let server = start(Options::default());
+    let url = server.url.as_str();
+    // What a bug in a query looks like to the server: a column its statements name is gone.
+    let database = server.data_dir.as_ref().unwrap().join(DATABASE_FILE);
+    rusqlite::Connection::open(database)
+        .unwrap()
+        .execute_batch("ALTER TABLE documents RENAME COLUMN title TO heading")
+        .unwrap();
+    let answer = put(
+        url,
+        "/v1/collections/default/documents/new",
+        &json!({"text": "一篇新的文档。"}),
+    );
+    let message = answer.1["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert_error(answer, 500, "internal");
+    assert!(message.contains("src/store/"), "names where: {message}");
+    assert!(!message.contains("retry"), "{message}");
+    assert_error(
+        call(url, "GET", "/v1/collections/default/documents", None),
+        500,
+        "internal",
+    );
+    // Searches read the index, not the broken table, and go on.
+    let (status, found) = send_json(url, "POST", "/v1/search", &json!({"query": "人工智能"}));
+    assert_eq!(status, 200, "{found}");
+}
+
+#[test]
 fn api_keys_guard_reads_and_writes() {
     let server = start(Options {
         keys: ApiKeys::new(&["admin-secret".into()], &["read-secret".into()]),
@@ -1064,6 +1097,7 @@ fn another_model_embeds_the_stored_passages_again_and_a_switch_back_reuses_them(
     use std::sync::Arc;
     use wenda::embedding::ModelFingerprint;
     use wenda::service::{ModelSummary, Wenda};
+    use wenda::store::SqliteStore;
 
     let dir = common::seeded_data_dir("model-switch");
     let model = common::model();
@@ -1074,11 +1108,12 @@ fn another_model_embeds_the_stored_passages_again_and_a_switch_back_reuses_them(
             pooling: "mean".into(),
             max_tokens: 512,
         };
+        let store = SqliteStore::open(&dir, fingerprint, model.embedder.dimensions()).unwrap();
         let (core, report) = Wenda::open(
             Arc::clone(&model.embedder),
-            fingerprint,
             summary,
-            &common::settings(&dir, 8),
+            Arc::new(store),
+            &common::settings(8),
             &mut |_, _| {},
         )
         .unwrap();

@@ -14,7 +14,7 @@ use wenda::corpus::PassageId;
 use wenda::embedding::{ModelFingerprint, TextKey};
 use wenda::index::{Analyzer, DEFAULT_QUANTIZE_FROM};
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
+use wenda::service::{ModelSummary, Settings, Wenda};
 use wenda::squad::Dataset;
 use wenda::store::{
     DocumentRecord, DocumentStore, DocumentWrite, SqliteStore, StoredPassage, WriteBatch,
@@ -60,10 +60,8 @@ pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
         args.data_dir.display()
     );
     let settings = Settings {
-        store: StoreLocation::Directory(args.data_dir.clone()),
         queue_capacity: 64,
         max_batch: 32,
-        max_store_bytes: None,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         quantize_from: DEFAULT_QUANTIZE_FROM,
     };
@@ -75,10 +73,11 @@ pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
     };
     for run in 1..=args.runs {
         let started = Instant::now();
+        let store = Arc::new(SqliteStore::open(&args.data_dir, fingerprint, dimensions)?);
         let (core, report) = Wenda::open(
             Arc::clone(&embedder),
-            fingerprint,
             summary.clone(),
+            store,
             &settings,
             &mut |_, _| {},
         )?;

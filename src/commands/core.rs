@@ -12,8 +12,11 @@ use wenda::corpus::{ReadOptions, DEFAULT_MAX_FILE_BYTES};
 use wenda::embedding::ModelFingerprint;
 use wenda::index::DEFAULT_QUANTIZE_FROM;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
-use wenda::store::{VectorSearchSettings, DEFAULT_EF_SEARCH, MAX_EF_SEARCH};
+use wenda::service::{ModelSummary, Settings, Wenda};
+use wenda::store::{
+    PostgresStore, SqliteStore, Store, StoreError, VectorSearchSettings, DEFAULT_EF_SEARCH,
+    MAX_EF_SEARCH,
+};
 
 use super::ModelArgs;
 
@@ -73,17 +76,29 @@ fn parse_ef_search(text: &str) -> Result<usize, String> {
 }
 
 impl StoreArgs {
-    pub fn location(&self) -> StoreLocation {
-        match &self.database_url {
-            Some(url) => StoreLocation::Postgres {
-                url: url.clone(),
-                search: VectorSearchSettings {
+    /// Opens the store the flags name, for vectors of `model` with `dimensions` each: the
+    /// PostgreSQL database given by --store, else the SQLite store in --data-dir.
+    pub fn open_store(
+        &self,
+        model: ModelFingerprint,
+        dimensions: usize,
+    ) -> Result<Arc<dyn Store>, StoreError> {
+        Ok(match &self.database_url {
+            Some(url) => {
+                let search = VectorSearchSettings {
                     ef_search: self.ef_search,
                     read_url: self.read_database_url.clone(),
-                },
-            },
-            None => StoreLocation::Directory(self.data_dir.clone()),
-        }
+                };
+                Arc::new(PostgresStore::open(url, model, dimensions, &search)?)
+            }
+            None => {
+                let store = SqliteStore::open(&self.data_dir, model, dimensions)?;
+                if let Some(bytes) = self.max_store_bytes {
+                    store.set_size_limit(bytes)?;
+                }
+                Arc::new(store)
+            }
+        })
     }
 
     /// The store, for messages: the directory, or the database URL without its password.
@@ -140,23 +155,24 @@ pub fn open(
         pooling: format!("{:?}", config.pooling).to_lowercase(),
         max_tokens: config.max_tokens,
     };
+    let store = store_args
+        .open_store(fingerprint, embedder.dimensions())
+        .with_context(|| format!("opening the store {}", store_args.describe()))?;
     let settings = Settings {
-        store: store_args.location(),
         queue_capacity: capacity.max_in_flight,
         max_batch: capacity.max_batch,
-        max_store_bytes: store_args.max_store_bytes,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         quantize_from: store_args.quantize_from,
     };
     let mut progress = Progress::new("embedding stored passages");
     let (core, opened) = Wenda::open(
         Arc::new(embedder),
-        fingerprint,
         model,
+        store,
         &settings,
         &mut |done, total| progress.update(done, total),
     )
-    .with_context(|| format!("opening the store {}", store_args.describe()))?;
+    .with_context(|| format!("loading the collections of {}", store_args.describe()))?;
     progress.finish();
     tracing::info!(
         store = store_args.describe(),

@@ -57,7 +57,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::Unauthorized => StatusCode::UNAUTHORIZED,
         C::Forbidden | C::HostNotAllowed | C::OriginNotAllowed => StatusCode::FORBIDDEN,
-        C::PassageIdConflict => StatusCode::CONFLICT,
+        C::PassageIdConflict | C::Conflict => StatusCode::CONFLICT,
         C::NotReady | C::Overloaded | C::TooManyConnections | C::StorageUnavailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }

@@ -34,6 +34,9 @@ pub enum ServiceError {
     NoPassages(String),
     #[error("passage id {passage:?} already belongs to document {owner:?}; give this document another id")]
     PassageConflict { passage: String, owner: String },
+    /// A write collided with a concurrent one; nothing was written.
+    #[error("{0}; nothing was written: read the current state and send the write again")]
+    Conflict(String),
     #[error("too many requests are in progress; retry shortly")]
     Overloaded,
     #[error("storage unavailable: {0}; retry later (a write that failed wrote nothing)")]
@@ -59,6 +62,7 @@ impl ServiceError {
             Self::UnknownJob(_) => ErrorCode::UnknownJob,
             Self::NoPassages(_) => ErrorCode::NoPassages,
             Self::PassageConflict { .. } => ErrorCode::PassageIdConflict,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::Overloaded => ErrorCode::Overloaded,
             Self::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
             Self::EmbeddingFailed(_) => ErrorCode::EmbeddingFailed,
@@ -98,6 +102,7 @@ pub enum ErrorCode {
     UnknownJob,
     NoPassages,
     PassageIdConflict,
+    Conflict,
     // The server's state.
     NotReady,
     Overloaded,
@@ -109,7 +114,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 31] = [
+    pub const ALL: [Self; 32] = [
         Self::BadRequest,
         Self::BadPath,
         Self::MalformedJson,
@@ -134,6 +139,7 @@ impl ErrorCode {
         Self::UnknownJob,
         Self::NoPassages,
         Self::PassageIdConflict,
+        Self::Conflict,
         Self::NotReady,
         Self::Overloaded,
         Self::TooManyConnections,
@@ -169,6 +175,7 @@ impl ErrorCode {
             Self::UnknownJob => "unknown_job",
             Self::NoPassages => "no_passages",
             Self::PassageIdConflict => "passage_id_conflict",
+            Self::Conflict => "conflict",
             Self::NotReady => "not_ready",
             Self::Overloaded => "overloaded",
             Self::TooManyConnections => "too_many_connections",
@@ -214,6 +221,16 @@ impl From<StoreError> for ServiceError {
                 owner: document,
             },
             StoreError::Unavailable(problem) => Self::StorageUnavailable(problem),
+            StoreError::Conflict(problem) => Self::Conflict(problem),
+            StoreError::Internal { statement, message } => {
+                // The statement and the database's words are for the operator, not the client.
+                tracing::error!(%statement, message, "the database refused a statement");
+                Self::Internal(format!(
+                    "the database refused a statement at {}:{} (the server log has the details)",
+                    statement.file(),
+                    statement.line()
+                ))
+            }
             other => Self::Internal(other.to_string()),
         }
     }

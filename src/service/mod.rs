@@ -20,7 +20,6 @@ mod search;
 mod sync;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 
 pub use collections::CollectionSummary;
@@ -42,10 +41,7 @@ use crate::embedding::{EmbedQueue, Embedder, Embedding, ModelFingerprint, Role, 
 use crate::index::{
     Analyzer, Index, IndexChange, IndexReader, IndexedPassage, MemoryIndex, RemoteIndex,
 };
-use crate::store::{
-    PostgresStore, SqliteStore, Store, StoredPassage, StoredVector, VectorSearchSettings,
-    WriteBatch,
-};
+use crate::store::{Store, StoredPassage, StoredVector, WriteBatch};
 
 /// Most texts one embeddings request may carry.
 pub const MAX_EMBEDDING_INPUTS: usize = 128;
@@ -62,32 +58,15 @@ pub struct ModelSummary {
     pub max_tokens: usize,
 }
 
-/// Where the store is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    /// A SQLite database in this directory: one process serves it.
-    Directory(PathBuf),
-    /// A PostgreSQL database (with pgvector), by URL, and how vectors are searched there.
-    Postgres {
-        url: String,
-        search: VectorSearchSettings,
-    },
-}
-
 /// How a [`Wenda`] is set up.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where the store lives.
-    pub store: StoreLocation,
     /// Requests that may wait in each lane of the embedding queue; more are refused with
     /// [`ServiceError::Overloaded`]. (How many requests are handled at once is the transport's
     /// business: it refuses them before reading their bodies.)
     pub queue_capacity: usize,
     /// Most questions embedded together in one forward pass.
     pub max_batch: usize,
-    /// A cap on a SQLite store's size in bytes (writes beyond it fail with
-    /// [`ServiceError::StorageUnavailable`]).
-    pub max_store_bytes: Option<u64>,
     /// Weight of the lexical score in hybrid ranking.
     pub lexical_weight: f32,
     /// Passages from which a segment of an in-memory index holds its vectors quantised (see
@@ -143,32 +122,18 @@ pub struct Wenda {
 const ANALYZER_REVISION: &str = "analyzer_revision";
 
 impl Wenda {
-    /// Opens the store at `settings.store` and builds every collection's index from it,
-    /// embedding only passages whose vectors the store lacks for this model (`progress(done,
-    /// total)` follows that), then resumes unfinished import jobs. Blocking: call it off the
-    /// async runtime.
+    /// Builds every collection's index from `store`, embedding only passages whose vectors
+    /// the store lacks for its model (`progress(done, total)` follows that), then resumes
+    /// unfinished import jobs. The store is built by the caller (the command that knows the
+    /// flags), so the core holds any backend the same way. Blocking: call it off the async
+    /// runtime.
     pub fn open(
         embedder: Arc<Embedder>,
-        fingerprint: ModelFingerprint,
         model: ModelSummary,
+        store: Arc<dyn Store>,
         settings: &Settings,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(Arc<Self>, OpenReport), OpenError> {
-        let store: Arc<dyn Store> = match &settings.store {
-            StoreLocation::Directory(directory) => {
-                let store = SqliteStore::open(directory, fingerprint, embedder.dimensions())?;
-                if let Some(bytes) = settings.max_store_bytes {
-                    store.set_size_limit(bytes)?;
-                }
-                Arc::new(store)
-            }
-            StoreLocation::Postgres { url, search } => Arc::new(PostgresStore::open(
-                url,
-                fingerprint,
-                embedder.dimensions(),
-                search,
-            )?),
-        };
         let wenda = Self {
             queue: EmbedQueue::start(
                 Arc::clone(&embedder),

@@ -1,3 +1,7 @@
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
 use super::*;
 use crate::corpus::PassageId;
 use crate::index::{Bounds, Filter, IndexReader};
@@ -24,6 +28,8 @@ trait Backend {
     fn open(&self, name: &str) -> Box<dyn Store>;
     /// Vectors stored, of every model.
     fn vector_count(&self, name: &str) -> i64;
+    /// Runs `sql` on the storage named `name` behind the store's back.
+    fn execute(&self, name: &str, sql: &str);
 }
 
 struct Sqlite;
@@ -42,6 +48,11 @@ impl Backend for Sqlite {
         connection
             .query_row("SELECT COUNT(*) FROM vectors", [], |row| row.get(0))
             .unwrap()
+    }
+
+    fn execute(&self, name: &str, sql: &str) {
+        let connection = Connection::open(sqlite_path(name).join(DATABASE_FILE)).unwrap();
+        connection.execute_batch(sql).unwrap();
     }
 }
 
@@ -123,6 +134,13 @@ impl Backend for Postgres {
         let query = format!("SELECT COUNT(*) FROM {}.vectors", Self::schema(name));
         self.client().query_one(&query, &[]).unwrap().get(0)
     }
+
+    fn execute(&self, name: &str, sql: &str) {
+        let schema = Self::schema(name);
+        self.client()
+            .batch_execute(&format!("SET search_path TO {schema}, public; {sql}"))
+            .unwrap();
+    }
 }
 
 /// Runs each contract test against SQLite and against PostgreSQL.
@@ -152,6 +170,7 @@ contract!(
     unknown_collections_and_deletion,
     paging_through_documents,
     jobs_keep_their_lines_and_progress,
+    errors_say_whether_to_retry,
 );
 
 fn record(id: &str, text: &str) -> DocumentRecord {
@@ -451,6 +470,58 @@ fn jobs_keep_their_lines_and_progress(backend: &dyn Backend) {
     assert!(store.job("nothing").unwrap().is_none());
 }
 
+/// A statement the database refuses is a bug ([`StoreError::Internal`], never "retry later"),
+/// located where wenda runs it; a constraint another writer met first is a conflict.
+fn errors_say_whether_to_retry(backend: &dyn Backend) {
+    backend.fresh("errors");
+    let store = backend.open("errors");
+    store.create_collection("c").unwrap();
+    put(&*store, "a", &["一"]).unwrap();
+    // Another writer's constraint: documents may not share a title (both are titled 标题).
+    backend.execute(
+        "errors",
+        "CREATE UNIQUE INDEX documents_one_title ON documents (title)",
+    );
+    let error = put(&*store, "b", &["二"]).unwrap_err();
+    assert!(matches!(error, StoreError::Conflict(_)), "{error}");
+    // A schema wenda's statements no longer fit: what a bug in a query looks like.
+    backend.execute(
+        "errors",
+        "ALTER TABLE documents RENAME COLUMN title TO heading",
+    );
+    let error = store.documents("c", None, 10).unwrap_err();
+    match &error {
+        StoreError::Internal { statement, message } => {
+            assert!(statement.file().contains("store"), "{statement}");
+            assert!(message.contains("title"), "{message}");
+        }
+        other => panic!("a refused statement is internal, not {other:?}"),
+    }
+    let error = put(&*store, "c", &["三"]).unwrap_err();
+    assert!(matches!(error, StoreError::Internal { .. }), "{error}");
+    // What was there is intact.
+    backend.execute(
+        "errors",
+        "ALTER TABLE documents RENAME COLUMN heading TO title",
+    );
+    assert!(store.document("c", "a").unwrap().is_some());
+    assert!(store.document("c", "b").unwrap().is_none());
+}
+
+#[test]
+fn an_unreachable_postgres_is_unavailable() {
+    // Nothing listens on port 1.
+    let error = PostgresStore::open(
+        "postgres://wenda@127.0.0.1:1/wenda",
+        model(),
+        2,
+        &VectorSearchSettings::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+}
+
 #[test]
 fn a_full_store_refuses_writes_and_keeps_what_it_had() {
     let store = open(&directory("full"));
@@ -473,8 +544,8 @@ fn one_process_at_a_time_and_newer_schemas_are_refused() {
         SqliteStore::open(&path, model(), 2),
         Err(StoreError::InUse(_))
     ));
-    store
-        .writer()
+    Connection::open(path.join(DATABASE_FILE))
+        .unwrap()
         .pragma_update(None, "user_version", 99)
         .unwrap();
     drop(store);
@@ -788,7 +859,7 @@ fn postgres_vector_search_with_filters_matches_memory() {
                 .map(|(p, _)| p.passage.id.to_string())
                 .collect()
         };
-        let (sql, params, exact_sql) = super::pg_vectors::filter_sql(&filter);
+        let (sql, params, exact_sql) = super::postgres::filter_sql(&filter);
         let params: Vec<&(dyn ::postgres::types::ToSql + Sync)> =
             params.iter().map(|p| p.as_ref()).collect();
         let selected: std::collections::BTreeSet<String> = client

@@ -20,13 +20,16 @@ use wenda::embedding::{
 use wenda::http::{self, Access, ApiKeys, AppState, Exposure, Limits, Transport};
 use wenda::index::DEFAULT_QUANTIZE_FROM;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Settings, StoreLocation, Wenda};
+use wenda::service::{ModelSummary, Settings, Wenda};
 use wenda::store::DATABASE_FILE;
+use wenda::store::{SqliteStore, Store};
 
 /// A server running on a background runtime.
 pub struct Server {
     pub url: String,
     pub core: Option<Arc<Wenda>>,
+    /// The store's data directory, when the core was opened.
+    pub data_dir: Option<PathBuf>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -62,20 +65,29 @@ pub fn scratch(name: &str) -> PathBuf {
     path
 }
 
-/// Settings for a core over `data_dir`.
-pub fn settings(data_dir: &Path, queue_capacity: usize) -> Settings {
+/// Settings for a core whose embedding queue takes `queue_capacity` requests.
+pub fn settings(queue_capacity: usize) -> Settings {
     Settings {
-        store: StoreLocation::Directory(data_dir.to_owned()),
         queue_capacity,
         max_batch: 32,
-        max_store_bytes: None,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         quantize_from: DEFAULT_QUANTIZE_FROM,
     }
 }
 
-/// Opens the service core with the test model.
-pub fn open_core(settings: &Settings) -> Arc<Wenda> {
+/// The SQLite store in `data_dir` for the test model, capped at `max_store_bytes`.
+pub fn sqlite_store(data_dir: &Path, max_store_bytes: Option<u64>) -> Arc<dyn Store> {
+    let model = model();
+    let store =
+        SqliteStore::open(data_dir, model.fingerprint, model.embedder.dimensions()).unwrap();
+    if let Some(bytes) = max_store_bytes {
+        store.set_size_limit(bytes).unwrap();
+    }
+    Arc::new(store)
+}
+
+/// Opens the service core with the test model over `store`.
+pub fn open_core(store: Arc<dyn Store>, settings: &Settings) -> Arc<Wenda> {
     let model = model();
     let summary = ModelSummary {
         id: DEFAULT_MODEL.into(),
@@ -85,8 +97,8 @@ pub fn open_core(settings: &Settings) -> Arc<Wenda> {
     };
     Wenda::open(
         Arc::clone(&model.embedder),
-        model.fingerprint,
         summary,
+        store,
         settings,
         &mut |_, _| {},
     )
@@ -100,7 +112,7 @@ pub fn seeded_data_dir(name: &str) -> PathBuf {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     let template = TEMPLATE.get_or_init(|| {
         let dir = scratch("seeded-template");
-        let core = open_core(&settings(&dir, 64));
+        let core = open_core(sqlite_store(&dir, None), &settings(64));
         core.sync_corpus(
             &[root().join("seeds")],
             wenda::corpus::ReadOptions::default(),
@@ -130,6 +142,8 @@ pub struct Options {
     /// Whether the core is handed over (else the server stays "not ready").
     pub ready: bool,
     pub max_store_bytes: Option<u64>,
+    /// The data directory to serve; by default a copy of the seeded one.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -142,6 +156,7 @@ impl Default for Options {
             cors_origins: Vec::new(),
             ready: true,
             max_store_bytes: None,
+            data_dir: None,
         }
     }
 }
@@ -150,13 +165,14 @@ pub fn start(options: Options) -> Server {
     static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let number = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let state = AppState::new(options.limits);
-    let core = options.ready.then(|| {
-        let dir = seeded_data_dir(&format!("server-{number}"));
-        let settings = Settings {
-            max_store_bytes: options.max_store_bytes,
-            ..settings(&dir, 64)
-        };
-        let core = open_core(&settings);
+    let data_dir = options.ready.then(|| {
+        options
+            .data_dir
+            .unwrap_or_else(|| seeded_data_dir(&format!("server-{number}")))
+    });
+    let core = data_dir.as_ref().map(|dir| {
+        let store = sqlite_store(dir, options.max_store_bytes);
+        let core = open_core(store, &settings(64));
         state.set_ready(Arc::clone(&core));
         core
     });
@@ -178,6 +194,7 @@ pub fn start(options: Options) -> Server {
     Server {
         url,
         core,
+        data_dir,
         _runtime: runtime,
     }
 }

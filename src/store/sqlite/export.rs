@@ -6,9 +6,10 @@ use std::path::Path;
 
 use rusqlite::params;
 
-use super::{collection_id, connect, document_record, Result, StoreError, DATABASE_FILE};
-use super::{DocumentRecord, DOCUMENT_COLUMNS};
+use super::{collection_id, connect, text_key, SqlRow, DATABASE_FILE};
 use crate::embedding::{ModelFingerprint, TextKey};
+use crate::store::rows::{document_record, DOCUMENT_COLUMNS};
+use crate::store::{DocumentRecord, Result, StoreError};
 
 /// A document and the vectors of its passages' texts (under one model).
 #[derive(Debug, Clone)]
@@ -67,7 +68,7 @@ pub fn export(
     let mut count = 0;
     let mut rows = documents.query([id])?;
     while let Some(row) = rows.next()? {
-        let record = document_record(row)??;
+        let record = document_record(&SqlRow(row))?;
         let found = vectors
             .query_map(params![id, record.id, model.as_bytes()], |row| {
                 Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?))
@@ -78,7 +79,7 @@ pub fn export(
                     .chunks_exact(4)
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect();
-                Ok((super::text_key(&key)?, vector))
+                Ok((text_key(&key)?, vector))
             })
             .collect::<Result<Vec<_>>>()?;
         each(ExportedDocument {

@@ -22,7 +22,7 @@ use postgres::types::ToSql;
 use postgres::GenericClient;
 use serde_json::{Map, Value};
 
-use super::postgres::Pool;
+use super::Pool;
 use crate::corpus::PassageId;
 use crate::index::{
     fold, Bounds, Filter, MetadataFilter, MetadataTest, Scalar, Unavailable, VectorSearch,
@@ -430,7 +430,7 @@ impl VectorSearch for PgVectors {
 }
 
 #[cfg(test)]
-pub(super) fn filter_sql(filter: &Filter) -> (String, Vec<Param>, bool) {
+pub(crate) fn filter_sql(filter: &Filter) -> (String, Vec<Param>, bool) {
     let mut clause = Clause { params: Vec::new() };
     let (sql, exact) = clause.filter(filter);
     (sql, clause.params, exact)
