@@ -26,8 +26,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for programs: `empty_query`, `invalid_request`, `unknown_collection`,
-    /// `unknown_document`, `unknown_passage`, `not_ready`, `unauthorized`, … (the README's
-    /// table lists them all).
+    /// `unknown_document`, `unknown_passage`, `not_ready`, `unauthorized`, … (the table in
+    /// docs/api.md lists them all).
     #[schema(example = "invalid_request")]
     pub code: String,
     /// For people: what was wrong and what is accepted.
@@ -233,17 +233,18 @@ where
 mod tests {
     use super::*;
 
-    /// The README's error table lists every code, in a row of the status it is answered with.
+    /// The API reference's error table lists every code, in a row of the status it is answered
+    /// with.
     #[test]
     fn every_code_is_in_the_readme_under_its_status() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../docs/api.md");
         for code in ErrorCode::ALL {
             let status = status_of(code).as_u16().to_string();
             let listed = readme.lines().any(|line| {
                 line.starts_with(&format!("| {status} |"))
                     && line.contains(&format!("`{}`", code.as_str()))
             });
-            assert!(listed, "README: no `| {status} |` row lists `{code}`");
+            assert!(listed, "docs/api.md: no `| {status} |` row lists `{code}`");
         }
     }
 }

@@ -1,5 +1,5 @@
-"""Every Python block of the project README's "Use from LangChain / LlamaIndex" section, run
-against a real server: the examples people copy must work as printed."""
+"""Every Python block of the "Use from LangChain / LlamaIndex" section of the project's
+docs/integrations.md, run against a real server: the examples people copy must work as printed."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ import pytest
 
 from .conftest import ROOT, SEED_FILE, Server
 
+DOC = ROOT / "docs" / "integrations.md"
 SECTION = "## Use from LangChain / LlamaIndex"
 
 
 def blocks(language: str) -> list[str]:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    start = readme.index(SECTION)
-    section = readme[start : readme.index("\n## ", start + len(SECTION))]
+    doc = DOC.read_text(encoding="utf-8")
+    start = doc.index(SECTION)
+    # The section runs to the next section, or to the end of the file.
+    end = doc.find("\n## ", start + len(SECTION))
+    section = doc[start : end if end != -1 else len(doc)]
     return re.findall(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)
 
 

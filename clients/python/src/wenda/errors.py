@@ -11,7 +11,7 @@ class APIError(WendaError):
     """The server answered with an error.
 
     `code` is the server's stable error code (`empty_query`, `unknown_collection`,
-    `unauthorized`, `overloaded`, ...; the server's README lists them all), `status` the HTTP
+    `unauthorized`, `overloaded`, ...; the server's docs/api.md lists them all), `status` the HTTP
     status and `message` the server's explanation for people.
     """
 

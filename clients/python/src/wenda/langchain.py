@@ -53,7 +53,7 @@ class WendaRetriever(BaseRetriever):
     # A plain dict for pydantic, which cannot validate `typing.TypedDict` before Python 3.12.
     filter: dict[str, Any] | None = None
     """Conditions applied before ranking, as `wenda.types.Filter`: `document`, `title`,
-    `date_from`, `date_to`, `metadata` (see the server's README)."""
+    `date_from`, `date_to`, `metadata` (see the server's docs/api.md)."""
     min_score: float | None = None
     timeout: float = 30.0
 
