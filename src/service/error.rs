@@ -72,7 +72,7 @@ impl ServiceError {
 }
 
 /// Every error code a client can be given, by the service or by a transport in front of it:
-/// one list, so codes are not invented ad hoc and the README's table can be checked against it.
+/// one list, so codes are not invented ad hoc and the table in docs/api.md can be checked against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     // The request itself.

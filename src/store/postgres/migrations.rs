@@ -98,7 +98,7 @@ const MIGRATIONS: &[&str] = &[
     // 3: which replica works on which lines of an import, until when.
     "ALTER TABLE job_lines ADD COLUMN claimed_by text, ADD COLUMN lease_until bigint;",
     // 4: vectors searched in the database. Each passage carries its vector (half precision:
-    // see the README for the measurement) under an HNSW index, and the fields filters test,
+    // see docs/scaling.md for the measurement) under an HNSW index, and the fields filters test,
     // so that a filter is part of the index scan. Filled for existing rows by
     // `fill_passage_columns`.
     "ALTER TABLE passages
