@@ -83,3 +83,19 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => commands::eval::run(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Benchmarks live in the `wenda-bench` binary (bench/): an operator's `wenda --help` lists
+    /// only what running the service takes.
+    #[test]
+    fn no_bench_subcommand() {
+        let names: Vec<String> = super::Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with("bench")), "{names:?}");
+    }
+}
