@@ -3,7 +3,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,8 +18,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Which `wenda` to start, and what else its `serve` is told.
 #[derive(clap::Args)]
 pub struct ServerArgs {
-    /// The `wenda` binary to start; by default the one beside this binary (build it with
-    /// `cargo build --release -p wenda`).
+    /// The `wenda` binary to start; by default the one beside this binary. `cargo run -p
+    /// wenda-bench` does not build it: `cargo build --release -p wenda` does.
     #[arg(long)]
     pub wenda: Option<PathBuf>,
     /// More options for the spawned `wenda serve`, after `--` (e.g. `-- --max-in-flight 32`).
@@ -41,25 +41,18 @@ impl ServerArgs {
         Ok(command)
     }
 
+    /// --wenda, or the `wenda` beside this binary (the same target/<profile> folder).
     fn binary(&self) -> anyhow::Result<PathBuf> {
         if let Some(wenda) = &self.wenda {
             return Ok(wenda.clone());
         }
         let bench = std::env::current_exe().context("finding wenda-bench")?;
         let wenda = bench.with_file_name(format!("wenda{}", std::env::consts::EXE_SUFFIX));
-        let built = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified());
-        match (built(&wenda), built(&bench)) {
-            (Err(_), _) => bail!(
+        if !wenda.exists() {
+            bail!(
                 "{} not found: build it (`cargo build --release -p wenda`) or give --wenda",
                 wenda.display()
-            ),
-            // `cargo run -p wenda-bench` rebuilds the library, not the server binary.
-            (Ok(server), Ok(bench)) if server < bench => eprintln!(
-                "warning: {} is older than wenda-bench; rebuild it (`cargo build --release -p \
-                 wenda`) if the library changed since",
-                wenda.display()
-            ),
-            _ => {}
+            );
         }
         Ok(wenda)
     }
