@@ -1,4 +1,4 @@
-"""ONNX Runtime baseline for `wenda bench-embed`: the same model and workload, run by ORT.
+"""ONNX Runtime baseline for `wenda-bench embed`: the same model and workload, run by ORT.
 
 Why this exists: wenda ships its own int8 BERT encoder, and the fair question is how it compares
 with what a user would otherwise deploy, ONNX Runtime with dynamic int8 quantization (the path of
@@ -19,18 +19,18 @@ What it does:
    by cosine). f32 variants must reach cosine >= 0.9999 or the script fails; int8 variants report
    their lowest cosine.
 4. Times each variant on exactly the workload of
-   `wenda bench-embed --no-baseline --passages 200 --queries 300` (src/commands/bench.rs):
+   `wenda-bench embed --no-baseline --passages 200 --queries 300` (bench/src/embed.rs):
    - dataset: SQuAD-format JSON read as src/squad.rs does: contexts de-duplicated by exact text
      in first-occurrence order, questions in file order;
    - queries: the first N questions, each embedded alone with the model's query prompt
      (`query: `), after 5 warm-up calls on the first 5 questions; each timing covers tokenization,
-     padding, the forward pass and pooling, like `Embedder::embed_one`; p50/p90 use bench.rs's
+     padding, the forward pass and pooling, like `Embedder::embed_one`; p50/p90 use embed.rs's
      index rule `sorted[round((n - 1) * p)]`;
    - passages: the first M contexts with the passage prompt (`passage: `), tokenized with special
      tokens and truncated at 512 tokens, grouped by src/embedding/batching.rs's `plan_batches`
      (longest first, at most 16,384 padded tokens and 128 inputs per batch, an input over budget
      alone), padded with the pad token to each batch's longest member; the timing covers
-     tokenization too, and tokens/s counts real (unpadded, truncated) tokens, as bench.rs does.
+     tokenization too, and tokens/s counts real (unpadded, truncated) tokens, as embed.rs does.
 
 Session options: intra-op threads = the CPUs this process may use (what wenda's
 `available_parallelism` sees; pass --threads to override), inter-op threads 1, sequential
@@ -65,7 +65,7 @@ from tokenizers import Tokenizer
 
 OPSET = 17
 F32_MIN_COSINE = 0.9999
-# src/embedding/batching.rs, BatchLimits::default(); bench-embed's --batch-tokens default.
+# src/embedding/batching.rs, BatchLimits::default(); wenda-bench embed's --batch-tokens default.
 TOKEN_BUDGET = 16_384
 MAX_INPUTS = 128
 # src/embedding/config.rs: absolute position tables of BERT sentence models stop at 512.
@@ -429,7 +429,7 @@ class Result:
 
 
 def time_queries(embedder: OrtEmbedder, questions: list[str], result: Result) -> None:
-    """bench.rs `query_latency`: 5 warm-ups, then each question alone, tokenization included."""
+    """embed.rs `query_latency`: 5 warm-ups, then each question alone, tokenization included."""
     prompt = embedder.cfg.query_prompt
     for q in questions[:WARMUP_QUERIES]:
         embedder.embed(prompt, [q])
@@ -450,7 +450,7 @@ def time_queries(embedder: OrtEmbedder, questions: list[str], result: Result) ->
 
 
 def time_passages(embedder: OrtEmbedder, passages: list[str], result: Result) -> None:
-    """bench.rs `throughput`: one embed call over all passages, tokenization included."""
+    """embed.rs `throughput`: one embed call over all passages, tokenization included."""
     started = time.perf_counter()
     _, lengths = embedder.embed(embedder.cfg.passage_prompt, passages)
     result.passage_s = time.perf_counter() - started
@@ -542,7 +542,7 @@ def bench(args: argparse.Namespace) -> None:
 
 
 def parse_wenda(text: str) -> dict | None:
-    """Picks wenda's row and its full-run line out of `wenda bench-embed` output."""
+    """Picks wenda's row and its full-run line out of `wenda-bench embed` output."""
     row, full = None, None
     for line in text.splitlines():
         parts = line.split()
@@ -663,7 +663,7 @@ def main() -> None:
     b.add_argument("--json", help="also write the results here")
     t = sub.add_parser("table", help="print the side-by-side table")
     t.add_argument("--ort-json", required=True)
-    t.add_argument("--wenda-output", help="captured stdout of `wenda bench-embed`")
+    t.add_argument("--wenda-output", help="captured stdout of `wenda-bench embed`")
     t.add_argument("--kernels", default="unknown")
     t.add_argument("--wenda-binary", help="also check `wenda embed` against the reference")
     t.add_argument("--fixture", default="../shared/fixtures/e5_reference.json")

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # One build serves both steps: `cargo run` would build the binary again without the test-only
 # dependencies' features, doubling the build on a fresh machine.
-cargo test --release --no-run
+cargo test --release --workspace --no-run
 "${CARGO_TARGET_DIR:-target}/release/wenda" model fetch
 ./scripts/install-browser.sh
 # A throw-away PostgreSQL with pgvector for the store's tests against it, stopped at exit.
@@ -17,5 +17,5 @@ trap './scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
 # And a streaming-replication standby of it, for vector searches on a read replica.
 WENDA_TEST_STANDBY_URL=$(./scripts/postgres.sh standby)
 export WENDA_TEST_STANDBY_URL
-cargo test --release "$@"
+cargo test --release --workspace "$@"
 ./scripts/test-python.sh

@@ -59,23 +59,6 @@ enum Command {
     Embed(commands::embed::EmbedArgs),
     /// Measure retrieval quality per ranking mode on a dataset or question set (prints figures).
     Eval(commands::eval::EvalArgs),
-    /// Measure embedding latency and throughput (a benchmark, prints figures).
-    BenchEmbed(commands::bench::BenchArgs),
-    /// Measure dense search time, recall and memory per passage, exact and quantised, as the
-    /// index grows (a benchmark, prints figures).
-    BenchIndex(commands::bench_index::BenchIndexArgs),
-    /// Measure HTTP search throughput and latency under load (a benchmark, prints figures).
-    BenchServe(commands::bench_serve::BenchServeArgs),
-    /// Soak test: mixed traffic with idle and slow connections for minutes (a benchmark, prints
-    /// figures).
-    BenchSoak(commands::bench_soak::BenchSoakArgs),
-    /// Measure document writes, imports, and searches during an import (prints figures).
-    BenchWrites(commands::bench_writes::BenchWritesArgs),
-    /// Measure how long opening a large store takes (a benchmark, prints figures).
-    BenchRestart(commands::bench_restart::BenchRestartArgs),
-    /// Measure the PostgreSQL store beside the embedded one: ingest, recall, latency, size
-    /// (a benchmark, prints figures).
-    BenchStore(commands::bench_store::BenchStoreArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -98,13 +81,6 @@ fn main() -> anyhow::Result<()> {
         Command::Model(cmd) => commands::model::run(cmd),
         Command::Embed(args) => commands::embed::run(args),
         Command::Eval(args) => commands::eval::run(args),
-        Command::BenchEmbed(args) => commands::bench::run(args),
-        Command::BenchIndex(args) => commands::bench_index::run(args),
-        Command::BenchServe(args) => commands::bench_serve::run(args),
-        Command::BenchSoak(args) => commands::bench_soak::run(args),
-        Command::BenchWrites(args) => commands::bench_writes::run(args),
-        Command::BenchRestart(args) => commands::bench_restart::run(args),
-        Command::BenchStore(args) => commands::bench_store::run(args),
     }
 }
 
@@ -125,9 +101,20 @@ mod tests {
     use std::collections::HashMap;
     use std::path::{Path, PathBuf};
 
-    use clap::Parser;
+    use clap::{CommandFactory, Parser};
 
     use super::Cli;
+
+    /// Benchmarks live in the `wenda-bench` binary (bench/): an operator's `wenda --help` lists
+    /// only what running the service takes.
+    #[test]
+    fn no_bench_subcommand() {
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with("bench")), "{names:?}");
+    }
 
     /// README.md, ARCHITECTURE.md and every docs/*.md, read from the source tree.
     fn documents() -> Vec<(PathBuf, String)> {

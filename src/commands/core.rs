@@ -1,5 +1,5 @@
 //! Opening the service core over a data directory, shared by `serve`, `query`, `eval` and
-//! `bench-serve`: load the model, open the store, bring the corpus folder into `default`.
+//! `import`: load the model, open the store, bring the corpus folder into `default`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

@@ -42,7 +42,7 @@ use crate::corpus::{Passage, PassageId};
 
 /// Rows from which a segment's vectors are held as int8 codes rather than f32 (the default of
 /// [`MemoryIndex::quantized_from`]): below it exact search takes at most a few milliseconds
-/// (measured with `wenda bench-index`), so nothing is traded for speed.
+/// (measured with `wenda-bench index`), so nothing is traded for speed.
 pub const DEFAULT_QUANTIZE_FROM: usize = 200_000;
 
 /// A segment's vectors: exact below the switch-over size, quantised from it. Only one form is

@@ -12,7 +12,7 @@
 //!
 //! Why the second code: re-scoring from the int8 codes alone leaves each cosine off by about
 //! 3·10⁻⁴, more than the 10th and 11th nearest of a million clustered rows differ by, and
-//! recall@10 was 0.968 there (measured with `wenda bench-index`). With the 4-bit remainder
+//! recall@10 was 0.968 there (measured with `wenda-bench index`). With the 4-bit remainder
 //! the error is about 2·10⁻⁵ and recall@10 0.998 (what remains are near-ties). The re-scored
 //! cosine is what [`QuantizedVectors::cosine`] returns for any row, so hybrid ranking's
 //! re-scoring agrees with the search's scores.
@@ -29,7 +29,7 @@ use super::IndexError;
 use crate::cpu::Level;
 
 /// Candidates the integer scan keeps for each result wanted, re-scored to pick the results.
-/// Measured with `wenda bench-index --oversample 1,2,4,8`: at a million rows recall@10 was 0.962
+/// Measured with `wenda-bench index --oversample 1,2,4,8`: at a million rows recall@10 was 0.962
 /// with 1, and 0.998 (all that re-scoring allows) from 2 on; 4 leaves a margin for data less
 /// kind than the benchmark's, and re-scoring 40 rows costs microseconds.
 pub const CANDIDATES_PER_RESULT: usize = 4;
@@ -164,7 +164,7 @@ impl QuantizedVectors {
     }
 
     /// [`nearest`](Self::nearest) keeping `per_result` candidates per result rather than
-    /// [`CANDIDATES_PER_RESULT`] (`wenda bench-index` measures the recall each gives).
+    /// [`CANDIDATES_PER_RESULT`] (`wenda-bench index` measures the recall each gives).
     pub fn nearest_oversampled(
         &self,
         query: &[f32],

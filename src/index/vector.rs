@@ -8,7 +8,7 @@
 //! scanned in parallel shards whose heaps are merged.
 //!
 //! Exact search costs one pass over `rows × dimensions` floats per query: memory bandwidth, not
-//! arithmetic, is the limit. `wenda bench-index` measures it on this machine.
+//! arithmetic, is the limit. `wenda-bench index` measures it on this machine.
 
 use std::ops::Range;
 

@@ -320,7 +320,7 @@ impl Wenda {
         Ok(())
     }
 
-    /// The embedding model itself (for offline evaluation and benchmarks).
+    /// The embedding model itself (for offline evaluation).
     pub fn embedder(&self) -> &Embedder {
         &self.embedder
     }

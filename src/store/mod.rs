@@ -225,7 +225,7 @@ pub trait Store: DocumentStore + JobStore {}
 impl<T: DocumentStore + JobStore> Store for T {}
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as i64)

@@ -10,7 +10,7 @@
 //! walking the graph past thousands of refused neighbours costs more than reading the admitted
 //! passages through the filter's own indexes (the GIN index on `metadata`, the key on `doc_id`)
 //! and sorting them, and finds fewer of the true nearest (recall@10 0.82 against 1 for a 1 %
-//! filter over 200,000 passages, `wenda bench-store`).
+//! filter over 200,000 passages, `wenda-bench store`).
 //!
 //! The translation is exact for the document, title, date and most metadata tests; a test SQL
 //! cannot express exactly as wenda defines it (case-insensitive text tests, which fold case by
@@ -29,7 +29,7 @@ use crate::index::{
 };
 
 /// HNSW candidates a search keeps unless told otherwise: recall@10 ≥ 0.95 over 200,000
-/// passages (`wenda bench-store`).
+/// passages (`wenda-bench store`).
 pub const DEFAULT_EF_SEARCH: usize = 200;
 /// Most candidates an HNSW search keeps (pgvector's bound on `hnsw.ef_search`).
 pub const MAX_EF_SEARCH: usize = 1000;

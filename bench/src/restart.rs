@@ -1,8 +1,9 @@
-//! `wenda bench-restart`: how long a restart takes over a large store (a benchmark, prints
+//! `wenda-bench restart`: how long a restart takes over a large store (a benchmark, prints
 //! figures). It fills a data directory with a collection of `--passages` passages (texts built
 //! from the dataset's contexts, analysed for real, with random unit vectors stored under the
 //! real model's fingerprint, so nothing needs embedding), then opens it several times, as
-//! `wenda serve` does after loading the model, and reports how long each took.
+//! `wenda serve` does after loading the model, and reports how long each took. Both happen in
+//! this process: a server's start-up time would bury the opening under the model's loading.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,18 +13,17 @@ use anyhow::Context;
 use rayon::prelude::*;
 use wenda::corpus::PassageId;
 use wenda::embedding::{ModelFingerprint, TextKey};
-use wenda::index::{Analyzer, DEFAULT_QUANTIZE_FROM};
-use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Settings, Wenda};
+use wenda::index::Analyzer;
 use wenda::squad::Dataset;
 use wenda::store::{
     DocumentRecord, DocumentStore, DocumentWrite, SqliteStore, StoredPassage, WriteBatch,
 };
 
-use super::{synthetic, ModelArgs};
+use crate::model_args::ModelArgs;
+use crate::{service, synthetic};
 
 #[derive(clap::Args)]
-pub struct BenchRestartArgs {
+pub struct RestartArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Passages in the store.
@@ -36,7 +36,7 @@ pub struct BenchRestartArgs {
     #[arg(long, default_value = ".wenda-data/bench-restart")]
     data_dir: PathBuf,
     /// SQuAD-format dataset whose contexts the passage texts are cut from.
-    #[arg(long, default_value = "../shared/data/cmrc2018_dev.json")]
+    #[arg(long)]
     dataset: PathBuf,
     /// Times the store is opened.
     #[arg(long, default_value_t = 3)]
@@ -45,42 +45,23 @@ pub struct BenchRestartArgs {
 
 const COLLECTION: &str = "bench";
 
-pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
+pub fn run(args: RestartArgs) -> anyhow::Result<()> {
     let load = Instant::now();
-    let (files, embedder) = args.model.resolve_and_load(args.model.backend.into())?;
-    let fingerprint = ModelFingerprint::cached(&files, &embedder)?;
+    let (embedder, fingerprint) = service::load(&args.model)?;
     let model_ms = load.elapsed().as_millis();
     let embedder = Arc::new(embedder);
     let dimensions = embedder.dimensions();
     fill(&args, fingerprint, dimensions)?;
     println!(
-        "wenda bench-restart: {} passages in {} documents at {}; model loaded and fingerprinted in {model_ms} ms",
+        "wenda-bench restart: {} passages in {} documents at {}; model loaded and fingerprinted in {model_ms} ms",
         args.passages,
         args.passages.div_ceil(args.per_document),
         args.data_dir.display()
     );
-    let settings = Settings {
-        queue_capacity: 64,
-        max_batch: 32,
-        lexical_weight: DEFAULT_LEXICAL_WEIGHT,
-        quantize_from: DEFAULT_QUANTIZE_FROM,
-    };
-    let summary = ModelSummary {
-        id: args.model.model.clone(),
-        dimensions,
-        pooling: "mean".into(),
-        max_tokens: embedder.config().max_tokens,
-    };
     for run in 1..=args.runs {
         let started = Instant::now();
         let store = Arc::new(SqliteStore::open(&args.data_dir, fingerprint, dimensions)?);
-        let (core, report) = Wenda::open(
-            Arc::clone(&embedder),
-            summary.clone(),
-            store,
-            &settings,
-            &mut |_, _| {},
-        )?;
+        let (core, report) = service::open(Arc::clone(&embedder), &args.model.model, store)?;
         let took = started.elapsed();
         println!(
             "open {run}: {:.2} s to load {} passages and build their indexes ({} embedded), {} MiB resident",
@@ -95,7 +76,7 @@ pub fn run(args: BenchRestartArgs) -> anyhow::Result<()> {
 }
 
 /// Fills the store unless it already holds the collection.
-fn fill(args: &BenchRestartArgs, model: ModelFingerprint, dimensions: usize) -> anyhow::Result<()> {
+fn fill(args: &RestartArgs, model: ModelFingerprint, dimensions: usize) -> anyhow::Result<()> {
     let store = SqliteStore::open(&args.data_dir, model, dimensions)?;
     if let Some(existing) = store.collection(COLLECTION)? {
         if existing.passages == args.passages {
@@ -157,7 +138,7 @@ fn fill(args: &BenchRestartArgs, model: ModelFingerprint, dimensions: usize) -> 
 /// Document `d`: its record, passages and vectors.
 fn document(
     d: usize,
-    args: &BenchRestartArgs,
+    args: &RestartArgs,
     sentences: &[&str],
     analyzer: &Analyzer,
     dimensions: usize,

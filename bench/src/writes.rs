@@ -1,5 +1,6 @@
-//! `wenda bench-writes`: what writing costs and what it does to searches (a benchmark, prints
-//! figures). Over a fresh data directory served in this process, it measures:
+//! `wenda-bench writes`: what writing costs and what it does to searches (a benchmark, prints
+//! figures). Over a fresh data directory served by `wenda serve` (see [`ServerArgs`]), it
+//! measures:
 //!
 //! - the latency of writing one document the size of the seed document (contexts of the dataset
 //!   joined as paragraphs, every passage new; then the same again, every passage unchanged);
@@ -16,19 +17,20 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use wenda::embedding::Role;
-
 use wenda::squad::Dataset;
 
-use super::bench_serve::serve_core;
-use super::core::{self, StoreArgs};
-use super::serve::ServeArgs;
+use crate::model_args::ModelArgs;
+use crate::server::{model_options, scratch_dir, ServerArgs, Spawned};
 
 #[derive(clap::Args)]
-pub struct BenchWritesArgs {
+pub struct WritesArgs {
+    /// The model, both of the server and of the direct embedding it is compared with.
     #[command(flatten)]
-    serve: ServeArgs,
+    model: ModelArgs,
+    #[command(flatten)]
+    server: ServerArgs,
     /// SQuAD-format dataset: its contexts are imported, its questions asked meanwhile.
-    #[arg(long, default_value = "../shared/data/cmrc2018_dev.json")]
+    #[arg(long)]
     dataset: PathBuf,
     /// Contexts imported (default: all).
     #[arg(long)]
@@ -41,7 +43,7 @@ pub struct BenchWritesArgs {
     questions: usize,
 }
 
-pub fn run(args: BenchWritesArgs) -> anyhow::Result<()> {
+pub fn run(args: WritesArgs) -> anyhow::Result<()> {
     let dataset = Dataset::read(&args.dataset)
         .with_context(|| format!("reading {}", args.dataset.display()))?;
     let contexts = &dataset.contexts[..args
@@ -52,19 +54,16 @@ pub fn run(args: BenchWritesArgs) -> anyhow::Result<()> {
     if contexts.is_empty() || questions.is_empty() {
         bail!("{} has no contexts or questions", args.dataset.display());
     }
-    let data_dir = std::env::temp_dir().join(format!("wenda-bench-writes-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let store = StoreArgs {
-        data_dir: data_dir.clone(),
-        ..args.serve.store.clone()
-    };
-    let core = core::open(&args.serve.model, &store, args.serve.capacity())?;
-    let (url, runtime) = serve_core(&args.serve, std::sync::Arc::clone(&core))?;
+    let data_dir = scratch_dir("writes");
+    let mut options = vec!["--data-dir".into(), data_dir.clone().into_os_string()];
+    options.extend(model_options(&args.model));
+    let server = Spawned::start(args.server.command(options)?, Some(data_dir.clone()))?;
+    let url = server.url.clone();
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(600))
         .build();
     println!(
-        "wenda bench-writes: {url}, data directory {}",
+        "wenda-bench writes: {url}, data directory {}",
         data_dir.display()
     );
 
@@ -107,9 +106,11 @@ pub fn run(args: BenchWritesArgs) -> anyhow::Result<()> {
     println!("  unchanged (reused): {}", summary(&mut unchanged));
 
     // The model alone on the contexts: the throughput an import should come close to.
+    let embedder = args.model.load()?;
     let started = Instant::now();
-    let embedded = core.embedder().embed(Role::Passage, contexts)?;
+    let embedded = embedder.embed(Role::Passage, contexts)?;
     let elapsed = started.elapsed();
+    drop(embedder);
     let tokens: usize = embedded.iter().map(|e| e.tokens).sum();
     let direct = tokens as f64 / elapsed.as_secs_f64();
     println!(
@@ -206,8 +207,6 @@ pub fn run(args: BenchWritesArgs) -> anyhow::Result<()> {
         answer.1.as_secs_f64(),
         summary(&mut busy)
     );
-    drop(runtime);
-    let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }
 
@@ -245,7 +244,7 @@ fn summary(latencies: &mut [Duration]) -> String {
         return "no requests".into();
     }
     latencies.sort();
-    let at = |p: f64| super::percentile(latencies, p).as_secs_f64() * 1e3;
+    let at = |p: f64| crate::percentile(latencies, p).as_secs_f64() * 1e3;
     format!(
         "n {}, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         latencies.len(),

@@ -1,11 +1,13 @@
 //! Documents made up for benchmarks that fill a store directly, without the model: each text is
 //! one passage of a plain document, analysed for real.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use serde_json::{Map, Value};
 use wenda::corpus::{ArticleMeta, Citation, Layout, Passage, PassageId, Position};
 use wenda::embedding::TextKey;
 use wenda::index::Analyzer;
-use wenda::store::{now_ms, DocumentRecord, Origin, StoredPassage};
+use wenda::store::{DocumentRecord, Origin, StoredPassage};
 
 /// Document `id` whose paragraphs are `texts`, each a passage with its given id, all carrying
 /// `metadata`.
@@ -50,6 +52,9 @@ pub fn document(
             }
         })
         .collect();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64);
     let record = DocumentRecord {
         id,
         layout: Layout::Plain,
@@ -65,8 +70,8 @@ pub fn document(
             .join("\n"),
         origin: Origin::Api,
         content_hash: [0; 32],
-        created_at: now_ms(),
-        updated_at: now_ms(),
+        created_at: now_ms,
+        updated_at: now_ms,
         passages: passages.len(),
     };
     (record, passages)

@@ -1,4 +1,4 @@
-//! `wenda bench-index`: dense search time, recall and memory as the index grows, for exact
+//! `wenda-bench index`: dense search time, recall and memory as the index grows, for exact
 //! search (f32 rows) and the fast path of large segments (int8 codes scanned, the best
 //! candidates re-scored), a benchmark that prints figures.
 //!
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use wenda::index::{DenseVectors, Hit, QuantizedVectors, CANDIDATES_PER_RESULT};
 
 #[derive(clap::Args)]
-pub struct BenchIndexArgs {
+pub struct IndexArgs {
     /// Index sizes to measure, in rows.
     #[arg(long, value_delimiter = ',', default_value = "100000,300000,1000000")]
     rows: Vec<usize>,
@@ -48,7 +48,7 @@ enum Data {
 /// Cluster centres of `--data clustered`.
 const CLUSTERS: usize = 4_096;
 
-pub fn run(args: BenchIndexArgs) -> anyhow::Result<()> {
+pub fn run(args: IndexArgs) -> anyhow::Result<()> {
     let dimensions = args.dimensions;
     println!(
         "{} data, {dimensions} dimensions, top {}, {} queries per size",
@@ -131,7 +131,7 @@ fn timed(search: impl FnOnce() -> Vec<Hit>) -> (Duration, Vec<Hit>) {
 /// The median and 99th percentile, in milliseconds.
 fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
     times.sort();
-    let at = |p: f64| super::percentile(&times, p).as_secs_f64() * 1e3;
+    let at = |p: f64| crate::percentile(&times, p).as_secs_f64() * 1e3;
     (at(0.5), at(0.99))
 }
 

@@ -1,4 +1,4 @@
-//! `wenda bench-soak`: a soak test (a benchmark, prints figures). For `--duration` seconds it
+//! `wenda-bench soak`: a soak test (a benchmark, prints figures). For `--duration` seconds it
 //! keeps a server busy with mixed traffic from `--connections` clients, each on its own
 //! keep-alive connection: searches in every mode (query string and JSON forms in turn), "more
 //! like this" on passages the searches found, `/v1/embeddings` of up to 16 texts, and document
@@ -11,14 +11,13 @@
 //! memory after a warm-up and at the end. The target is no error but 503 `overloaded` and a
 //! resident memory that grows by less than 10 %.
 //!
-//! Without `--url` it spawns `wenda serve` (this executable) over a fresh data directory with
+//! Without `--url` it spawns `wenda serve` (see [`ServerArgs`]) over a fresh data directory with
 //! the corpus folder in `default`, on a free port, and stops it at the end.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -27,8 +26,10 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 use wenda::squad::Dataset;
 
+use crate::server::{scratch_dir, ServerArgs, Spawned};
+
 #[derive(clap::Args)]
-pub struct BenchSoakArgs {
+pub struct SoakArgs {
     /// Seconds of traffic.
     #[arg(long, default_value_t = 600)]
     duration: u64,
@@ -42,10 +43,10 @@ pub struct BenchSoakArgs {
     #[arg(long, default_value_t = 20)]
     slow: usize,
     /// SQuAD-format dataset: its questions are searched, its contexts embedded and written.
-    #[arg(long, default_value = "../shared/data/cmrc2018_dev.json")]
+    #[arg(long)]
     dataset: PathBuf,
     /// A running wenda to soak (with --pid); by default one is spawned.
-    #[arg(long, requires = "pid")]
+    #[arg(long, requires = "pid", conflicts_with_all = ["wenda", "serve_args"])]
     url: Option<String>,
     /// The process id of the server at --url, whose memory is read from /proc.
     #[arg(long, requires = "url")]
@@ -53,9 +54,8 @@ pub struct BenchSoakArgs {
     /// Corpus folder of the spawned server's collection `default`.
     #[arg(long, default_value = "seeds", conflicts_with = "url")]
     corpus: Vec<PathBuf>,
-    /// More options for the spawned `wenda serve`, after `--` (e.g. `-- --max-in-flight 32`).
-    #[arg(last = true, conflicts_with = "url")]
-    serve_args: Vec<String>,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 /// What the clients send, in proportion: one cycle of this per client, each client starting
@@ -85,8 +85,6 @@ const DOCUMENT_SLOTS: usize = 4;
 /// Most texts in one `/v1/embeddings` request.
 const MAX_EMBEDDING_INPUTS: usize = 16;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a spawned server may take to load the model and the corpus folder.
-const READY_TIMEOUT: Duration = Duration::from_secs(600);
 const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 /// How often idle and slow connections are looked at (and slow ones sent a byte).
 const TICK: Duration = Duration::from_secs(1);
@@ -119,7 +117,7 @@ impl Route {
     }
 }
 
-pub fn run(args: BenchSoakArgs) -> anyhow::Result<()> {
+pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     let dataset = Dataset::read(&args.dataset)
         .with_context(|| format!("reading {}", args.dataset.display()))?;
     let questions: Vec<String> = dataset.questions.into_iter().map(|q| q.text).collect();
@@ -129,7 +127,12 @@ pub fn run(args: BenchSoakArgs) -> anyhow::Result<()> {
     let (url, pid, _spawned) = match (&args.url, args.pid) {
         (Some(url), Some(pid)) => (url.trim_end_matches('/').to_owned(), pid, None),
         _ => {
-            let spawned = Spawned::start(&args.corpus, &args.serve_args)?;
+            let data_dir = scratch_dir("soak");
+            let mut options = vec!["--data-dir".into(), data_dir.clone().into_os_string()];
+            for folder in &args.corpus {
+                options.extend(["--corpus".into(), folder.clone().into_os_string()]);
+            }
+            let spawned = Spawned::start(args.server.command(options)?, Some(data_dir))?;
             (spawned.url.clone(), spawned.child.id(), Some(spawned))
         }
     };
@@ -151,7 +154,7 @@ pub fn run(args: BenchSoakArgs) -> anyhow::Result<()> {
     };
     let start_memory = Memory::of(pid)?;
     println!(
-        "wenda bench-soak: {url} (pid {pid}), {} s of mixed traffic from {} clients, with {} idle \
+        "wenda-bench soak: {url} (pid {pid}), {} s of mixed traffic from {} clients, with {} idle \
          and {} slow connections; questions and contexts from {}",
         args.duration,
         args.connections,
@@ -232,91 +235,6 @@ pub fn run(args: BenchSoakArgs) -> anyhow::Result<()> {
             .context("deleting collection soak")?;
     }
     Ok(())
-}
-
-/// A `wenda serve` child process over a data directory of its own; killed, and the directory
-/// removed, when dropped.
-struct Spawned {
-    child: Child,
-    url: String,
-    data_dir: PathBuf,
-}
-
-impl Spawned {
-    /// Starts `wenda serve` on a free port and waits until it is ready.
-    fn start(corpus: &[PathBuf], extra: &[String]) -> anyhow::Result<Self> {
-        let data_dir =
-            std::env::temp_dir().join(format!("wenda-bench-soak-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data_dir);
-        let mut command = Command::new(std::env::current_exe().context("finding wenda")?);
-        command
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir);
-        for folder in corpus {
-            command.arg("--corpus").arg(folder);
-        }
-        let mut child = command
-            .args(extra)
-            // The start-up lines and warnings, not a line per request.
-            .env("RUST_LOG", "warn,wenda::commands=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("starting wenda serve")?;
-        let stderr = child.stderr.take().expect("piped");
-        let mut spawned = Self {
-            child,
-            url: String::new(),
-            data_dir,
-        };
-        let (sender, address) = std::sync::mpsc::channel();
-        // Passes its log on (draining it, so the server never blocks on it) and picks out the
-        // address it listens on.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("wenda serve: {line}");
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    let _ = sender.send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                }
-            }
-        });
-        let address = address
-            .recv_timeout(Duration::from_secs(60))
-            .context("wenda serve did not say where it listens")?;
-        spawned.url = format!("http://{address}");
-        spawned.wait_ready()?;
-        Ok(spawned)
-    }
-
-    /// Polls `/ready` until it answers 200.
-    fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let ready = format!("{}/ready", self.url);
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("wenda serve exited before it was ready ({status})");
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "wenda serve was not ready after {} s",
-                    READY_TIMEOUT.as_secs()
-                );
-            }
-            let answer = ureq::get(&ready).timeout(Duration::from_secs(5)).call();
-            if answer.is_ok() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
 }
 
 /// `host:port` of `url`, for the raw idle and slow connections.
@@ -573,7 +491,7 @@ impl Tally {
         );
         for (route, tally) in &mut self.routes {
             tally.latencies.sort();
-            let ms = |p: f64| super::percentile(&tally.latencies, p).as_secs_f64() * 1e3;
+            let ms = |p: f64| crate::percentile(&tally.latencies, p).as_secs_f64() * 1e3;
             println!(
                 "{:<16} {:>9} {:>7} {:>9.1} {:>9.1} {:>9.1}",
                 route.label(),

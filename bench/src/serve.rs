@@ -1,6 +1,7 @@
-//! `wenda bench-serve`: HTTP load benchmark. Sends distinct real questions to `POST /v1/search`
+//! `wenda-bench serve`: HTTP load benchmark. Sends distinct real questions to `POST /v1/search`
 //! from a number of concurrent clients and prints queries per second and latency percentiles
-//! for each concurrency level. Without `--url` it starts a server in this process first.
+//! for each concurrency level. Without `--url` it starts `wenda serve` first (see
+//! [`ServerArgs`]).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,23 +9,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use wenda::http::{self, AppState};
-use wenda::service::Wenda;
 use wenda::squad::Dataset;
 
-use super::core;
-use super::serve::ServeArgs;
+use crate::server::{ServerArgs, Spawned};
 
 #[derive(clap::Args)]
-pub struct BenchServeArgs {
-    /// A running wenda to measure; by default one is started in this process (with the options
-    /// below) on a free port.
-    #[arg(long)]
+pub struct ServeArgs {
+    /// A running wenda to measure; by default `wenda serve` is started (with the options after
+    /// `--`) on a free port.
+    #[arg(long, conflicts_with_all = ["wenda", "serve_args"])]
     url: Option<String>,
     #[command(flatten)]
-    serve: ServeArgs,
+    server: ServerArgs,
     /// SQuAD-format dataset whose questions are sent.
-    #[arg(long, default_value = "../shared/data/cmrc2018_dev.json")]
+    #[arg(long)]
     dataset: PathBuf,
     /// Concurrency levels to measure, in order.
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
@@ -38,14 +36,14 @@ pub struct BenchServeArgs {
 }
 
 /// What one concurrency level measured.
-pub(super) struct Level {
+pub struct Level {
     concurrency: usize,
     latencies: Vec<Duration>,
     errors: usize,
     elapsed: Duration,
 }
 
-pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let dataset = Dataset::read(&args.dataset)
         .with_context(|| format!("reading {}", args.dataset.display()))?;
     let questions: Vec<String> = dataset.questions.into_iter().map(|q| q.text).collect();
@@ -55,12 +53,12 @@ pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
     let (url, _server) = match &args.url {
         Some(url) => (url.trim_end_matches('/').to_owned(), None),
         None => {
-            let (url, runtime) = start_server(&args.serve)?;
-            (url, Some(runtime))
+            let server = Spawned::start(args.server.command::<&str>([])?, None)?;
+            (server.url.clone(), Some(server))
         }
     };
     println!(
-        "wenda bench-serve: POST {url}/v1/search, top_k {}, {} requests per level, distinct questions from {}",
+        "wenda-bench serve: POST {url}/v1/search, top_k {}, {} requests per level, distinct questions from {}",
         args.top_k,
         args.requests,
         args.dataset.display()
@@ -91,33 +89,9 @@ pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds the index and serves it on a free local port from a background runtime.
-fn start_server(args: &ServeArgs) -> anyhow::Result<(String, tokio::runtime::Runtime)> {
-    serve_core(args, core::open(&args.model, &args.store, args.capacity())?)
-}
-
-/// Serves `core` on a free local port from a background runtime (the router as `args` say).
-pub(super) fn serve_core(
-    args: &ServeArgs,
-    core: Arc<Wenda>,
-) -> anyhow::Result<(String, tokio::runtime::Runtime)> {
-    let state = AppState::new(args.limits());
-    state.set_ready(core);
-    let runtime = tokio::runtime::Runtime::new()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let url = format!("http://{}", listener.local_addr()?);
-    runtime.spawn(http::serve(
-        listener,
-        http::router(state, args.access()?),
-        std::future::pending(),
-        args.transport(),
-    ));
-    Ok((url, runtime))
-}
-
 /// Sends `requests` searches to `endpoint` from `concurrency` clients, questions taken in turn
 /// (cycling), each as the request `body` makes of it.
-pub(super) fn run_level(
+pub fn run_level(
     endpoint: &str,
     questions: &[String],
     concurrency: usize,
@@ -174,16 +148,16 @@ pub(super) fn run_level(
     }
 }
 
-pub(super) fn print_header() {
+pub fn print_header() {
     println!(
         "{:>11} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
         "concurrency", "requests", "errors", "QPS", "p50 ms", "p90 ms", "p99 ms", "max ms"
     );
 }
 
-pub(super) fn print_level(level: &Level) {
+pub fn print_level(level: &Level) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let percentile = |p: f64| super::percentile(&level.latencies, p);
+    let percentile = |p: f64| crate::percentile(&level.latencies, p);
     if level.latencies.is_empty() {
         println!("{:>11} no requests", level.concurrency);
         return;

@@ -1,4 +1,4 @@
-//! `wenda bench-store`: the PostgreSQL store beside the embedded one, over the same passages
+//! `wenda-bench store`: the PostgreSQL store beside the embedded one, over the same passages
 //! (a benchmark: it prints figures and asserts nothing).
 //!
 //! Embedding 200,000 real passages would take this machine most of a day, so their vectors are
@@ -13,14 +13,17 @@
 //! For each store it prints: the rate at which ready vectors are ingested (documents of 10
 //! passages written 1,000 documents per transaction through the store's write path), the time
 //! to open it and the memory then held, recall@10 of dense search against exact search over
-//! the same vectors at each `--recall-ef` (without and with the 1 % filter), search latency
-//! through the HTTP API at concurrency 1 and 16 (hybrid; dense with the filter), and sizes.
+//! the same vectors at each `--recall-ef` (without and with the 1 % filter), all in this
+//! process; then search latency through the HTTP API of `wenda serve` over the store (see
+//! [`ServerArgs`]) at concurrency 1 and 16 (hybrid; dense with the filter), and sizes.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use wenda::corpus::PassageId;
@@ -29,25 +32,30 @@ use wenda::index::{dot, Analyzer, Filter, IndexReader, NearestQuery, Scalar};
 use wenda::index::{MetadataCondition, MetadataFilter, MetadataTest};
 use wenda::squad::Dataset;
 use wenda::store::{
-    DocumentRecord, DocumentStore, DocumentWrite, PostgresStore, SqliteStore, StoredPassage,
+    DocumentRecord, DocumentStore, DocumentWrite, PostgresStore, SqliteStore, Store, StoredPassage,
     VectorSearchSettings, WriteBatch,
 };
 
-use super::bench_serve::{print_header, print_level, run_level, serve_core};
-use super::core::{self, StoreArgs};
-use super::serve::ServeArgs;
-use super::synthetic;
+use crate::model_args::ModelArgs;
+use crate::serve::{print_header, print_level, run_level};
+use crate::server::{model_options, ServerArgs, Spawned};
+use crate::{service, synthetic};
 
 #[derive(clap::Args)]
-pub struct BenchStoreArgs {
-    /// The server's options; `--store` (a PostgreSQL URL) is required.
+pub struct StoreArgs {
     #[command(flatten)]
-    serve: ServeArgs,
+    model: ModelArgs,
+    /// The PostgreSQL database (with pgvector) measured beside the embedded store, e.g.
+    /// `postgres://wenda@127.0.0.1:5432/postgres`.
+    #[arg(long = "store", env = "WENDA_DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Passages in the benchmark collection.
     #[arg(long, default_value_t = 200_000)]
     passages: usize,
     /// SQuAD-format dataset: its contexts seed the vectors, its questions are asked.
-    #[arg(long, default_value = "../shared/data/cmrc2018_dev.json")]
+    #[arg(long)]
     dataset: PathBuf,
     /// Questions for recall and latency.
     #[arg(long, default_value_t = 200)]
@@ -77,17 +85,11 @@ const SHARDS: usize = 100;
 const FILTERED_SHARD: usize = 7;
 const K: usize = 10;
 
-pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
-    let Some(url) = args.serve.store.database_url.clone() else {
-        bail!("give --store postgres://… (the embedded store is measured beside it)");
-    };
+pub fn run(args: StoreArgs) -> anyhow::Result<()> {
+    let url = &args.database_url;
     let dataset = Dataset::read(&args.dataset)
         .with_context(|| format!("reading {}", args.dataset.display()))?;
-    let (files, embedder) = args
-        .serve
-        .model
-        .resolve_and_load(args.serve.model.backend.into())?;
-    let fingerprint = ModelFingerprint::cached(&files, &embedder)?;
+    let (embedder, fingerprint) = service::load(&args.model)?;
     let dimensions = embedder.dimensions();
 
     let started = Instant::now();
@@ -110,7 +112,7 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
         .collect();
     drop(embedder);
     println!(
-        "wenda bench-store: {} passages derived from {} contexts (noise {}), {} questions; \
+        "wenda-bench store: {} passages derived from {} contexts (noise {}), {} questions; \
          embedded in {:.1} s",
         args.passages,
         bases.len(),
@@ -138,24 +140,13 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
         analyzer: Analyzer::default(),
     };
 
-    let embedded = StoreArgs {
-        data_dir: args.embedded_dir.clone(),
-        database_url: None,
-        corpus: Vec::new(),
-        no_corpus: true,
-        ..args.serve.store.clone()
-    };
-    let postgres = StoreArgs {
-        database_url: Some(url.clone()),
-        ..embedded.clone()
-    };
     {
         let store = SqliteStore::open(&args.embedded_dir, fingerprint, dimensions)?;
         ingest("embedded (SQLite + memory)", &store, &corpus)?;
     }
     {
         let store = PostgresStore::open(
-            &url,
+            url,
             fingerprint,
             dimensions,
             &VectorSearchSettings::default(),
@@ -168,11 +159,20 @@ pub fn run(args: BenchStoreArgs) -> anyhow::Result<()> {
         exact_filtered: &exact_filtered,
         texts: &questions,
     };
-    measure("embedded", &args, &embedded, &queries)?;
-    measure("PostgreSQL", &args, &postgres, &queries)?;
-    print_sizes(&args, &url)?;
+    let embedded = Measured::Embedded(args.embedded_dir.clone());
+    let mut embedded_server = server_command(
+        &args,
+        ["--data-dir".into(), args.embedded_dir.clone().into()],
+    )?;
+    // A WENDA_DATABASE_URL this command was given would make it serve PostgreSQL instead.
+    embedded_server.env_remove("WENDA_DATABASE_URL");
+    measure("embedded", &args, embedded, embedded_server, &queries)?;
+    let postgres = Measured::Postgres(url.clone());
+    let postgres_server = server_command(&args, ["--store".into(), url.into()])?;
+    measure("PostgreSQL", &args, postgres, postgres_server, &queries)?;
+    print_sizes(&args, url)?;
     if args.compare_types {
-        compare_types(&url, fingerprint, &queries, &args.recall_ef)?;
+        compare_types(url, fingerprint, &queries, &args.recall_ef)?;
     }
     Ok(())
 }
@@ -347,15 +347,53 @@ fn shard_filter() -> Filter {
     }
 }
 
-/// Opens the store as a server does and measures recall and latency over it.
+/// `wenda serve` over the benchmark's store (`store_options` say which), without a corpus
+/// folder, with this command's model.
+fn server_command<const N: usize>(
+    args: &StoreArgs,
+    store_options: [OsString; N],
+) -> anyhow::Result<Command> {
+    let mut options = vec![OsString::from("--no-corpus")];
+    options.extend(store_options);
+    options.extend(model_options(&args.model));
+    args.server.command(options)
+}
+
+/// A store this bench measures.
+enum Measured {
+    /// The embedded SQLite store in this directory.
+    Embedded(PathBuf),
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+impl Measured {
+    fn open(&self, model: ModelFingerprint, dimensions: usize) -> anyhow::Result<Arc<dyn Store>> {
+        Ok(match self {
+            Self::Embedded(directory) => Arc::new(SqliteStore::open(directory, model, dimensions)?),
+            Self::Postgres(url) => Arc::new(PostgresStore::open(
+                url,
+                model,
+                dimensions,
+                &VectorSearchSettings::default(),
+            )?),
+        })
+    }
+}
+
+/// Opens the store as a server does, in this process, and measures recall over it; then the
+/// latency of searches through `command`, a server over it.
 fn measure(
     name: &str,
-    args: &BenchStoreArgs,
-    store: &StoreArgs,
+    args: &StoreArgs,
+    store: Measured,
+    command: Command,
     queries: &Queries<'_>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let core = core::open(&args.serve.model, store, args.serve.capacity())?;
+    let (embedder, fingerprint) = service::load(&args.model)?;
+    let store = store.open(fingerprint, embedder.dimensions())?;
+    let (core, _) = service::open(Arc::new(embedder), &args.model.model, store)?;
     println!(
         "\n{name}: opened in {:.1} s (model load included); vectors in this process {:.0} MiB",
         started.elapsed().as_secs_f64(),
@@ -387,8 +425,11 @@ fn measure(
             all.0, all.1, "1 %", some.0, some.1
         );
     }
-    let (url, _runtime) = serve_core(&args.serve, Arc::clone(&core))?;
-    let endpoint = format!("{url}/v1/collections/{COLLECTION}/search");
+    // The server opens the store itself: one copy of the index in memory at a time.
+    drop(reader);
+    drop(core);
+    let server = Spawned::start(command, None)?;
+    let endpoint = format!("{}/v1/collections/{COLLECTION}/search", server.url);
     let bodies: [(&str, &RequestBody); 3] = [
         ("hybrid", &|q: &str| json!({"query": q, "top_k": K})),
         (
@@ -462,7 +503,7 @@ fn recall(
     Ok((found as f64 / wanted.max(1) as f64, p50))
 }
 
-fn print_sizes(args: &BenchStoreArgs, url: &str) -> anyhow::Result<()> {
+fn print_sizes(args: &StoreArgs, url: &str) -> anyhow::Result<()> {
     let sqlite = std::fs::metadata(args.embedded_dir.join(wenda::store::DATABASE_FILE))
         .map_or(0, |m| m.len());
     let mut client = postgres::Client::connect(url, postgres::NoTls)?;

@@ -1,4 +1,4 @@
-//! `wenda bench-embed`: embedding latency and throughput, against candle-transformers' `BertModel`
+//! `wenda-bench embed`: embedding latency and throughput, against candle-transformers' `BertModel`
 //! run in the same command as the baseline (these machines are shared, so only ratios compare).
 
 use std::path::PathBuf;
@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use wenda::embedding::{Backend, Embedder, Role};
 use wenda::squad::Dataset;
 
-use super::ModelArgs;
+use crate::model_args::ModelArgs;
 
 #[derive(clap::Args)]
-pub struct BenchArgs {
+pub struct EmbedArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// SQuAD-format dataset: its questions are the queries, its contexts the passages.
-    #[arg(long, default_value = "../shared/data/cmrc2018_dev.json")]
+    #[arg(long)]
     dataset: PathBuf,
     /// Questions timed one at a time.
     #[arg(long, default_value_t = 300)]
@@ -91,7 +91,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let dataset = Dataset::read(&args.dataset)?;
     let questions: Vec<&str> = dataset
         .questions
@@ -127,7 +127,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         "subset psg/s"
     );
     for (label, backend) in &engines {
-        let embedder = args.model.load_with(*backend)?;
+        let embedder = args.model.resolve_and_load(*backend)?.1;
         let latency = query_latency(&embedder, &questions)?;
         let sub = throughput(&embedder, subset)?;
         println!(
