@@ -90,6 +90,17 @@ fn send(server: &ServerProcess, method: &str, path: &str, key: Option<&str>, bod
     }
 }
 
+/// The API's error code: in `error`, or in `error.data` where the error is in JSON-RPC form
+/// (on `/mcp`).
+fn error_code(body: &Value) -> &Value {
+    let error = &body["error"];
+    if error["data"].is_object() {
+        &error["data"]["code"]
+    } else {
+        &error["code"]
+    }
+}
+
 /// The document's operations, in its order.
 fn operations(document: &Value) -> Vec<Operation> {
     let mut found = Vec::new();
@@ -219,7 +230,7 @@ fn every_operation_and_tool_is_guarded_as_declared() {
                 "{name} without a key: {}",
                 anonymous.body
             );
-            assert_eq!(anonymous.body["error"]["code"], "unauthorized", "{name}");
+            assert_eq!(error_code(&anonymous.body), "unauthorized", "{name}");
             assert_eq!(
                 anonymous.www_authenticate.as_deref(),
                 Some("Bearer"),
@@ -234,7 +245,7 @@ fn every_operation_and_tool_is_guarded_as_declared() {
                 "{name} with a read key: {}",
                 reader.body
             );
-            assert_eq!(reader.body["error"]["code"], "forbidden", "{name}");
+            assert_eq!(error_code(&reader.body), "forbidden", "{name}");
         } else {
             assert!(
                 ![401, 403].contains(&reader.status),
@@ -309,7 +320,7 @@ fn mcp_tools_are_guarded_as_declared(server: &ServerProcess, known: &Known) {
             "tool {name} without a key: {}",
             anonymous.body
         );
-        assert_eq!(anonymous.body["error"]["data"]["code"], "unauthorized");
+        assert_eq!(error_code(&anonymous.body), "unauthorized", "tool {name}");
 
         let reader = call(Some(READ_KEY));
         assert_eq!(
@@ -319,7 +330,8 @@ fn mcp_tools_are_guarded_as_declared(server: &ServerProcess, known: &Known) {
         );
         if access == "admin" {
             assert_eq!(
-                reader.body["error"]["data"]["code"], "forbidden",
+                error_code(&reader.body),
+                "forbidden",
                 "tool {name} with a read key: {}",
                 reader.body
             );
