@@ -1,9 +1,20 @@
 //! wenda (问答): multilingual passage retrieval.
 //!
-//! Data flows one way through the stages, one module each: [`corpus`] (files → passages),
-//! [`embedding`] (text → vectors), [`index`] (vectors → nearest), [`search`] (question → ranked
-//! passages) and [`http`] (the wire format). [`squad`] reads public benchmark datasets and
-//! [`eval`] scores rankings against known answers; [`cpu`] says which kernels the machine runs.
+//! Modules, in the order data flows through them:
+//!
+//! - [`corpus`]: files → documents → passages.
+//! - [`embedding`]: text → vectors, with wenda's own encoder.
+//! - [`store`]: documents, passages and vectors kept durably (SQLite or PostgreSQL).
+//! - [`index`]: vectors and terms → the nearest passages.
+//! - [`search`]: a question → ranked passages, with highlights and a context block.
+//! - [`service`]: the application core every transport calls, [`service::Wenda`].
+//! - [`http`]: the HTTP API, its wire format, the MCP and Dify endpoints, API keys.
+//!
+//! Beside the flow:
+//!
+//! - [`squad`]: public benchmark datasets, read for evaluation.
+//! - [`eval`]: rankings scored against known answers.
+//! - [`cpu`]: which kernels the machine runs.
 
 pub mod corpus;
 pub mod cpu;

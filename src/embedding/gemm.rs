@@ -16,33 +16,16 @@ use std::cell::Cell;
 use rayon::prelude::*;
 
 use super::int8::{self, BlockPanels, QuantizedRows, BLOCK};
+use super::tile::{for_tile_height, NR};
 use super::vector_math::gelu;
 use crate::cpu::Level;
 
 /// Rows of the output tile one microkernel call computes.
 const MR: usize = 6;
-/// Columns of a packed panel (two AVX registers of 8 lanes), in both kernels.
-pub(super) const NR: usize = 16;
 /// Rows handed to one parallel task, so a task's slice of the left matrix stays in L2 (a multiple
 /// of both kernels' tile heights).
 const ROWS_PER_TASK: usize = 48;
-
-/// `$kernel::<ROWS>(args)` for a tile of `$rows` rows (1..=6, the tile height of both the f32
-/// and the integer kernels): each height gets a kernel of its own, so a short tile (the last
-/// rows of a matrix) computes no rows that are thrown away.
-macro_rules! for_tile_height {
-    ($rows:expr, $kernel:ident($($arg:expr),* $(,)?)) => {
-        match $rows {
-            1 => $kernel::<1>($($arg),*),
-            2 => $kernel::<2>($($arg),*),
-            3 => $kernel::<3>($($arg),*),
-            4 => $kernel::<4>($($arg),*),
-            5 => $kernel::<5>($($arg),*),
-            _ => $kernel::<6>($($arg),*),
-        }
-    };
-}
-pub(super) use for_tile_height;
+// `for_tile_height!` dispatches tile heights 1 to 6.
 const _: () = assert!(MR == 6 && int8::MR == 6);
 
 /// A `k × n` right-hand matrix stored as `ceil(n / 16)` panels of `k × 16` values, zero-padded.

@@ -20,7 +20,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{for_tile_height, NR};
+use super::tile::{for_tile_height, NR};
 use crate::cpu::Level;
 
 // The 256-bit kernels hold one group of a panel (16 columns × 4 bytes) in two registers, the

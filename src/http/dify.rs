@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::auth::Refusal;
 use super::{ApiError, AppState};
 use crate::index::{
     Bounds, Filter, IsoDate, MetadataCondition, MetadataFilter, MetadataTest, Scalar,
@@ -100,11 +101,7 @@ pub struct DifyError {
 }
 
 impl DifyError {
-    pub(super) fn response(
-        status: StatusCode,
-        error_code: u16,
-        message: impl Into<String>,
-    ) -> Response {
+    fn response(status: StatusCode, error_code: u16, message: impl Into<String>) -> Response {
         (
             status,
             Json(Self {
@@ -113,6 +110,27 @@ impl DifyError {
             }),
         )
             .into_response()
+    }
+}
+
+/// A request the route's access guard refuses, in Dify's form: 1001 when `Authorization` is
+/// not `Bearer <key>`, 1002 when the key it carries is not good enough.
+pub fn refuse(refusal: Refusal, headers: &HeaderMap) -> Response {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().split_once(' '))
+        .is_some_and(|(scheme, token)| {
+            scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()
+        });
+    if bearer || refusal == Refusal::ReadOnly {
+        DifyError::response(StatusCode::FORBIDDEN, 1002, "Authorization failed")
+    } else {
+        DifyError::response(
+            StatusCode::FORBIDDEN,
+            1001,
+            "Invalid Authorization header format. Expected 'Bearer <api-key>' format.",
+        )
     }
 }
 

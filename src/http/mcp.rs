@@ -7,25 +7,51 @@
 //! JSON; a request the API would refuse (empty question, unknown passage, `top_k` out of range)
 //! comes back as a tool result with `isError: true` and the API's message, which the model can
 //! read and correct. Every tool takes an optional `collection` (default: `default`).
+//!
+//! The route needs a read key; each tool also needs the access [`TOOL_ACCESS`] gives it, checked
+//! when it is called and shown in `tools/list` (each tool's `_meta`, as `x-wenda-access`).
 
 use std::sync::Arc;
 
 use axum::extract::{Extension, Request, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorData,
+    Implementation, MetaObject, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{schemars, tool, tool_handler, tool_router, ServerHandler};
+use rmcp::{schemars, tool, tool_handler, tool_router, RoleServer, ServerHandler};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::auth::{Access, Granted, Refusal, ACCESS_FIELD};
 use super::wire::{FilterBody, PassageView, ScoredPassage, SearchResponse, SimilarResponse};
 use super::{ApiError, AppState};
 use crate::search::heading;
 use crate::service::{ErrorCode, SearchRequest, SimilarRequest, DEFAULT_COLLECTION};
+
+/// The access each tool needs: the one table that declares it. A tool it leaves out needs an
+/// admin key (so a new tool is never open to read keys by mistake) and fails the test below.
+const TOOL_ACCESS: [(&str, Access); 3] = [
+    ("search", Access::Read),
+    ("get_passage", Access::Read),
+    ("similar_passages", Access::Read),
+];
+
+/// The access `tool` is declared to need, if it is declared.
+fn tool_access(tool: &str) -> Option<Access> {
+    TOOL_ACCESS
+        .iter()
+        .find(|(name, _)| *name == tool)
+        .map(|(_, access)| *access)
+}
 
 /// The tower service behind `/mcp`.
 pub type McpService = StreamableHttpService<Tools, LocalSessionManager>;
@@ -96,27 +122,32 @@ pub const PATH: &str = "/mcp";
 
 /// JSON-RPC's codes for a request that is not valid JSON, not a valid request, or whose
 /// parameters are wrong, and for errors of the server.
-const PARSE_ERROR: i64 = -32700;
-const INVALID_REQUEST: i64 = -32600;
-const INVALID_PARAMS: i64 = -32602;
-const INTERNAL_ERROR: i64 = -32603;
+const PARSE_ERROR: i32 = -32700;
+const INVALID_REQUEST: i32 = -32600;
+const INVALID_PARAMS: i32 = -32602;
+const INTERNAL_ERROR: i32 = -32603;
 
-/// An API error as a JSON-RPC error answer (`id` null: the request may not have one), with
-/// the same HTTP status and the API's code in `data`.
-pub fn json_rpc_error(error: &ApiError) -> Response {
+/// An API error as a JSON-RPC error object, the API's code and HTTP status in `data`.
+fn error_data(error: &ApiError) -> ErrorData {
     let code = match error.code {
         ErrorCode::MalformedJson => PARSE_ERROR,
         _ if error.status.is_server_error() => INTERNAL_ERROR,
         _ => INVALID_REQUEST,
     };
+    ErrorData::new(
+        rmcp::model::ErrorCode(code),
+        error.message.clone(),
+        Some(serde_json::json!({ "code": error.code.as_str(), "status": error.status.as_u16() })),
+    )
+}
+
+/// An API error as a JSON-RPC error answer (`id` null: the request may not have one), with
+/// the same HTTP status and the API's code in `data`.
+pub fn json_rpc_error(error: &ApiError) -> Response {
     let body = serde_json::json!({
         "jsonrpc": "2.0",
         "id": null,
-        "error": {
-            "code": code,
-            "message": error.message,
-            "data": { "code": error.code.as_str(), "status": error.status.as_u16() },
-        },
+        "error": error_data(error),
     });
     // JSON-RPC over HTTP answers a message it cannot read with 400, whatever the API says.
     let status = match error.code {
@@ -215,11 +246,17 @@ pub struct SimilarArgs {
 
 #[tool_router]
 impl Tools {
+    /// The tools, each listed with the access it is declared to need.
     fn new(state: Arc<AppState>) -> Self {
-        Self {
-            state,
-            tool_router: Self::tool_router(),
+        let mut tool_router = Self::tool_router();
+        for route in tool_router.map.values_mut() {
+            if let Some(access) = tool_access(&route.attr.name) {
+                let mut meta = serde_json::Map::new();
+                meta.insert(ACCESS_FIELD.into(), access.as_str().into());
+                route.attr.meta = Some(MetaObject(meta));
+            }
         }
+        Self { state, tool_router }
     }
 
     /// Finds the passages of the corpus that best answer a question.
@@ -292,6 +329,28 @@ impl Tools {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Tools {
+    /// Calls the tool when the request's key grants the access it needs. Checked here, on the
+    /// name the SDK dispatches on, so no second reading of the message can disagree with it.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        // The route's guard lets only valid keys in and tells what they grant; without that
+        // word, nothing is granted.
+        let granted = context
+            .extensions
+            .get::<Parts>()
+            .and_then(|parts| parts.extensions.get::<Granted>())
+            .map_or(Access::Public, |granted| granted.0);
+        if granted < tool_access(&request.name).unwrap_or(Access::Admin) {
+            return Err(error_data(&Refusal::ReadOnly.error()));
+        }
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("wenda", env!("CARGO_PKG_VERSION")))
@@ -369,4 +428,30 @@ fn render_passage(number: Option<usize>, passage: &PassageView) -> String {
         "{heading}\n{}\nid: {} · {} lines {}–{}",
         passage.text, passage.id, citation.path, citation.line_start, citation.line_end
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tool_declares_its_access() {
+        let tools: Vec<String> = Tools::tool_router()
+            .list_all()
+            .into_iter()
+            .map(|tool| tool.name.into_owned())
+            .collect();
+        for tool in &tools {
+            assert!(
+                tool_access(tool).is_some(),
+                "the MCP tool `{tool}` has no access in TOOL_ACCESS"
+            );
+        }
+        for (declared, _) in TOOL_ACCESS {
+            assert!(
+                tools.iter().any(|tool| tool == declared),
+                "no tool `{declared}`"
+            );
+        }
+    }
 }

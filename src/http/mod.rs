@@ -31,10 +31,12 @@ use http_body_util::BodyExt;
 use tokio::sync::Semaphore;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use utoipa::OpenApi;
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::router::UtoipaMethodRouter;
 use utoipa_axum::routes;
 
+use auth::Access::{Admin, Public, Read};
 pub use auth::ApiKeys;
+use auth::GuardedRouter;
 pub use error::{status_of, ApiError};
 pub use hosts::Exposure;
 pub use transport::{serve, Transport, OVERFLOW_CONNECTIONS};
@@ -114,12 +116,14 @@ pub struct Access {
 
 /// All routes. Each is added from its handler's `#[utoipa::path]` (path, method and
 /// description in one place), which also makes it part of the OpenAPI document served at
-/// `/openapi.json`, so the router serves nothing the document leaves out.
+/// `/openapi.json`, so the router serves nothing the document leaves out; and each is added
+/// with the access it needs ([`GuardedRouter`]), which its guard checks and the document shows.
+/// Handlers of one path that need different access are added apart (axum merges them).
 ///
 /// Layers, outermost first: request id, access log and metrics; JSON bodies for bare errors;
-/// `Host` and `Origin`; CORS; API keys; UTF-8 query strings; the body timeout; then, per
-/// route, the in-flight limit (taken before any body is read), the declared body size, the
-/// request timeout (reading routes) and the body size limit.
+/// `Host` and `Origin`; CORS; UTF-8 query strings; the body timeout; then, per route, the
+/// access guard, the in-flight limit (taken before any body is read), the declared body size,
+/// the request timeout (reading routes) and the body size limit.
 pub fn router(state: Arc<AppState>, access: Access) -> Router {
     metrics::handle();
     let limits = state.limits;
@@ -133,58 +137,76 @@ pub fn router(state: Arc<AppState>, access: Access) -> Router {
             &state,
         )
     };
-    let (router, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(pages::search_page))
-        .routes(routes!(pages::docs_page))
-        .routes(routes!(openapi::document))
-        .routes(routes!(routes::health))
-        .routes(routes!(routes::ready))
-        .routes(routes!(metrics::render))
-        .routes(routes!(routes::info))
-        .routes(reading_body(
-            routes!(routes::search_get, routes::search_post),
-            limits.max_body_bytes,
-        ))
-        .routes(reading(routes!(routes::passage)))
-        .routes(reading(routes!(routes::similar)))
-        .routes(work(routes!(routes::list_collections)))
-        .routes(work(routes!(
-            routes::get_collection,
-            routes::put_collection,
-            routes::delete_collection
-        )))
-        .routes(reading_body(
-            routes!(
-                routes::collection_search_get,
-                routes::collection_search_post
+    let (router, document) = GuardedRouter::new(openapi::ApiDoc::openapi(), access.keys)
+        .add(Public, routes!(pages::search_page))
+        .add(Public, routes!(pages::docs_page))
+        .add(Public, routes!(openapi::document))
+        .add(Public, routes!(routes::health))
+        .add(Public, routes!(routes::ready))
+        // `/metrics` names the collections, which the keys otherwise guard.
+        .add(Read, routes!(metrics::render))
+        .add(Read, routes!(routes::info))
+        .add(
+            Read,
+            reading_body(
+                routes!(routes::search_get, routes::search_post),
+                limits.max_body_bytes,
             ),
-            limits.max_body_bytes,
-        ))
-        .routes(reading(routes!(routes::collection_passage)))
-        .routes(reading(routes!(routes::collection_similar)))
-        .routes(work(routes!(routes::list_documents)))
-        .routes(body(
-            routes!(
-                routes::get_document,
-                routes::put_document,
-                routes::delete_document
+        )
+        .add(Read, reading(routes!(routes::passage)))
+        .add(Read, reading(routes!(routes::similar)))
+        .add(Read, work(routes!(routes::list_collections)))
+        .add(Read, work(routes!(routes::get_collection)))
+        .add(
+            Admin,
+            work(routes!(routes::put_collection, routes::delete_collection)),
+        )
+        .add(
+            Read,
+            reading_body(
+                routes!(
+                    routes::collection_search_get,
+                    routes::collection_search_post
+                ),
+                limits.max_body_bytes,
             ),
-            limits.max_document_bytes,
-        ))
-        .routes(body(
-            routes!(routes::import_documents),
-            limits.max_import_bytes,
-        ))
-        .routes(routes!(routes::job))
-        .routes(body(
-            routes!(routes::embeddings),
-            limits.max_embeddings_body_bytes,
-        ))
-        .routes(reading_body(routes!(mcp::endpoint), limits.max_body_bytes))
-        .routes(reading_body(
-            routes!(dify::retrieval),
-            limits.max_body_bytes,
-        ))
+        )
+        .add(Read, reading(routes!(routes::collection_passage)))
+        .add(Read, reading(routes!(routes::collection_similar)))
+        .add(Read, work(routes!(routes::list_documents)))
+        .add(
+            Read,
+            body(routes!(routes::get_document), limits.max_document_bytes),
+        )
+        .add(
+            Admin,
+            body(
+                routes!(routes::put_document, routes::delete_document),
+                limits.max_document_bytes,
+            ),
+        )
+        .add(
+            Admin,
+            body(routes!(routes::import_documents), limits.max_import_bytes),
+        )
+        .add(Read, routes!(routes::job))
+        .add(
+            Read,
+            body(
+                routes!(routes::embeddings),
+                limits.max_embeddings_body_bytes,
+            ),
+        )
+        // Each tool call is checked against its tool's access too (see `mcp`).
+        .add(
+            Read,
+            reading_body(routes!(mcp::endpoint), limits.max_body_bytes),
+        )
+        .add_refusing(
+            Read,
+            dify::refuse,
+            reading_body(routes!(dify::retrieval), limits.max_body_bytes),
+        )
         .split_for_parts();
     let mut router = router
         .fallback(routes::no_route)
@@ -193,11 +215,7 @@ pub fn router(state: Arc<AppState>, access: Access) -> Router {
         .layer(Extension(Arc::clone(&access.exposure)))
         .layer(Extension(Arc::new(mcp)))
         .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
-        .layer(middleware::from_fn(refuse_undecodable_query))
-        .layer(middleware::from_fn_with_state(
-            access.keys,
-            auth::require_key,
-        ));
+        .layer(middleware::from_fn(refuse_undecodable_query));
     if let Some(cors) = access.exposure.cors() {
         router = router.layer(cors);
     }

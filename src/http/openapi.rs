@@ -43,8 +43,9 @@ use super::Exposure;
 )]
 pub struct ApiDoc;
 
-/// Declares the API key (sent as a Bearer token), which every operation takes unless it says
-/// otherwise; servers without keys ignore it.
+/// Declares the API key (sent as a Bearer token). Each operation states what it needs, as the
+/// router guards it: `x-wenda-access` (`public`, `read` or `admin`) and the key's role in its
+/// `security` (see `auth::GuardedRouter`); servers without keys ignore it.
 struct ApiKeyScheme;
 
 impl utoipa::Modify for ApiKeyScheme {
@@ -57,8 +58,9 @@ impl utoipa::Modify for ApiKeyScheme {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "A key given to `wenda serve` with --api-key (read and write) or \
-                         --read-api-key (read only); needed only when the server has keys.",
+                        "A key given to `wenda serve` with --api-key (role `admin`: read and \
+                         write) or --read-api-key (role `read`: read only); needed only when the \
+                         server has keys.",
                     ))
                     .build(),
             ),
@@ -71,7 +73,7 @@ impl utoipa::Modify for ApiKeyScheme {
 pub struct ServedDocument(pub Arc<Document>);
 
 /// This API's OpenAPI 3.1 document.
-#[utoipa::path(get, path = "/openapi.json", tag = "service", security(()),
+#[utoipa::path(get, path = "/openapi.json", tag = "service",
     responses((status = 200, description = "This document.", content_type = "application/json")))]
 pub async fn document(
     Extension(document): Extension<ServedDocument>,

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
 
 /// A page that renders the OpenAPI document for people.
-#[utoipa::path(get, path = "/docs", tag = "service", security(()),
+#[utoipa::path(get, path = "/docs", tag = "service",
     responses((status = 200, description = "HTML.", content_type = "text/html")))]
 pub async fn docs_page() -> Response {
     page(include_str!("page/docs.html"))
@@ -14,7 +14,7 @@ pub async fn docs_page() -> Response {
 
 /// The search page: a search box, results with the question's words highlighted, and
 /// related passages. Works in Chinese and English, on phones too.
-#[utoipa::path(get, path = "/", tag = "service", security(()),
+#[utoipa::path(get, path = "/", tag = "service",
     responses((status = 200, description = "HTML.", content_type = "text/html")))]
 pub async fn search_page() -> Response {
     page(include_str!("page/index.html"))

@@ -24,7 +24,7 @@ type Answer<T> = Result<Json<T>, ApiError>;
 type Shared = State<Arc<AppState>>;
 
 /// Liveness: 200 while the process runs, even before the index is ready.
-#[utoipa::path(get, path = "/health", tag = "service", security(()),
+#[utoipa::path(get, path = "/health", tag = "service",
     responses((status = 200, description = "The process is up.", body = Status)))]
 pub async fn health() -> Json<Status> {
     Json(Status {
@@ -34,7 +34,7 @@ pub async fn health() -> Json<Status> {
 
 /// Readiness: 200 once the model is loaded and the collections indexed and while the store
 /// answers; 503 `not_ready` before, `storage_unavailable` while a database is unreachable.
-#[utoipa::path(get, path = "/ready", tag = "service", security(()), responses(
+#[utoipa::path(get, path = "/ready", tag = "service", responses(
     (status = 200, description = "Searches and writes will be answered.", body = Status),
     (status = 503, description = "`not_ready`: the index is still being built; `storage_unavailable`: the database does not answer.", body = ErrorBody),
 ))]
