@@ -7,7 +7,7 @@
 //! - [`store`]: documents, passages and vectors kept durably (SQLite or PostgreSQL).
 //! - [`index`]: vectors and terms → the nearest passages.
 //! - [`search`]: a question → ranked passages, with highlights and a context block.
-//! - [`service`]: the application core every transport calls, [`service::Wenda`].
+//! - [`service`]: the application service every transport calls, [`service::Service`].
 //! - [`http`]: the HTTP API, its wire format, the MCP and Dify endpoints, API keys.
 //!
 //! Beside the flow:

@@ -1096,7 +1096,7 @@ fn dify_external_knowledge_api_answers_its_documented_requests() {
 fn another_model_embeds_the_stored_passages_again_and_a_switch_back_reuses_them() {
     use std::sync::Arc;
     use wenda::embedding::ModelFingerprint;
-    use wenda::service::{ModelSummary, Wenda};
+    use wenda::service::{ModelSummary, Service};
     use wenda::store::SqliteStore;
 
     let dir = common::seeded_data_dir("model-switch");
@@ -1109,7 +1109,7 @@ fn another_model_embeds_the_stored_passages_again_and_a_switch_back_reuses_them(
             max_tokens: 512,
         };
         let store = SqliteStore::open(&dir, fingerprint, model.embedder.dimensions()).unwrap();
-        let (core, report) = Wenda::open(
+        let (service, report) = Service::open(
             Arc::clone(&model.embedder),
             summary,
             Arc::new(store),
@@ -1117,7 +1117,7 @@ fn another_model_embeds_the_stored_passages_again_and_a_switch_back_reuses_them(
             &mut |_, _| {},
         )
         .unwrap();
-        drop(core);
+        drop(service);
         report
     };
     let same = open(model.fingerprint);

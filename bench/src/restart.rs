@@ -61,7 +61,7 @@ pub fn run(args: RestartArgs) -> anyhow::Result<()> {
     for run in 1..=args.runs {
         let started = Instant::now();
         let store = Arc::new(SqliteStore::open(&args.data_dir, fingerprint, dimensions)?);
-        let (core, report) = service::open(Arc::clone(&embedder), &args.model.model, store)?;
+        let (service, report) = service::open(Arc::clone(&embedder), &args.model.model, store)?;
         let took = started.elapsed();
         println!(
             "open {run}: {:.2} s to load {} passages and build their indexes ({} embedded), {} MiB resident",
@@ -70,7 +70,7 @@ pub fn run(args: RestartArgs) -> anyhow::Result<()> {
             report.embedded,
             resident_mib()
         );
-        drop(core);
+        drop(service);
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The `wenda serve` child process that the service benchmarks measure: the release binary an
-//! operator runs, over HTTP, rather than the service core opened in this process.
+//! operator runs, over HTTP, rather than the service opened in this process.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader};

@@ -1,4 +1,4 @@
-//! The service core opened in this process, for what only the inside shows: how long opening a
+//! The service opened in this process, for what only the inside shows: how long opening a
 //! store takes (`restart`) and the index's own recall and search time (`store`).
 
 use std::sync::Arc;
@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wenda::embedding::{Embedder, ModelFingerprint};
 use wenda::index::DEFAULT_QUANTIZE_FROM;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, OpenReport, Settings, Wenda};
+use wenda::service::{ModelSummary, OpenReport, Service, Settings};
 use wenda::store::Store;
 
 use crate::model_args::ModelArgs;
@@ -18,13 +18,13 @@ pub fn load(model: &ModelArgs) -> anyhow::Result<(Embedder, ModelFingerprint)> {
     Ok((embedder, fingerprint))
 }
 
-/// Opens the core over `store` as `wenda serve` does once the model is loaded, with its
+/// Opens the service over `store` as `wenda serve` does once the model is loaded, with its
 /// default settings.
 pub fn open(
     embedder: Arc<Embedder>,
     model: &str,
     store: Arc<dyn Store>,
-) -> anyhow::Result<(Arc<Wenda>, OpenReport)> {
+) -> anyhow::Result<(Arc<Service>, OpenReport)> {
     let config = embedder.config();
     let summary = ModelSummary {
         id: model.to_owned(),
@@ -38,7 +38,7 @@ pub fn open(
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         quantize_from: DEFAULT_QUANTIZE_FROM,
     };
-    Ok(Wenda::open(
+    Ok(Service::open(
         embedder,
         summary,
         store,

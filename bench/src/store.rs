@@ -393,13 +393,13 @@ fn measure(
     let started = Instant::now();
     let (embedder, fingerprint) = service::load(&args.model)?;
     let store = store.open(fingerprint, embedder.dimensions())?;
-    let (core, _) = service::open(Arc::new(embedder), &args.model.model, store)?;
+    let (service, _) = service::open(Arc::new(embedder), &args.model.model, store)?;
     println!(
         "\n{name}: opened in {:.1} s (model load included); vectors in this process {:.0} MiB",
         started.elapsed().as_secs_f64(),
-        core.totals().index_bytes as f64 / (1024.0 * 1024.0),
+        service.totals().index_bytes as f64 / (1024.0 * 1024.0),
     );
-    let reader = core.reader(COLLECTION)?;
+    let reader = service.reader(COLLECTION)?;
     let filter = shard_filter();
     println!(
         "{:>10} {:>10} {:>12} {:>10} {:>10} {:>12}",
@@ -427,7 +427,7 @@ fn measure(
     }
     // The server opens the store itself: one copy of the index in memory at a time.
     drop(reader);
-    drop(core);
+    drop(service);
     let server = Spawned::start(command, None)?;
     let endpoint = format!("{}/v1/collections/{COLLECTION}/search", server.url);
     let bodies: [(&str, &RequestBody); 3] = [

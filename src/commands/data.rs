@@ -18,7 +18,7 @@ use wenda::embedding::{ModelFingerprint, TextKey};
 use wenda::service::{DocumentLine, ImportLine, DEFAULT_COLLECTION};
 use wenda::store::{self, JobStatus};
 
-use super::core::{self, Capacity, StoreArgs};
+use super::open::{self, Capacity, StoreArgs};
 use super::ModelArgs;
 
 #[derive(clap::Args)]
@@ -171,13 +171,13 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         read_database_url: None,
         quantize_from: wenda::index::DEFAULT_QUANTIZE_FROM,
     };
-    let core = core::open(&args.model, &store_args, Capacity::default())?;
-    let same_model = header.model == core.fingerprint().hex();
+    let service = open::service(&args.model, &store_args, Capacity::default())?;
+    let same_model = header.model == service.fingerprint().hex();
     if !same_model {
         eprintln!("the export was made with another model: its passages will be embedded again");
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(core.create_collection(&collection))?;
+    runtime.block_on(service.create_collection(&collection))?;
     let base64 = base64::engine::general_purpose::STANDARD;
     let mut import = Vec::new();
     let mut vectors = Vec::new();
@@ -210,10 +210,10 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         });
     }
     let reused = vectors.len();
-    runtime.block_on(core.store_vectors(&collection, vectors))?;
-    let job = runtime.block_on(core.submit_import(&collection, import))?;
+    runtime.block_on(service.store_vectors(&collection, vectors))?;
+    let job = runtime.block_on(service.submit_import(&collection, import))?;
     let report = loop {
-        let report = runtime.block_on(core.job(&job.id))?;
+        let report = runtime.block_on(service.job(&job.id))?;
         if matches!(
             report.record.status,
             JobStatus::Completed | JobStatus::Failed

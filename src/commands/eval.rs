@@ -18,7 +18,7 @@ use wenda::service::DEFAULT_COLLECTION;
 use wenda::squad::Dataset;
 use wenda::store::DEFAULT_EF_SEARCH;
 
-use super::core::{self, Capacity, StoreArgs};
+use super::open::{self, Capacity, StoreArgs};
 use super::{ModeArg, ModelArgs, RoleArg};
 
 #[derive(clap::Args)]
@@ -106,9 +106,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         questions.truncate(limit);
     }
-    let core = core::open(&args.model, &store, Capacity::default())?;
-    let reader = core.reader(DEFAULT_COLLECTION)?;
-    let embedder = core.embedder();
+    let service = open::service(&args.model, &store, Capacity::default())?;
+    let reader = service.reader(DEFAULT_COLLECTION)?;
+    let embedder = service.embedder();
     let role = Role::from(args.question_role);
     let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
     let started = Instant::now();

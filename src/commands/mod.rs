@@ -1,11 +1,11 @@
 //! Subcommands of the `wenda` binary, and the options they share.
 
-pub mod core;
 pub mod data;
 pub mod embed;
 pub mod eval;
 pub mod model;
 mod model_args;
+pub mod open;
 pub mod query;
 pub mod serve;
 

@@ -1,11 +1,11 @@
 //! `wenda query`: answer one question from the command line, the quickest way to try wenda. It
-//! goes through the same service core as the HTTP API, so it checks and answers alike.
+//! goes through the same service as the HTTP API, so it checks and answers alike.
 
 use anyhow::Context;
 use wenda::index::{Filter, IsoDate};
 use wenda::service::{SearchHit, SearchRequest, DEFAULT_COLLECTION};
 
-use super::core::{self, Capacity, StoreArgs};
+use super::open::{self, Capacity, StoreArgs};
 use super::{ModeArg, ModelArgs};
 
 #[derive(clap::Args)]
@@ -47,7 +47,7 @@ fn parse_date(text: &str) -> Result<IsoDate, String> {
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
-    let core = core::open(&args.model, &args.store, Capacity::default())?;
+    let service = open::service(&args.model, &args.store, Capacity::default())?;
     let request = SearchRequest {
         top_k: args.top_k,
         mode: args.mode.into(),
@@ -62,11 +62,11 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         ..SearchRequest::new(args.question)
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let outcome = runtime.block_on(core.search(&args.collection, request))?;
+    let outcome = runtime.block_on(service.search(&args.collection, request))?;
     if outcome.truncated {
         eprintln!(
             "note: the question is longer than the model's {} tokens; only its beginning was used",
-            core.model().max_tokens
+            service.model().max_tokens
         );
     }
     if outcome.results.is_empty() && !args.json {

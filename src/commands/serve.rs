@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 use wenda::http::{self, Access, ApiKeys, AppState, Exposure, Limits, Transport};
 
-use super::core::{self, Capacity, StoreArgs};
+use super::open::{self, Capacity, StoreArgs};
 use super::ModelArgs;
 
 #[derive(clap::Args)]
@@ -178,7 +178,7 @@ async fn serve(args: ServeArgs, keys: ApiKeys) -> anyhow::Result<()> {
     ));
 
     let (model, store, capacity) = (args.model.clone(), args.store.clone(), args.capacity());
-    let loader = tokio::task::spawn_blocking(move || core::open(&model, &store, capacity));
+    let loader = tokio::task::spawn_blocking(move || open::service(&model, &store, capacity));
     tokio::select! {
         stopped = &mut server => {
             stopped.context("server task")?.context("serving HTTP")?;

@@ -2,7 +2,7 @@
 //! an external knowledge base, with a collection name as its knowledge id. Requests and answers
 //! keep Dify's shapes, errors included (`{"error_code", "error_msg"}`: 1001 a malformed
 //! `Authorization` header, 1002 a key that is not valid, 2001 no such knowledge base); the search
-//! itself is the service core's, hybrid ranking and all.
+//! itself is the service's, hybrid ranking and all.
 
 use std::sync::Arc;
 
@@ -158,7 +158,7 @@ pub async fn retrieval(
 ) -> Response {
     let answered = async {
         let Json(request) = body.map_err(ApiError::from)?;
-        let core = state.core()?;
+        let service = state.service()?;
         let top_k = request.retrieval_setting.top_k.clamp(1, MAX_TOP_K);
         let metadata = request
             .metadata_condition
@@ -176,15 +176,15 @@ pub async fn retrieval(
             highlight: false,
             ..SearchRequest::new(request.query)
         };
-        let outcome =
-            core.search(&request.knowledge_id, search)
-                .await
-                .map_err(|error| match error {
-                    ServiceError::InvalidName(_) => {
-                        ServiceError::UnknownCollection(request.knowledge_id.clone())
-                    }
-                    other => other,
-                })?;
+        let outcome = service
+            .search(&request.knowledge_id, search)
+            .await
+            .map_err(|error| match error {
+                ServiceError::InvalidName(_) => {
+                    ServiceError::UnknownCollection(request.knowledge_id.clone())
+                }
+                other => other,
+            })?;
         Ok::<_, ApiError>(RetrievalResponse {
             records: outcome.results.into_iter().map(record).collect(),
         })

@@ -3,7 +3,7 @@
 //!
 //! The server is stateless: every POST carries one JSON-RPC message and gets its answer as
 //! `application/json`, so nothing is kept between requests and any number of clients may
-//! connect. The tools call the same service core as the HTTP routes and answer with the API's
+//! connect. The tools call the same service as the HTTP routes and answer with the API's
 //! JSON; a request the API would refuse (empty question, unknown passage, `top_k` out of range)
 //! comes back as a tool result with `isError: true` and the API's message, which the model can
 //! read and correct. Every tool takes an optional `collection` (default: `default`).
@@ -269,10 +269,10 @@ impl Tools {
     )]
     async fn search(&self, Parameters(args): Parameters<SearchArgs>) -> CallToolResult {
         let answered = async {
-            let core = self.state.core()?;
+            let service = self.state.service()?;
             let collection = collection_of(&args.collection).to_owned();
             let request = search_request(args).map_err(ApiError::invalid)?;
-            let outcome = core.search(&collection, request).await?;
+            let outcome = service.search(&collection, request).await?;
             Ok::<_, ApiError>(SearchResponse::from(outcome))
         };
         match answered.await {
@@ -290,8 +290,8 @@ impl Tools {
     async fn get_passage(&self, Parameters(args): Parameters<PassageArgs>) -> CallToolResult {
         let found = self
             .state
-            .core()
-            .and_then(|core| Ok(core.passage(collection_of(&args.collection), &args.id)?));
+            .service()
+            .and_then(|service| Ok(service.passage(collection_of(&args.collection), &args.id)?));
         match found {
             Ok(passage) => {
                 let passage = PassageView::from(&*passage);
@@ -315,7 +315,7 @@ impl Tools {
             };
             let outcome = self
                 .state
-                .core()?
+                .service()?
                 .similar(collection_of(&args.collection), &args.id, request)
                 .await?;
             Ok::<_, ApiError>(SimilarResponse::from(outcome))

@@ -4,7 +4,7 @@
 //! (requests here, connections in the transport, batches in the embedding queue, searches in
 //! the service) and rendered by `metrics-exporter-prometheus`. The recorder is process-wide and
 //! installed once; what depends on the store's current state (passages and documents per
-//! collection) is read from the core when scraped.
+//! collection) is read from the service when scraped.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -76,10 +76,10 @@ pub async fn render(State(state): State<Shared>) -> Response {
         .into_response()
 }
 
-/// Sets the per-collection gauges from the core, when it is ready.
+/// Sets the per-collection gauges from the service, when it is ready.
 async fn record_collections(state: &Shared) {
-    let Ok(core) = state.core() else { return };
-    if let Ok(collections) = core.collections().await {
+    let Ok(service) = state.service() else { return };
+    if let Ok(collections) = service.collections().await {
         for collection in collections {
             let name = collection.name;
             metrics::gauge!("wenda_collection_documents", "collection" => name.clone())

@@ -1,9 +1,9 @@
 //! The HTTP API (JSON over HTTP/1.1): routing, request validation, API keys and the wire format.
-//! Handlers call the service core ([`Wenda`]) and nothing else.
+//! Handlers call the service ([`Service`]) and nothing else.
 //!
 //! The server starts before the collections are loaded: `/health` answers at once, `/ready` and
-//! the API answer 503 until [`AppState::set_ready`] hands over the core. Bodies larger than
-//! their route's limit are refused with 413; the core bounds the work in progress.
+//! the API answer 503 until [`AppState::set_ready`] hands over the service. Bodies larger than
+//! their route's limit are refused with 413; the service bounds the work in progress.
 
 mod auth;
 mod dify;
@@ -41,7 +41,7 @@ pub use error::{status_of, ApiError};
 pub use hosts::Exposure;
 pub use transport::{serve, Transport, OVERFLOW_CONNECTIONS};
 
-use crate::service::{ErrorCode, Wenda};
+use crate::service::{ErrorCode, Service};
 
 /// Bounds on the requests one server accepts.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +80,7 @@ impl Default for Limits {
 
 /// Shared by every request.
 pub struct AppState {
-    core: OnceLock<Arc<Wenda>>,
+    service: OnceLock<Arc<Service>>,
     limits: Limits,
     /// One permit per request being handled (see [`Limits::max_in_flight`]).
     in_flight: Arc<Semaphore>,
@@ -89,22 +89,22 @@ pub struct AppState {
 impl AppState {
     pub fn new(limits: Limits) -> Arc<Self> {
         Arc::new(Self {
-            core: OnceLock::new(),
+            service: OnceLock::new(),
             limits,
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
         })
     }
 
-    /// Makes the core available; `/ready` answers 200 from now on. A second call is ignored.
-    pub fn set_ready(&self, core: Arc<Wenda>) {
-        ::metrics::gauge!("wenda_model_info", "model" => core.model().id.clone()).set(1.0);
-        if self.core.set(core).is_err() {
+    /// Makes the service available; `/ready` answers 200 from now on. A second call is ignored.
+    pub fn set_ready(&self, service: Arc<Service>) {
+        ::metrics::gauge!("wenda_model_info", "model" => service.model().id.clone()).set(1.0);
+        if self.service.set(service).is_err() {
             tracing::warn!("the service was already ready; keeping the first");
         }
     }
 
-    fn core(&self) -> Result<&Arc<Wenda>, ApiError> {
-        self.core.get().ok_or_else(ApiError::not_ready)
+    fn service(&self) -> Result<&Arc<Service>, ApiError> {
+        self.service.get().ok_or_else(ApiError::not_ready)
     }
 }
 

@@ -1,5 +1,5 @@
-//! Request handlers. Each only destructures the request, calls one method of the service core
-//! ([`Wenda`]) and maps the answer to the wire format; each handler's `#[utoipa::path]` is its
+//! Request handlers. Each only destructures the request, calls one method of the service
+//! ([`Service`]) and maps the answer to the wire format; each handler's `#[utoipa::path]` is its
 //! entry in the OpenAPI document. Routes without a collection mean the `default` one.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use super::wire::{
 };
 use super::{ApiError, AppState};
 use crate::embedding::Role;
-use crate::service::{ErrorCode, NewDocument, SimilarRequest, Wenda, DEFAULT_COLLECTION};
+use crate::service::{ErrorCode, NewDocument, Service, SimilarRequest, DEFAULT_COLLECTION};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 type Shared = State<Arc<AppState>>;
@@ -39,7 +39,7 @@ pub async fn health() -> Json<Status> {
     (status = 503, description = "`not_ready`: the index is still being built; `storage_unavailable`: the database does not answer.", body = ErrorBody),
 ))]
 pub async fn ready(State(state): Shared) -> Answer<Status> {
-    state.core()?.check_store().await?;
+    state.service()?.check_store().await?;
     Ok(Json(Status {
         status: "ready".into(),
     }))
@@ -51,11 +51,11 @@ pub async fn ready(State(state): Shared) -> Answer<Status> {
     (status = 503, description = "`not_ready`", body = ErrorBody),
 ))]
 pub async fn info(State(state): Shared) -> Answer<Info> {
-    let core = state.core()?;
-    let totals = core.totals();
+    let service = state.service()?;
+    let totals = service.totals();
     Ok(Json(Info {
         version: env!("CARGO_PKG_VERSION").into(),
-        model: core.model().into(),
+        model: service.model().into(),
         collections: totals.collections,
         passages: totals.passages,
         documents: totals.documents,
@@ -155,9 +155,9 @@ pub(super) async fn search(
     collection: &str,
     request: SearchRequest,
 ) -> Answer<SearchResponse> {
-    let core = state.core()?;
+    let service = state.service()?;
     let request = request.into_domain().map_err(ApiError::invalid)?;
-    let outcome = core.search(collection, request).await?;
+    let outcome = service.search(collection, request).await?;
     Ok(Json(outcome.into()))
 }
 
@@ -196,7 +196,7 @@ pub async fn collection_passage(
 }
 
 fn passage_of(state: &AppState, collection: &str, id: &str) -> Answer<PassageView> {
-    let passage = state.core()?.passage(collection, id)?;
+    let passage = state.service()?.passage(collection, id)?;
     Ok(Json(PassageView::from(&*passage)))
 }
 
@@ -252,7 +252,7 @@ pub(super) async fn similar_to(
         ef_search: query.ef_search,
         ..SimilarRequest::default()
     };
-    let outcome = state.core()?.similar(collection, id, request).await?;
+    let outcome = state.service()?.similar(collection, id, request).await?;
     Ok(Json(outcome.into()))
 }
 
@@ -263,12 +263,12 @@ pub(super) async fn similar_to(
     (status = 503, description = "`not_ready` or `storage_unavailable`", body = ErrorBody),
 ))]
 pub async fn list_collections(State(state): Shared) -> Answer<CollectionList> {
-    let core = state.core()?;
-    let collections = core.collections().await?;
+    let service = state.service()?;
+    let collections = service.collections().await?;
     Ok(Json(CollectionList {
         collections: collections
             .into_iter()
-            .map(|summary| CollectionView::new(summary, core.model()))
+            .map(|summary| CollectionView::new(summary, service.model()))
             .collect(),
     }))
 }
@@ -288,9 +288,9 @@ pub async fn get_collection(
     collection: Result<Path<String>, PathRejection>,
 ) -> Answer<CollectionView> {
     let Path(collection) = collection?;
-    let core = state.core()?;
-    let summary = core.collection_summary(&collection).await?;
-    Ok(Json(CollectionView::new(summary, core.model())))
+    let service = state.service()?;
+    let summary = service.collection_summary(&collection).await?;
+    Ok(Json(CollectionView::new(summary, service.model())))
 }
 
 /// Create a collection (idempotent: 201 when created, 200 when it already existed).
@@ -309,15 +309,15 @@ pub async fn put_collection(
     collection: Result<Path<String>, PathRejection>,
 ) -> Result<(StatusCode, Json<CollectionView>), ApiError> {
     let Path(collection) = collection?;
-    let core = state.core()?;
-    let created = core.create_collection(&collection).await?;
-    let summary = core.collection_summary(&collection).await?;
+    let service = state.service()?;
+    let created = service.create_collection(&collection).await?;
+    let summary = service.collection_summary(&collection).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(CollectionView::new(summary, core.model()))))
+    Ok((status, Json(CollectionView::new(summary, service.model()))))
 }
 
 /// Delete a collection with all its documents.
@@ -335,7 +335,7 @@ pub async fn delete_collection(
     collection: Result<Path<String>, PathRejection>,
 ) -> Answer<Deleted> {
     let Path(collection) = collection?;
-    state.core()?.delete_collection(&collection).await?;
+    state.service()?.delete_collection(&collection).await?;
     Ok(Json(Deleted {
         id: collection,
         deleted: true,
@@ -365,7 +365,7 @@ pub async fn list_documents(
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     let page = state
-        .core()?
+        .service()?
         .documents(&collection, query.cursor, limit)
         .await?;
     Ok(Json(DocumentList {
@@ -390,7 +390,7 @@ pub async fn get_document(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Answer<DocumentView> {
     let Path((collection, id)) = path?;
-    let detail = state.core()?.document(&collection, &id).await?;
+    let detail = state.service()?.document(&collection, &id).await?;
     Ok(Json(detail.into()))
 }
 
@@ -429,7 +429,7 @@ pub async fn put_document(
         metadata: body.metadata.unwrap_or_default(),
     };
     let outcome = state
-        .core()?
+        .service()?
         .put_document(&collection, &id, document)
         .await?;
     let status = if outcome.replaced {
@@ -456,7 +456,7 @@ pub async fn delete_document(
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Answer<Deleted> {
     let Path((collection, id)) = path?;
-    let passages = state.core()?.delete_document(&collection, &id).await?;
+    let passages = state.service()?.delete_document(&collection, &id).await?;
     Ok(Json(Deleted {
         id,
         deleted: true,
@@ -501,10 +501,10 @@ pub async fn import_documents(
     ApiError,
 > {
     let Path(collection) = collection?;
-    let core = state.core()?;
+    let service = state.service()?;
     let lines = super::import::import_lines(request, state.limits.max_import_bytes).await?;
-    let record = core.submit_import(&collection, lines).await?;
-    let report = core.job(&record.id).await?;
+    let record = service.submit_import(&collection, lines).await?;
+    let report = service.job(&record.id).await?;
     let location = format!("/v1/jobs/{}", record.id);
     Ok((
         StatusCode::ACCEPTED,
@@ -523,7 +523,7 @@ pub async fn import_documents(
 ))]
 pub async fn job(State(state): Shared, id: Result<Path<String>, PathRejection>) -> Answer<JobView> {
     let Path(id) = id?;
-    Ok(Json(state.core()?.job(&id).await?.into()))
+    Ok(Json(state.service()?.job(&id).await?.into()))
 }
 
 /// OpenAI-compatible embeddings: the served model's vectors for up to 128 texts.
@@ -543,12 +543,12 @@ pub async fn embeddings(
     Body(body): Body<EmbeddingsRequest>,
 ) -> Answer<EmbeddingsResponse> {
     let request = body;
-    let core: &Wenda = state.core()?;
+    let service: &Service = state.service()?;
     if let Some(dimensions) = request.dimensions {
-        if dimensions != core.model().dimensions {
+        if dimensions != service.model().dimensions {
             return Err(ApiError::invalid(format!(
                 "dimensions {dimensions} is not available: the model's vectors have {}",
-                core.model().dimensions
+                service.model().dimensions
             )));
         }
     }
@@ -561,7 +561,7 @@ pub async fn embeddings(
              check_embedding_ctx_length=False)",
         )
     })?;
-    let embedded = core.embed(role, texts).await?;
+    let embedded = service.embed(role, texts).await?;
     let tokens = embedded.iter().map(|e| e.tokens).sum();
     let data = embedded
         .into_iter()
@@ -579,7 +579,7 @@ pub async fn embeddings(
     Ok(Json(EmbeddingsResponse {
         object: "list".into(),
         data,
-        model: core.model().id.clone(),
+        model: service.model().id.clone(),
         usage: Usage {
             prompt_tokens: tokens,
             total_tokens: tokens,

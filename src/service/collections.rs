@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, PoisonError};
 
-use super::{blocking, check_collection_name, ServiceError, Wenda};
+use super::{blocking, check_collection_name, Service, ServiceError};
 use crate::store::CollectionRecord;
 
 /// A collection and what it holds.
@@ -19,7 +19,7 @@ pub struct CollectionSummary {
     pub vector_bytes: usize,
 }
 
-impl Wenda {
+impl Service {
     /// Creates collection `name`; `Ok(false)` when it already exists (creating is idempotent).
     pub async fn create_collection(&self, name: &str) -> Result<bool, ServiceError> {
         check_collection_name(name)?;

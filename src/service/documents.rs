@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::{blocking, check_document_id, is_blank, Collection, Prepared, ServiceError, Wenda};
+use super::{blocking, check_document_id, is_blank, Collection, Prepared, Service, ServiceError};
 use crate::corpus::{
     parse_document, ArticleDate, ArticleMeta, ChunkConfig, DocumentInput, Layout, Passage,
     ProblemKind,
@@ -64,7 +64,7 @@ pub struct DocumentPage {
     pub next: Option<String>,
 }
 
-impl Wenda {
+impl Service {
     /// Writes document `id` of `collection`: creates it, or replaces every passage of the
     /// earlier version at once. Answers once the document is durable and searchable.
     pub async fn put_document(

@@ -10,7 +10,7 @@
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
-use super::{ServiceError, Wenda};
+use super::{Service, ServiceError};
 use crate::index::{IndexChange, IndexedPassage};
 use crate::store::{Change, LoadedPassage, StoreError, StoredVector};
 
@@ -18,16 +18,18 @@ use crate::store::{Change, LoadedPassage, StoreError, StoredVector};
 /// replica takes to be searchable through another.
 pub const FOLLOW_EVERY: Duration = Duration::from_millis(200);
 
-/// Starts the thread that follows the store's changes from `position`, for as long as `core`
+/// Starts the thread that follows the store's changes from `position`, for as long as `service`
 /// lives.
-pub(super) fn start_follower(core: &Arc<Wenda>, mut position: u64) {
-    let weak: Weak<Wenda> = Arc::downgrade(core);
+pub(super) fn start_follower(service: &Arc<Service>, mut position: u64) {
+    let weak: Weak<Service> = Arc::downgrade(service);
     std::thread::Builder::new()
         .name("wenda-follow".into())
         .spawn(move || loop {
             std::thread::sleep(FOLLOW_EVERY);
-            let Some(core) = weak.upgrade() else { return };
-            match core.follow(position) {
+            let Some(service) = weak.upgrade() else {
+                return;
+            };
+            match service.follow(position) {
                 Ok(next) => position = next,
                 Err(error) => tracing::warn!(%error, "cannot follow the store's changes; retrying"),
             }
@@ -35,7 +37,7 @@ pub(super) fn start_follower(core: &Arc<Wenda>, mut position: u64) {
         .expect("spawning the change follower thread");
 }
 
-impl Wenda {
+impl Service {
     /// Applies the changes other processes made after `position`; returns where to go on from.
     fn follow(&self, position: u64) -> Result<u64, ServiceError> {
         let (changes, next) = self.store.changes_since(position)?;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::documents::new_record;
-use super::{blocking, NewDocument, ServiceError, Wenda};
+use super::{blocking, NewDocument, Service, ServiceError};
 use crate::corpus::Layout;
 use crate::store::{JobLine, JobProgress, JobRecord, JobStatus, LineError, Origin, WriteBatch};
 
@@ -139,13 +139,13 @@ impl JobSignal {
     }
 }
 
-/// Starts the thread that runs import jobs, oldest first, for as long as `core` lives. It holds
-/// the core only while a job runs, so dropping the last handle elsewhere closes the store.
-pub(super) fn start_worker(core: &Arc<Wenda>) {
-    let weak: Weak<Wenda> = Arc::downgrade(core);
-    let signal = Arc::clone(&core.jobs);
+/// Starts the thread that runs import jobs, oldest first, for as long as `service` lives. It holds
+/// the service only while a job runs, so dropping the last handle elsewhere closes the store.
+pub(super) fn start_worker(service: &Arc<Service>) {
+    let weak: Weak<Service> = Arc::downgrade(service);
+    let signal = Arc::clone(&service.jobs);
     // Over a shared store, another replica's job may need taking over: look now and then.
-    let takeover = core.store.shared().then_some(TAKEOVER_CHECK);
+    let takeover = service.store.shared().then_some(TAKEOVER_CHECK);
     std::thread::Builder::new()
         .name("wenda-jobs".into())
         .spawn(move || {
@@ -176,14 +176,16 @@ pub(super) fn start_worker(core: &Arc<Wenda>) {
                     *pending = false;
                 }
                 last_look = std::time::Instant::now();
-                let Some(core) = weak.upgrade() else { return };
-                runtime.block_on(core.run_jobs());
+                let Some(service) = weak.upgrade() else {
+                    return;
+                };
+                runtime.block_on(service.run_jobs());
             }
         })
         .expect("spawning the import job thread");
 }
 
-impl Wenda {
+impl Service {
     /// Records an import of `lines` into `collection` and queues it. Lines that cannot be
     /// documents are refused now, each with its line number; the rest are written by the job.
     pub async fn submit_import(

@@ -1,10 +1,10 @@
-//! The application core: every use case wenda offers (search, related passages, passages,
-//! documents, collections, embeddings) as methods of [`Wenda`], which the HTTP API, the MCP
+//! The application service: every use case wenda offers (search, related passages, passages,
+//! documents, collections, embeddings) as methods of [`Service`], which the HTTP API, the MCP
 //! tools and the command line all call, as text-embeddings-inference's `Infer` is called by its
 //! HTTP and gRPC routers alike. Transports only translate: they turn their input into the
 //! requests defined here and map [`ServiceError`] to their own errors.
 //!
-//! Wenda owns the durable [`Store`] (the source of truth), one in-memory index per collection
+//! Service owns the durable [`Store`] (the source of truth), one in-memory index per collection
 //! (rebuilt from the store at start-up, changed with every write), the embedding queue and the
 //! bound on work in progress. A write commits to the store first and then changes the index,
 //! both under the collection's write lock, so the two apply writes in the same order and a
@@ -58,7 +58,7 @@ pub struct ModelSummary {
     pub max_tokens: usize,
 }
 
-/// How a [`Wenda`] is set up.
+/// How a [`Service`] is set up.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Requests that may wait in each lane of the embedding queue; more are refused with
@@ -105,7 +105,7 @@ struct Collection {
 }
 
 /// The service: see the module documentation.
-pub struct Wenda {
+pub struct Service {
     embedder: Arc<Embedder>,
     queue: EmbedQueue,
     model: ModelSummary,
@@ -121,11 +121,11 @@ pub struct Wenda {
 /// A store setting: the analyzer revision the stored terms were made with.
 const ANALYZER_REVISION: &str = "analyzer_revision";
 
-impl Wenda {
+impl Service {
     /// Builds every collection's index from `store`, embedding only passages whose vectors
     /// the store lacks for its model (`progress(done, total)` follows that), then resumes
     /// unfinished import jobs. The store is built by the caller (the command that knows the
-    /// flags), so the core holds any backend the same way. Blocking: call it off the async
+    /// flags), so the service holds any backend the same way. Blocking: call it off the async
     /// runtime.
     pub fn open(
         embedder: Arc<Embedder>,

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{blocking, normalise_query, ServiceError, Wenda};
+use super::{blocking, normalise_query, Service, ServiceError};
 use crate::corpus::{Passage, PassageId};
 use crate::embedding::Role;
 use crate::index::Filter;
@@ -98,7 +98,7 @@ pub struct SimilarOutcome {
     pub took: Duration,
 }
 
-impl Wenda {
+impl Service {
     /// The passages of `collection` that best answer `request.query`.
     pub async fn search(
         &self,

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use super::documents::{commit, content_hash, cut, new_record, Change};
-use super::{NewDocument, OpenError, ServiceError, VectorLookup, Wenda, DEFAULT_COLLECTION};
+use super::{NewDocument, OpenError, Service, ServiceError, VectorLookup, DEFAULT_COLLECTION};
 use crate::corpus::{read_files, ChunkConfig, Problem, ProblemKind, ReadOptions};
 use crate::store::Origin;
 
@@ -31,7 +31,7 @@ pub struct SyncReport {
     pub ignored_files: usize,
 }
 
-impl Wenda {
+impl Service {
     /// Brings collection `default` in step with the files of `paths` read as `options` say
     /// (files skipped keep their documents). Blocking; `progress(done,
     /// total)` follows the embedding of passages the store has no vector for.

@@ -1,8 +1,8 @@
 //! Durable storage: collections, documents (their text and metadata), passages (with their
-//! analysed terms) and vectors. This file is the contract the service core holds a store by
+//! analysed terms) and vectors. This file is the contract the service holds a store by
 //! ([`Store`]: [`DocumentStore`] and [`JobStore`]) and the records it speaks in; each backend
 //! lives in its own module and is chosen by the command that opens wenda, which hands the
-//! built store to the core:
+//! built store to the service:
 //!
 //! - `sqlite`: one SQLite database in a data directory that one process owns;
 //! - `postgres`: PostgreSQL with pgvector, shared by replicas, which also searches vectors.
@@ -151,7 +151,7 @@ pub struct BatchOutcome {
     pub deleted: Vec<bool>,
 }
 
-/// Where documents, passages and vectors live: what the service core needs of a store. Every
+/// Where documents, passages and vectors live: what the service needs of a store. Every
 /// method blocks; callers run them off the async runtime.
 pub trait DocumentStore: Send + Sync {
     /// The model whose vectors this store serves.
@@ -219,7 +219,7 @@ pub struct Change {
     pub document: Option<String>,
 }
 
-/// A store of documents and of import jobs: what the service core holds.
+/// A store of documents and of import jobs: what the service holds.
 pub trait Store: DocumentStore + JobStore {}
 
 impl<T: DocumentStore + JobStore> Store for T {}

@@ -1,4 +1,4 @@
-//! What the HTTP tests share: the real model, the service core over a data directory holding the
+//! What the HTTP tests share: the real model, the service over a data directory holding the
 //! seed corpus, served on an ephemeral port, the `wenda` binary as a child process, and small
 //! clients for the JSON API.
 
@@ -20,15 +20,15 @@ use wenda::embedding::{
 use wenda::http::{self, Access, ApiKeys, AppState, Exposure, Limits, Transport};
 use wenda::index::DEFAULT_QUANTIZE_FROM;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Settings, Wenda};
+use wenda::service::{ModelSummary, Service, Settings};
 use wenda::store::DATABASE_FILE;
 use wenda::store::{SqliteStore, Store};
 
 /// A server running on a background runtime.
 pub struct Server {
     pub url: String,
-    pub core: Option<Arc<Wenda>>,
-    /// The store's data directory, when the core was opened.
+    pub service: Option<Arc<Service>>,
+    /// The store's data directory, when the service was opened.
     pub data_dir: Option<PathBuf>,
     _runtime: tokio::runtime::Runtime,
 }
@@ -65,7 +65,7 @@ pub fn scratch(name: &str) -> PathBuf {
     path
 }
 
-/// Settings for a core whose embedding queue takes `queue_capacity` requests.
+/// Settings for a service whose embedding queue takes `queue_capacity` requests.
 pub fn settings(queue_capacity: usize) -> Settings {
     Settings {
         queue_capacity,
@@ -86,8 +86,8 @@ pub fn sqlite_store(data_dir: &Path, max_store_bytes: Option<u64>) -> Arc<dyn St
     Arc::new(store)
 }
 
-/// Opens the service core with the test model over `store`.
-pub fn open_core(store: Arc<dyn Store>, settings: &Settings) -> Arc<Wenda> {
+/// Opens the service with the test model over `store`.
+pub fn open_core(store: Arc<dyn Store>, settings: &Settings) -> Arc<Service> {
     let model = model();
     let summary = ModelSummary {
         id: DEFAULT_MODEL.into(),
@@ -95,7 +95,7 @@ pub fn open_core(store: Arc<dyn Store>, settings: &Settings) -> Arc<Wenda> {
         pooling: "mean".into(),
         max_tokens: model.embedder.config().max_tokens,
     };
-    Wenda::open(
+    Service::open(
         Arc::clone(&model.embedder),
         summary,
         store,
@@ -112,17 +112,18 @@ pub fn seeded_data_dir(name: &str) -> PathBuf {
     static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
     let template = TEMPLATE.get_or_init(|| {
         let dir = scratch("seeded-template");
-        let core = open_core(sqlite_store(&dir, None), &settings(64));
-        core.sync_corpus(
-            &[root().join("seeds")],
-            wenda::corpus::ReadOptions::default(),
-            &mut |_, _| {},
-        )
-        .unwrap();
+        let service = open_core(sqlite_store(&dir, None), &settings(64));
+        service
+            .sync_corpus(
+                &[root().join("seeds")],
+                wenda::corpus::ReadOptions::default(),
+                &mut |_, _| {},
+            )
+            .unwrap();
         dir
     });
     let dir = scratch(name);
-    // The template's core is dropped, so its database is closed and whole in its main file.
+    // The template's service is dropped, so its database is closed and whole in its main file.
     for entry in std::fs::read_dir(template).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
@@ -139,7 +140,7 @@ pub struct Options {
     /// `--allowed-host` and `--cors-origin`.
     pub allowed_hosts: Vec<String>,
     pub cors_origins: Vec<String>,
-    /// Whether the core is handed over (else the server stays "not ready").
+    /// Whether the service is handed over (else the server stays "not ready").
     pub ready: bool,
     pub max_store_bytes: Option<u64>,
     /// The data directory to serve; by default a copy of the seeded one.
@@ -170,11 +171,11 @@ pub fn start(options: Options) -> Server {
             .data_dir
             .unwrap_or_else(|| seeded_data_dir(&format!("server-{number}")))
     });
-    let core = data_dir.as_ref().map(|dir| {
+    let service = data_dir.as_ref().map(|dir| {
         let store = sqlite_store(dir, options.max_store_bytes);
-        let core = open_core(store, &settings(64));
-        state.set_ready(Arc::clone(&core));
-        core
+        let service = open_core(store, &settings(64));
+        state.set_ready(Arc::clone(&service));
+        service
     });
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let listener = runtime
@@ -193,7 +194,7 @@ pub fn start(options: Options) -> Server {
     ));
     Server {
         url,
-        core,
+        service,
         data_dir,
         _runtime: runtime,
     }

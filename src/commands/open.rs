@@ -1,4 +1,4 @@
-//! Opening the service core over a data directory, shared by `serve`, `query`, `eval` and
+//! Opening the service over a data directory, shared by `serve`, `query`, `eval` and
 //! `import`: load the model, open the store, bring the corpus folder into `default`.
 
 use std::io::IsTerminal;
@@ -12,7 +12,7 @@ use wenda::corpus::{ReadOptions, DEFAULT_MAX_FILE_BYTES};
 use wenda::embedding::ModelFingerprint;
 use wenda::index::DEFAULT_QUANTIZE_FROM;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Settings, Wenda};
+use wenda::service::{ModelSummary, Service, Settings};
 use wenda::store::{
     PostgresStore, SqliteStore, Store, StoreError, VectorSearchSettings, DEFAULT_EF_SEARCH,
     MAX_EF_SEARCH,
@@ -116,7 +116,7 @@ impl StoreArgs {
     }
 }
 
-/// Bounds on the work the core accepts.
+/// Bounds on the work the service accepts.
 #[derive(Debug, Clone, Copy)]
 pub struct Capacity {
     pub max_in_flight: usize,
@@ -133,11 +133,11 @@ impl Default for Capacity {
 }
 
 /// Loads the model, opens the store (embedding what it lacks) and syncs the corpus folder.
-pub fn open(
+pub fn service(
     model_args: &ModelArgs,
     store_args: &StoreArgs,
     capacity: Capacity,
-) -> anyhow::Result<Arc<Wenda>> {
+) -> anyhow::Result<Arc<Service>> {
     let started = Instant::now();
     let (files, embedder) = model_args.resolve_and_load(model_args.backend.into())?;
     let fingerprinting = Instant::now();
@@ -165,7 +165,7 @@ pub fn open(
         quantize_from: store_args.quantize_from,
     };
     let mut progress = Progress::new("embedding stored passages");
-    let (core, opened) = Wenda::open(
+    let (service, opened) = Service::open(
         Arc::new(embedder),
         model,
         store,
@@ -184,7 +184,7 @@ pub fn open(
     );
     if !store_args.no_corpus {
         let mut progress = Progress::new("embedding corpus passages");
-        let synced = core
+        let synced = service
             .sync_corpus(
                 &store_args.corpus,
                 ReadOptions {
@@ -208,7 +208,7 @@ pub fn open(
         );
     }
     crate::release_freed_memory();
-    let totals = core.totals();
+    let totals = service.totals();
     tracing::info!(
         collections = totals.collections,
         documents = totals.documents,
@@ -217,7 +217,7 @@ pub fn open(
         took_ms = started.elapsed().as_millis() as u64,
         "collections ready"
     );
-    Ok(core)
+    Ok(service)
 }
 
 /// Reports embedding progress: a bar on a terminal, a log line every tenth otherwise (a server
