@@ -36,7 +36,7 @@ use super::topk::TopK;
 use super::vector::{dot_product_kernel, DenseVectors};
 use super::{
     Analyzer, Filter, Hit, Index, IndexChange, IndexError, IndexReader, IndexedPassage,
-    LexicalScores, NearestQuery, Slot, Unavailable,
+    LexicalScores, NearestQuery, ReadError, Slot,
 };
 use crate::corpus::{Passage, PassageId};
 
@@ -415,11 +415,11 @@ impl IndexReader for Snapshot {
         &part.segment.passages[row]
     }
 
-    fn vector(&self, slot: Slot) -> Result<Cow<'_, [f32]>, Unavailable> {
+    fn vector(&self, slot: Slot) -> Result<Cow<'_, [f32]>, ReadError> {
         Ok(self.stored_vector(slot))
     }
 
-    fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<Hit>, Unavailable> {
+    fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<Hit>, ReadError> {
         let filter = query.filter.compile();
         let mut top = TopK::new(query.k);
         for part in &self.parts {
@@ -438,7 +438,7 @@ impl IndexReader for Snapshot {
         Ok(top.into_sorted())
     }
 
-    fn cosines(&self, query: &[f32], slots: &[Slot]) -> Result<Vec<f32>, Unavailable> {
+    fn cosines(&self, query: &[f32], slots: &[Slot]) -> Result<Vec<f32>, ReadError> {
         Ok(slots
             .iter()
             .map(|&slot| {

@@ -69,11 +69,16 @@ pub enum IndexError {
     DuplicatePassage(String),
 }
 
-/// Why a reader could not answer: its vectors live in an engine (a database) that did not
-/// respond. Retrying later may succeed.
+/// Why a reader could not answer: its vectors live in an engine (a database) that did not.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("vector search unavailable: {0}")]
-pub struct Unavailable(pub String);
+pub enum ReadError {
+    /// The engine did not respond or cannot now: retrying later may succeed.
+    #[error("vector search unavailable: {0}")]
+    Unavailable(String),
+    /// The engine refused the query wenda sent: a bug, not an outage, so not worth a retry.
+    #[error("vector search refused: {0}")]
+    Refused(String),
+}
 
 /// What [`IndexReader::nearest`] looks for.
 #[derive(Debug, Clone, Copy)]
@@ -113,14 +118,14 @@ pub trait IndexReader: Send + Sync {
     /// The passage at `slot` (a slot this reader returned).
     fn passage(&self, slot: Slot) -> &Arc<Passage>;
     /// Its stored, normalised vector.
-    fn vector(&self, slot: Slot) -> Result<Cow<'_, [f32]>, Unavailable>;
+    fn vector(&self, slot: Slot) -> Result<Cow<'_, [f32]>, ReadError>;
     /// The `query.k` passages `query.filter` admits whose vectors are most similar to
     /// `query.vector`, best first, `query.exclude` left out; scores are cosines. Exact over
     /// an index in memory, approximate over an HNSW index.
-    fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<Hit>, Unavailable>;
+    fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<Hit>, ReadError>;
     /// The cosines of `query` with the passages at `slots`, in order, as
     /// [`nearest`](Self::nearest) computes them.
-    fn cosines(&self, query: &[f32], slots: &[Slot]) -> Result<Vec<f32>, Unavailable>;
+    fn cosines(&self, query: &[f32], slots: &[Slot]) -> Result<Vec<f32>, ReadError>;
     /// The normalised BM25 score of every passage for `question`.
     fn lexical_scores(&self, question: &str) -> LexicalScores;
     /// The `k` passages `filter` admits with the best positive `scores`, best first.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::topk::best_first;
 use super::{
     Filter, Highlighter, Hit, Index, IndexChange, IndexError, IndexReader, LexicalScores,
-    MemoryIndex, NearestQuery, Slot, Snapshot, Unavailable,
+    MemoryIndex, NearestQuery, ReadError, Slot, Snapshot,
 };
 use crate::corpus::{Passage, PassageId};
 
@@ -32,12 +32,12 @@ pub trait VectorSearch: Send + Sync {
         filter: &Filter,
         exclude: Option<&PassageId>,
         ef_search: Option<usize>,
-    ) -> Result<Vec<(PassageId, f32)>, Unavailable>;
+    ) -> Result<Vec<(PassageId, f32)>, ReadError>;
     /// The cosines of `vector` with passages `ids`, in order; `None` for a passage the engine
     /// does not have.
-    fn cosines(&self, vector: &[f32], ids: &[&PassageId]) -> Result<Vec<Option<f32>>, Unavailable>;
+    fn cosines(&self, vector: &[f32], ids: &[&PassageId]) -> Result<Vec<Option<f32>>, ReadError>;
     /// The stored vector of passage `id`, if the engine has it.
-    fn vector(&self, id: &PassageId) -> Result<Option<Vec<f32>>, Unavailable>;
+    fn vector(&self, id: &PassageId) -> Result<Option<Vec<f32>>, ReadError>;
 }
 
 /// Passages and terms in memory, vectors in a [`VectorSearch`] engine.
@@ -107,15 +107,14 @@ impl IndexReader for RemoteReader {
         self.snapshot.passage(slot)
     }
 
-    fn vector(&self, slot: Slot) -> Result<Cow<'_, [f32]>, Unavailable> {
+    fn vector(&self, slot: Slot) -> Result<Cow<'_, [f32]>, ReadError> {
         let id = self.id(slot);
-        self.vectors
-            .vector(id)?
-            .map(Cow::Owned)
-            .ok_or_else(|| Unavailable(format!("passage {id} has no vector in the database")))
+        self.vectors.vector(id)?.map(Cow::Owned).ok_or_else(|| {
+            ReadError::Unavailable(format!("passage {id} has no vector in the database"))
+        })
     }
 
-    fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<Hit>, Unavailable> {
+    fn nearest(&self, query: &NearestQuery<'_>) -> Result<Vec<Hit>, ReadError> {
         let filter = query.filter.compile();
         let exclude = query.exclude.map(|slot| self.id(slot));
         // Ask for a few more than wanted, since some may fail the filter here; ask again for
@@ -148,7 +147,7 @@ impl IndexReader for RemoteReader {
         }
     }
 
-    fn cosines(&self, query: &[f32], slots: &[Slot]) -> Result<Vec<f32>, Unavailable> {
+    fn cosines(&self, query: &[f32], slots: &[Slot]) -> Result<Vec<f32>, ReadError> {
         let ids: Vec<&PassageId> = slots.iter().map(|&slot| self.id(slot)).collect();
         // A passage of this snapshot that the database no longer has was deleted since: it
         // ranks last rather than failing the search.

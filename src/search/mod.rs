@@ -23,7 +23,7 @@ pub use context::{context, heading, Context, ContextCitation};
 
 use crate::corpus::{Passage, PassageId};
 use crate::index::{
-    best_first, Filter, Hit, IndexReader, LexicalScores, NearestQuery, Slot, Unavailable,
+    best_first, Filter, Hit, IndexReader, LexicalScores, NearestQuery, ReadError, Slot,
 };
 
 /// Most results one search may ask for.
@@ -131,7 +131,7 @@ pub enum SearchError {
     #[error("{} ranking needs the question's embedding", .0.as_str())]
     MissingEmbedding(Mode),
     #[error(transparent)]
-    Unavailable(#[from] Unavailable),
+    Read(#[from] ReadError),
 }
 
 /// Candidates for a ranking, best first, with the most that any passage left out of them could
@@ -227,7 +227,7 @@ fn fuse(
     query: &NearestQuery<'_>,
     lexical: &LexicalScores,
     w: f32,
-) -> Result<Candidates, Unavailable> {
+) -> Result<Candidates, ReadError> {
     let wanted = query.k;
     let blend = |cosine: f32, words: f32| (1.0 - w) * cosine + w * words;
     let dense = reader.nearest(query)?;
@@ -310,8 +310,8 @@ fn unit(passage: &Passage) -> (&str, usize, usize, usize) {
 fn best_per_unit(
     reader: &dyn IndexReader,
     top_k: usize,
-    fetch: &dyn Fn(usize) -> Result<Candidates, Unavailable>,
-) -> Result<Vec<Hit>, Unavailable> {
+    fetch: &dyn Fn(usize) -> Result<Candidates, ReadError>,
+) -> Result<Vec<Hit>, ReadError> {
     let mut wanted = top_k.saturating_mul(3).max(1);
     loop {
         let candidates = fetch(wanted)?;

@@ -2,7 +2,7 @@
 //! status and code, an MCP tool error, a command-line message).
 
 use crate::embedding::QueueError;
-use crate::index::Unavailable;
+use crate::index::ReadError;
 use crate::search::SearchError;
 use crate::store::StoreError;
 
@@ -198,7 +198,11 @@ impl From<SearchError> for ServiceError {
         match error {
             SearchError::UnknownPassage(id) => Self::UnknownPassage(id),
             SearchError::MissingEmbedding(_) => Self::Internal(error.to_string()),
-            SearchError::Unavailable(Unavailable(problem)) => Self::StorageUnavailable(problem),
+            SearchError::Read(ReadError::Unavailable(problem)) => Self::StorageUnavailable(problem),
+            SearchError::Read(ReadError::Refused(problem)) => {
+                tracing::error!(problem, "the vector search was refused");
+                Self::Internal(problem)
+            }
         }
     }
 }

@@ -523,6 +523,31 @@ fn an_unreachable_postgres_is_unavailable() {
 }
 
 #[test]
+fn postgres_vector_search_refused_is_a_bug_not_an_outage() {
+    use crate::index::ReadError;
+    let Some(server) = Postgres::from_env() else {
+        return;
+    };
+    server.fresh("refused_search");
+    let store = server.open_postgres("refused_search");
+    store.create_collection("c").unwrap();
+    put(&store, "a", &["一"]).unwrap();
+    let vectors = store.vector_search("c").unwrap();
+    let id = PassageId::new("a~0");
+    assert!(vectors.vector(&id).unwrap().is_some());
+    server.execute(
+        "refused_search",
+        "ALTER TABLE passages RENAME COLUMN embedding TO embedding_gone",
+    );
+    match vectors.vector(&id) {
+        Err(ReadError::Refused(problem)) => {
+            assert!(problem.contains("vectors.rs"), "names where: {problem}")
+        }
+        other => panic!("a refused query is not an outage: {other:?}"),
+    }
+}
+
+#[test]
 fn a_full_store_refuses_writes_and_keeps_what_it_had() {
     let store = open(&directory("full"));
     store.create_collection("c").unwrap();

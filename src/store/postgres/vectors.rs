@@ -25,8 +25,9 @@ use serde_json::{Map, Value};
 use super::Pool;
 use crate::corpus::PassageId;
 use crate::index::{
-    fold, Bounds, Filter, MetadataFilter, MetadataTest, Scalar, Unavailable, VectorSearch,
+    fold, Bounds, Filter, MetadataFilter, MetadataTest, ReadError, Scalar, VectorSearch,
 };
+use crate::store::StoreError;
 
 /// HNSW candidates a search keeps unless told otherwise: recall@10 ≥ 0.95 over 200,000
 /// passages (`wenda-bench store`).
@@ -251,8 +252,18 @@ fn conjunction(parts: Vec<String>) -> String {
     }
 }
 
-fn unavailable(error: impl std::fmt::Display) -> Unavailable {
-    Unavailable(format!("PostgreSQL: {error}"))
+impl From<postgres::Error> for ReadError {
+    /// Classified as the store's errors are: a query PostgreSQL refuses is a bug, anything
+    /// else (a connection lost, a statement timeout) an outage.
+    #[track_caller]
+    fn from(error: postgres::Error) -> Self {
+        match StoreError::from(error) {
+            StoreError::Internal { statement, message } => {
+                Self::Refused(format!("the statement at {statement}: {message}"))
+            }
+            other => Self::Unavailable(other.to_string()),
+        }
+    }
 }
 
 fn params(values: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
@@ -264,24 +275,22 @@ impl PgVectors {
         &self,
     ) -> Result<
         r2d2::PooledConnection<r2d2_postgres::PostgresConnectionManager<postgres::NoTls>>,
-        Unavailable,
+        ReadError,
     > {
         self.pool
             .get()
-            .map_err(|e| Unavailable(format!("no PostgreSQL connection: {e}")))
+            .map_err(|e| ReadError::Unavailable(format!("no PostgreSQL connection: {e}")))
     }
 
     /// The collection's id; `None` when it is gone (deleted since this replica loaded it).
-    fn collection_id(&self, client: &mut impl GenericClient) -> Result<Option<i64>, Unavailable> {
+    fn collection_id(&self, client: &mut impl GenericClient) -> Result<Option<i64>, ReadError> {
         if let Some(id) = self.collection_id.get() {
             return Ok(Some(*id));
         }
-        let row = client
-            .query_opt(
-                "SELECT id FROM collections WHERE name = $1",
-                &[&self.collection],
-            )
-            .map_err(unavailable)?;
+        let row = client.query_opt(
+            "SELECT id FROM collections WHERE name = $1",
+            &[&self.collection],
+        )?;
         Ok(row.map(|row| *self.collection_id.get_or_init(|| row.get(0))))
     }
 
@@ -313,7 +322,7 @@ impl VectorSearch for PgVectors {
         filter: &Filter,
         exclude: Option<&PassageId>,
         ef_search: Option<usize>,
-    ) -> Result<Vec<(PassageId, f32)>, Unavailable> {
+    ) -> Result<Vec<(PassageId, f32)>, ReadError> {
         let mut client = self.client()?;
         let Some(collection_id) = self.collection_id(&mut *client)? else {
             return Ok(Vec::new());
@@ -346,9 +355,7 @@ impl VectorSearch for PgVectors {
                  ORDER BY {DISTANCE} LIMIT {limit}",
                 self.exact_search_up_to + 1
             );
-            let rows = client
-                .query(&sql, &params(&clause.params))
-                .map_err(unavailable)?;
+            let rows = client.query(&sql, &params(&clause.params))?;
             let admitted_count = rows.first().map_or(0, |row| row.get::<_, i64>(2));
             if admitted_count <= self.exact_search_up_to as i64 {
                 return Ok(found(&rows));
@@ -362,21 +369,17 @@ impl VectorSearch for PgVectors {
             .unwrap_or(self.default_ef_search)
             .max(k)
             .min(MAX_EF_SEARCH);
-        let mut transaction = client.transaction().map_err(unavailable)?;
-        transaction
-            .batch_execute(&format!(
-                "SET LOCAL hnsw.ef_search = {ef_search}; \
+        let mut transaction = client.transaction()?;
+        transaction.batch_execute(&format!(
+            "SET LOCAL hnsw.ef_search = {ef_search}; \
                  SET LOCAL hnsw.iterative_scan = relaxed_order"
-            ))
-            .map_err(unavailable)?;
-        let rows = transaction
-            .query(&sql, &params(&clause.params))
-            .map_err(unavailable)?;
-        transaction.commit().map_err(unavailable)?;
+        ))?;
+        let rows = transaction.query(&sql, &params(&clause.params))?;
+        transaction.commit()?;
         Ok(found(&rows))
     }
 
-    fn cosines(&self, vector: &[f32], ids: &[&PassageId]) -> Result<Vec<Option<f32>>, Unavailable> {
+    fn cosines(&self, vector: &[f32], ids: &[&PassageId]) -> Result<Vec<Option<f32>>, ReadError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -391,9 +394,7 @@ impl VectorSearch for PgVectors {
             "SELECT passage_id, 1 - {DISTANCE} {PASSAGES_OF_COLLECTION} \
              AND passage_id = ANY({wanted_param})"
         );
-        let rows = client
-            .query(&sql, &params(&clause.params))
-            .map_err(unavailable)?;
+        let rows = client.query(&sql, &params(&clause.params))?;
         let found: std::collections::HashMap<String, f32> = rows
             .iter()
             .map(|row| (row.get(0), row.get::<_, f64>(1) as f32))
@@ -404,18 +405,16 @@ impl VectorSearch for PgVectors {
             .collect())
     }
 
-    fn vector(&self, id: &PassageId) -> Result<Option<Vec<f32>>, Unavailable> {
+    fn vector(&self, id: &PassageId) -> Result<Option<Vec<f32>>, ReadError> {
         let mut client = self.client()?;
         let Some(collection_id) = self.collection_id(&mut *client)? else {
             return Ok(None);
         };
-        let row = client
-            .query_opt(
-                "SELECT embedding::vector FROM passages
+        let row = client.query_opt(
+            "SELECT embedding::vector FROM passages
                  WHERE collection_id = $1 AND passage_id = $2",
-                &[&collection_id, &id.as_str()],
-            )
-            .map_err(unavailable)?;
+            &[&collection_id, &id.as_str()],
+        )?;
         Ok(row
             .and_then(|row| row.get::<_, Option<pgvector::Vector>>(0))
             .map(|vector| {
