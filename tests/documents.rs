@@ -793,6 +793,69 @@ fn finished_job(url: &str, id: &str) -> Value {
 }
 
 #[test]
+fn a_byte_order_mark_before_an_import_is_not_part_of_its_first_line() {
+    let server = server();
+    let url = server.url.as_str();
+    call(url, "PUT", "/v1/collections/bom", None);
+    let line = |id: &str, text: &str| json!({"id": id, "text": text}).to_string();
+    let body = format!(
+        "\u{feff}{}\n{}\n",
+        line("b1", "带字节顺序标记的第一行：黄河流域的水土保持。"),
+        line("b2", "第二行：西部地区的光伏发电。")
+    );
+    let (status, accepted) = call(
+        url,
+        "POST",
+        "/v1/collections/bom/documents:import",
+        Some(("application/x-ndjson", body.as_bytes())),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let job = finished_job(url, accepted["id"].as_str().unwrap());
+    assert_eq!(
+        job["documents"],
+        json!({"total": 2, "done": 2, "failed": 0}),
+        "{job}"
+    );
+    // The same in uploaded files: a JSON-lines file and a text file, each starting with one.
+    let boundary = "wenda-bom-boundary";
+    let mut form = Vec::new();
+    for (name, content) in [
+        (
+            "more.jsonl",
+            format!(
+                "\u{feff}{}\n",
+                line("b3", "上传文件的第一行：东北的黑土地保护。")
+            ),
+        ),
+        (
+            "note.txt",
+            "\u{feff}标记之后的正文：南方的防汛准备。".to_owned(),
+        ),
+    ] {
+        form.extend(format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n"
+        ).into_bytes());
+    }
+    form.extend(format!("--{boundary}--\r\n").into_bytes());
+    let (status, accepted) = call(
+        url,
+        "POST",
+        "/v1/collections/bom/documents:import",
+        Some((&format!("multipart/form-data; boundary={boundary}"), &form)),
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let job = finished_job(url, accepted["id"].as_str().unwrap());
+    assert_eq!(
+        job["documents"],
+        json!({"total": 2, "done": 2, "failed": 0}),
+        "{job}"
+    );
+    let (_, note) = call(url, "GET", "/v1/collections/bom/documents/note.txt", None);
+    let text = note["text"].as_str().unwrap();
+    assert!(text.starts_with("标记之后"), "no mark kept: {text:?}");
+}
+
+#[test]
 fn imports_write_the_good_lines_and_report_each_bad_one() {
     let server = server();
     let url = server.url.as_str();

@@ -73,16 +73,18 @@ fn multipart_error(error: axum::extract::multipart::MultipartError) -> ApiError 
     ApiError::from_body_error(&error, error.body_text())
 }
 
-/// The body as text, or a 422 naming where it stops being UTF-8.
+/// The body as text without the byte-order mark editors on Windows put first (it would make
+/// line 1 malformed JSON), or a 422 naming where it stops being UTF-8.
 fn utf8<'a>(bytes: &'a [u8], file: Option<&str>) -> Result<&'a str, ApiError> {
-    std::str::from_utf8(bytes).map_err(|error| {
+    let text = std::str::from_utf8(bytes).map_err(|error| {
         let offset = error.valid_up_to();
         let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
         let place = file.map_or(String::new(), |name| format!("{name}: "));
         ApiError::invalid(format!(
             "{place}not UTF-8 at line {line} (byte {offset}); convert the text to UTF-8"
         ))
-    })
+    })?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
 /// The non-blank lines of NDJSON text, numbered from 1.
@@ -114,7 +116,7 @@ fn file_lines(name: &str, text: &str) -> Result<Vec<ImportLine>, ApiError> {
     };
     let document = DocumentLine {
         id: name.to_owned(),
-        text: text.trim_start_matches('\u{feff}').to_owned(),
+        text: text.to_owned(),
         title: None,
         date: None,
         source: None,
