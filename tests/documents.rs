@@ -407,6 +407,45 @@ fn metadata_filters_narrow_before_ranking() {
 }
 
 #[test]
+fn a_key_given_twice_is_refused_not_overwritten() {
+    let server = server();
+    let url = server.url.as_str();
+    call(url, "PUT", "/v1/collections/twice", None);
+    let bodies: [&[u8]; 3] = [
+        br#"{"text": "first", "text": "second"}"#,
+        br#"{"text": "one", "metadata": {"lang": "zh", "lang": "en"}}"#,
+        br#"{"text": "one", "title": "t", "title": "t"}"#,
+    ];
+    for body in bodies {
+        let answer = call(
+            url,
+            "PUT",
+            "/v1/collections/twice/documents/d",
+            Some(("application/json", body)),
+        );
+        let message = answer.1["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert_error(answer, 422, "invalid_request");
+        assert!(message.contains("appears more than once"), "{message}");
+    }
+    assert_error(
+        call(url, "GET", "/v1/collections/twice/documents/d", None),
+        404,
+        "unknown_document",
+    );
+    // Searches too: the question asked is the one checked.
+    let answer = call(
+        url,
+        "POST",
+        "/v1/search",
+        Some(("application/json", br#"{"query": "a", "query": "b"}"#)),
+    );
+    assert_error(answer, 422, "invalid_request");
+}
+
+#[test]
 fn bad_documents_get_a_status_and_a_json_error() {
     let server = start(Options {
         limits: Limits {
