@@ -407,6 +407,65 @@ fn metadata_filters_narrow_before_ranking() {
 }
 
 #[test]
+fn dates_are_checked_on_write_as_the_filters_read_them() {
+    let server = server();
+    let url = server.url.as_str();
+    call(url, "PUT", "/v1/collections/dated", None);
+    for date in [
+        "2025-02-30",
+        "99999-01-01",
+        "yesterday",
+        "2025-01-01T25:00:00Z",
+    ] {
+        let answer = put(
+            url,
+            "/v1/collections/dated/documents/bad",
+            &json!({"text": "某日的新闻。", "date": date}),
+        );
+        let message = answer.1["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert_error(answer, 422, "invalid_request");
+        assert!(message.starts_with("date:"), "{date}: {message}");
+    }
+    // A valid timestamp is kept as its day, and a printed day as printed; both filter.
+    for (id, given, kept) in [
+        ("stamped", "2025-03-04T08:30:00+08:00", "2025-03-04"),
+        ("printed", "2025年3月5日", "2025年3月5日"),
+    ] {
+        let (status, body) = put(
+            url,
+            &format!("/v1/collections/dated/documents/{id}"),
+            &json!({"text": "春季植树活动在各地展开。", "date": given}),
+        );
+        assert_eq!(status, 201, "{body}");
+        let (_, document) = call(
+            url,
+            "GET",
+            &format!("/v1/collections/dated/documents/{id}"),
+            None,
+        );
+        assert_eq!(document["date"], kept, "{document}");
+    }
+    let (status, found) = send_json(
+        url,
+        "POST",
+        "/v1/collections/dated/search",
+        &json!({"query": "植树", "filter": {"date_from": "2025-03-04", "date_to": "2025-03-05"}}),
+    );
+    assert_eq!(status, 200, "{found}");
+    let mut ids: Vec<&str> = found["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["document"]["path"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["printed", "stamped"], "{found}");
+}
+
+#[test]
 fn a_key_given_twice_is_refused_not_overwritten() {
     let server = server();
     let url = server.url.as_str();

@@ -33,6 +33,73 @@ impl ArticleDate {
     }
 }
 
+/// A document's date as a client gives it, checked as the date filters read it: a day
+/// (`2025-04-25`, `2025/4/25`, `2025年4月25日`) is kept as written, an ISO timestamp with a valid
+/// time is reduced to its day, and anything else (`yesterday`, `2025-02-30`,
+/// `2025-01-01T25:00:00Z`) is refused with why, since no date filter could ever match it.
+pub fn checked_date(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let refused = || {
+        format!(
+            "{text:?} is not a calendar day: give YYYY-MM-DD, 2025年4月29日 or an ISO timestamp"
+        )
+    };
+    match parse_prefix(text) {
+        Some((_, "")) => Ok(text.to_owned()),
+        Some((iso, rest)) if rest.strip_prefix(['T', ' ']).is_some_and(is_time) => Ok(iso),
+        _ => Err(refused()),
+    }
+}
+
+/// Whether `text` is an ISO 8601 time of day: `HH:MM`, optional `:SS` and fraction, optional
+/// `Z` or offset `±HH:MM` / `±HHMM`.
+fn is_time(text: &str) -> bool {
+    let two = |text: &str, max: u32| -> Option<usize> {
+        let digits = text.get(..2)?;
+        (digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u32>().ok()? <= max)
+            .then_some(2)
+    };
+    let Some(mut at) = two(text, 23) else {
+        return false;
+    };
+    let mut fields = 1;
+    while fields < 3 && text[at..].starts_with(':') {
+        let Some(read) = two(&text[at + 1..], if fields == 2 { 60 } else { 59 }) else {
+            return false;
+        };
+        at += 1 + read;
+        fields += 1;
+    }
+    if fields < 2 {
+        return false;
+    }
+    if fields == 3 && text[at..].starts_with(['.', ',']) {
+        let digits = text[at + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        if digits == 0 {
+            return false;
+        }
+        at += 1 + digits;
+    }
+    let zone = &text[at..];
+    match zone.strip_prefix(['+', '-']) {
+        None => zone.is_empty() || zone == "Z",
+        Some(offset) => {
+            let (hours, minutes) = match offset.split_once(':') {
+                Some(parts) => parts,
+                None if offset.len() == 4 => offset.split_at(2),
+                None => return false,
+            };
+            hours.len() == 2
+                && two(hours, 23).is_some()
+                && minutes.len() == 2
+                && two(minutes, 59).is_some()
+        }
+    }
+}
+
 fn starts_with_time(text: &str) -> bool {
     text.strip_prefix(['T', ' '])
         .is_some_and(|time| time.starts_with(|c: char| c.is_ascii_digit()))
@@ -121,6 +188,36 @@ mod tests {
             assert_eq!(iso(text), None, "{text}");
         }
         assert_eq!(ArticleDate::parse(" April 25 ").text, "April 25");
+    }
+
+    #[test]
+    fn dates_given_are_days_or_valid_timestamps() {
+        for (given, kept) in [
+            ("2025-04-25", "2025-04-25"),
+            (" 2025年04月29日 ", "2025年04月29日"),
+            ("2024/2/9", "2024/2/9"),
+            ("2025-04-25T08:00:00Z", "2025-04-25"),
+            ("2025-04-25T08:00", "2025-04-25"),
+            ("2025-04-25 23:59:60.5+08:00", "2025-04-25"),
+            ("2025-04-25T00:00:00-0530", "2025-04-25"),
+        ] {
+            assert_eq!(checked_date(given).as_deref(), Ok(kept), "{given}");
+        }
+        for refused in [
+            "2025-02-30",
+            "99999-01-01",
+            "yesterday",
+            "2025-01-01T25:00:00Z",
+            "2025-01-01T12:60",
+            "2025-01-01T12",
+            "2025-01-01T12:00:00+2400",
+            "2025-01-01T12:00:00.Z",
+            "2025-04-25 来源",
+            "",
+        ] {
+            let why = checked_date(refused).unwrap_err();
+            assert!(why.contains("calendar day"), "{refused}: {why}");
+        }
     }
 
     #[test]

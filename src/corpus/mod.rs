@@ -27,7 +27,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-pub use date::ArticleDate;
+pub use date::{checked_date, ArticleDate};
 pub use id::PassageId;
 pub use input::{parse_document, DocumentInput, Layout, ParsedDocument};
 pub use load::{

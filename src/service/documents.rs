@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use super::{blocking, check_document_id, is_blank, Collection, Prepared, Service, ServiceError};
 use crate::corpus::{
-    parse_document, ArticleDate, ArticleMeta, ChunkConfig, DocumentInput, Layout, Passage,
-    ProblemKind,
+    checked_date, parse_document, ArticleDate, ArticleMeta, ChunkConfig, DocumentInput, Layout,
+    Passage, ProblemKind,
 };
 use crate::index::IndexChange;
 use crate::store::{
@@ -354,6 +354,16 @@ pub(super) fn new_record(
 ) -> Result<DocumentRecord, ServiceError> {
     check_document_id(id)?;
     check_metadata(&document.metadata)?;
+    // The corpus folder's files keep the dates they print; a client is told when its date is
+    // not one the date filters can read.
+    let mut document = document;
+    if origin == Origin::Api {
+        if let Some(date) = document.date.take().filter(|date| !is_blank(date)) {
+            document.date = Some(
+                checked_date(&date).map_err(|why| ServiceError::Invalid(format!("date: {why}")))?,
+            );
+        }
+    }
     if is_blank(&document.text) {
         return Err(ServiceError::NoPassages("the text is empty".into()));
     }

@@ -49,8 +49,9 @@ pub struct DocumentBody {
     /// The title, shown with results and embedded with each passage as context.
     #[serde(default)]
     pub title: Option<String>,
-    /// The date, `YYYY-MM-DD` (or as printed, e.g. `2025年04月29日`); recognised dates are
-    /// filterable with `date_from` / `date_to`.
+    /// The date: a calendar day, `YYYY-MM-DD` (also with `/` or `.`) or as printed in Chinese
+    /// (`2025年04月29日`), kept as written; or an ISO timestamp, kept as its day. Filterable with
+    /// `date_from` / `date_to`; anything else is refused (422 `invalid_request` naming `date`).
     #[serde(default)]
     pub date: Option<String>,
     /// The publisher or origin.
