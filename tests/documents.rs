@@ -15,6 +15,20 @@ fn server() -> Server {
     start(Options::default())
 }
 
+/// Uploads `files` (name, content) to the import route at `path` as `multipart/form-data`.
+fn upload(base: &str, path: &str, files: &[(&str, String)]) -> (u16, Value) {
+    let boundary = "wenda-test-boundary";
+    let mut form = Vec::new();
+    for (name, content) in files {
+        form.extend(format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n"
+        ).into_bytes());
+    }
+    form.extend(format!("--{boundary}--\r\n").into_bytes());
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    call(base, "POST", path, Some((&content_type, &form)))
+}
+
 fn put(base: &str, path: &str, body: &Value) -> (u16, Value) {
     send_json(base, "PUT", path, body)
 }
@@ -915,31 +929,22 @@ fn a_byte_order_mark_before_an_import_is_not_part_of_its_first_line() {
         "{job}"
     );
     // The same in uploaded files: a JSON-lines file and a text file, each starting with one.
-    let boundary = "wenda-bom-boundary";
-    let mut form = Vec::new();
-    for (name, content) in [
-        (
-            "more.jsonl",
-            format!(
-                "\u{feff}{}\n",
-                line("b3", "上传文件的第一行：东北的黑土地保护。")
-            ),
-        ),
-        (
-            "note.txt",
-            "\u{feff}标记之后的正文：南方的防汛准备。".to_owned(),
-        ),
-    ] {
-        form.extend(format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n"
-        ).into_bytes());
-    }
-    form.extend(format!("--{boundary}--\r\n").into_bytes());
-    let (status, accepted) = call(
+    let (status, accepted) = upload(
         url,
-        "POST",
         "/v1/collections/bom/documents:import",
-        Some((&format!("multipart/form-data; boundary={boundary}"), &form)),
+        &[
+            (
+                "more.jsonl",
+                format!(
+                    "\u{feff}{}\n",
+                    line("b3", "上传文件的第一行：东北的黑土地保护。")
+                ),
+            ),
+            (
+                "note.txt",
+                "\u{feff}标记之后的正文：南方的防汛准备。".to_owned(),
+            ),
+        ],
     );
     assert_eq!(status, 202, "{accepted}");
     let job = finished_job(url, accepted["id"].as_str().unwrap());
@@ -1024,31 +1029,22 @@ fn imports_write_the_good_lines_and_report_each_bad_one() {
     assert_eq!(described["documents"], 2);
 
     // Files: JSON lines, and a text file that is one document named after it.
-    let boundary = "wenda-test-boundary";
-    let mut form = Vec::new();
-    for (name, content) in [
-        (
-            "more.jsonl",
-            format!(
-                "{}\n{{broken\n",
-                json!({"id": "m1", "text": "上传的第一篇：长江流域生态保护。"})
-            ),
-        ),
-        (
-            "notes.md",
-            "# 会议纪要\n\n讨论了数据中心的能耗问题。".to_owned(),
-        ),
-    ] {
-        form.extend(format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n"
-        ).into_bytes());
-    }
-    form.extend(format!("--{boundary}--\r\n").into_bytes());
-    let (status, accepted) = call(
+    let (status, accepted) = upload(
         url,
-        "POST",
         "/v1/collections/bulk/documents:import",
-        Some((&format!("multipart/form-data; boundary={boundary}"), &form)),
+        &[
+            (
+                "more.jsonl",
+                format!(
+                    "{}\n{{broken\n",
+                    json!({"id": "m1", "text": "上传的第一篇：长江流域生态保护。"})
+                ),
+            ),
+            (
+                "notes.md",
+                "# 会议纪要\n\n讨论了数据中心的能耗问题。".to_owned(),
+            ),
+        ],
     );
     assert_eq!(status, 202, "{accepted}");
     let job = finished_job(url, accepted["id"].as_str().unwrap());
