@@ -287,12 +287,13 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut fields = serde_json::Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let Unique(value) = map.next_value()?;
-            if fields.insert(key.clone(), value).is_some() {
+            if fields.contains_key(&key) {
                 return Err(serde::de::Error::custom(format!(
                     "the key {key:?} appears more than once"
                 )));
             }
+            let Unique(value) = map.next_value()?;
+            fields.insert(key, value);
         }
         Ok(serde_json::Value::Object(fields))
     }

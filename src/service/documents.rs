@@ -349,14 +349,13 @@ pub(super) fn content_hash(document: &NewDocument) -> [u8; 32] {
 /// Checks a document and makes its record (passage count still 0).
 pub(super) fn new_record(
     id: &str,
-    document: NewDocument,
+    mut document: NewDocument,
     origin: Origin,
 ) -> Result<DocumentRecord, ServiceError> {
     check_document_id(id)?;
     check_metadata(&document.metadata)?;
     // The corpus folder's files keep the dates they print; a client is told when its date is
     // not one the date filters can read.
-    let mut document = document;
     if origin == Origin::Api {
         if let Some(date) = document.date.take().filter(|date| !is_blank(date)) {
             document.date = Some(
