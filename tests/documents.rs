@@ -805,6 +805,42 @@ fn a_full_store_refuses_writes_with_503_and_keeps_serving_reads() {
 }
 
 #[test]
+fn a_large_document_is_written_in_time_linear_in_its_size() {
+    // 4 MiB of one short paragraph repeated: 17,000 passages, one text to embed. Writing it took
+    // 36 s (8 MiB: 166 s) while each passage's foreign-key check read the whole document text;
+    // it takes about 3 s now. The bound is the default request timeout, halved: generous for a
+    // slow machine, far below the quadratic cost.
+    let server = server();
+    let url = server.url.as_str();
+    let paragraph =
+        "据新华社北京电 国务院新闻办公室今天举行新闻发布会，介绍今年前三季度国民经济运行情况。\
+                     统计局发言人表示，经济运行总体平稳，就业形势基本稳定，物价水平温和上涨。\n\n";
+    let text = paragraph.repeat(4 * 1024 * 1024 / paragraph.len());
+    let started = std::time::Instant::now();
+    let (status, written) = put(
+        url,
+        "/v1/collections/default/documents/large",
+        &json!({"text": text}),
+    );
+    let took = started.elapsed();
+    assert_eq!(status, 201, "{written}");
+    assert_eq!(written["passages"], 4 * 1024 * 1024 / paragraph.len());
+    let limit = Limits::default().request_timeout / 2;
+    assert!(took < limit, "a 4 MiB document took {took:?} to write");
+    let (status, found) = send_json(
+        url,
+        "POST",
+        "/v1/search",
+        &json!({"query": "统计局发言人", "mode": "lexical", "top_k": 3}),
+    );
+    assert_eq!(status, 200, "{found}");
+    assert!(
+        ids(&found).iter().all(|id| id.starts_with("large~")),
+        "{found}"
+    );
+}
+
+#[test]
 fn a_statement_the_store_refuses_is_a_500_never_a_retry() {
     let server = start(Options::default());
     let url = server.url.as_str();

@@ -8,7 +8,10 @@
 //!   model embedding the same texts directly in the same command;
 //! - search latency (one client) alone, then while the contexts are imported again (changed
 //!   slightly, so that they are embedded again), and while one maximal `/v1/embeddings` request
-//!   (128 of the longest contexts) is answered.
+//!   (128 of the longest contexts) is answered;
+//! - the write rate of large documents, at 1 MiB and at `--large-mib`: the first sentences of a
+//!   context repeated as many short paragraphs, and as one long paragraph. Their passages repeat, so few are
+//!   embedded: what is measured is the rest of the write path, which must stay linear.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +44,9 @@ pub struct WritesArgs {
     /// Questions timed without an import, as the baseline.
     #[arg(long, default_value_t = 200)]
     questions: usize,
+    /// Size of the large documents written, in MiB (the server is told to accept them).
+    #[arg(long, default_value_t = 16)]
+    large_mib: usize,
 }
 
 pub fn run(args: WritesArgs) -> anyhow::Result<()> {
@@ -57,6 +63,12 @@ pub fn run(args: WritesArgs) -> anyhow::Result<()> {
     let data_dir = scratch_dir("writes");
     let mut options = vec!["--data-dir".into(), data_dir.clone().into_os_string()];
     options.extend(model_options(&args.model));
+    // JSON adds a little to the text: room for that.
+    let max_document_bytes = (args.large_mib + 1) << 20;
+    options.extend([
+        "--max-document-bytes".into(),
+        max_document_bytes.to_string().into(),
+    ]);
     let server = Spawned::start(args.server.command(options)?, Some(data_dir.clone()))?;
     let url = server.url.clone();
     let agent = ureq::AgentBuilder::new()
@@ -104,6 +116,7 @@ pub fn run(args: WritesArgs) -> anyhow::Result<()> {
     );
     println!("  every passage new:  {}", summary(&mut fresh));
     println!("  unchanged (reused): {}", summary(&mut unchanged));
+    large_documents(&agent, &url, short_paragraph(&contexts[0]), args.large_mib)?;
 
     // The model alone on the contexts: the throughput an import should come close to.
     let embedder = args.model.load()?;
@@ -207,6 +220,49 @@ pub fn run(args: WritesArgs) -> anyhow::Result<()> {
         answer.1.as_secs_f64(),
         summary(&mut busy)
     );
+    Ok(())
+}
+
+/// The start of `text` up to the first sentence end after 150 bytes: a short paragraph.
+fn short_paragraph(text: &str) -> &str {
+    let end = text
+        .char_indices()
+        .find(|&(at, c)| at >= 150 && matches!(c, '。' | '！' | '？' | '.'))
+        .map_or(text.len(), |(at, c)| at + c.len_utf8());
+    &text[..end]
+}
+
+/// Writes documents of 1 MiB and `mib` MiB made of `paragraph` repeated, as paragraphs and as
+/// one paragraph, and prints the rate of each.
+fn large_documents(
+    agent: &ureq::Agent,
+    url: &str,
+    paragraph: &str,
+    mib: usize,
+) -> anyhow::Result<()> {
+    agent.put(&format!("{url}/v1/collections/large")).call()?;
+    println!("large documents ({} bytes repeated):", paragraph.len());
+    for (layout, separator) in [("paragraphs", "\n\n"), ("one paragraph", "")] {
+        for size in [1, mib] {
+            let copies = (size << 20) / (paragraph.len() + separator.len());
+            let text = vec![paragraph; copies].join(separator);
+            let path = format!(
+                "{url}/v1/collections/large/documents/{size}-{}",
+                layout.len()
+            );
+            let started = Instant::now();
+            let written: Value = agent
+                .put(&path)
+                .send_json(json!({"text": text}))?
+                .into_json()?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "  {layout}, {size} MiB ({} passages): {seconds:.1} s = {:.2} MiB/s",
+                written["passages"],
+                text.len() as f64 / f64::from(1 << 20) / seconds
+            );
+        }
+    }
     Ok(())
 }
 
