@@ -152,7 +152,8 @@ fn a_document_is_searchable_once_acknowledged_and_replaced_whole() {
     assert_eq!(first["document"]["title"], "上海大模型孵化器");
     assert_eq!(first["document"]["date"], "2025-04-29");
     assert_eq!(first["document"]["url"], "https://example.org/modu");
-    assert_eq!(first["metadata"]["lang"], "zh");
+    assert_eq!(first.get("metadata"), None, "given once, for the document");
+    assert_eq!(found["document_metadata"]["modu/2025"]["lang"], "zh");
     assert!(
         !first["text"].as_str().unwrap().contains('#'),
         "heading markers are left out"
@@ -177,6 +178,10 @@ fn a_document_is_searchable_once_acknowledged_and_replaced_whole() {
         None,
     );
     assert_eq!((status, &passage["text"]), (200, &first["text"]));
+    assert_eq!(
+        passage["metadata"]["lang"], "zh",
+        "a single passage has its own"
+    );
     assert_error(
         call(url, "GET", &format!("/v1/passages/{id}"), None),
         404,
@@ -323,6 +328,33 @@ fn documents_are_listed_a_page_at_a_time() {
         }
     }
     assert_eq!(seen, ["d0", "d1", "d2", "d3", "d4"]);
+    // Cursors are opaque and checked: a made-up one, or one of another collection, is refused.
+    let (_, first) = call(url, "GET", "/v1/collections/pages/documents?limit=1", None);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    assert_ne!(cursor, "d0", "not the bare id");
+    call(url, "PUT", "/v1/collections/others", None);
+    for bad in ["d0", "garbage", &cursor[..cursor.len() - 2]] {
+        assert_error(
+            call(
+                url,
+                "GET",
+                &format!("/v1/collections/pages/documents?cursor={bad}"),
+                None,
+            ),
+            422,
+            "invalid_cursor",
+        );
+    }
+    assert_error(
+        call(
+            url,
+            "GET",
+            &format!("/v1/collections/others/documents?cursor={cursor}"),
+            None,
+        ),
+        422,
+        "invalid_cursor",
+    );
     assert_error(
         call(url, "GET", "/v1/collections/pages/documents?limit=0", None),
         422,
@@ -802,6 +834,111 @@ fn a_full_store_refuses_writes_with_503_and_keeps_serving_reads() {
     );
     let (_, described) = call(url, "GET", "/v1/collections/default", None);
     assert_eq!(described["documents"], 1);
+}
+
+#[test]
+fn metadata_is_bounded_and_answered_once_per_document() {
+    let server = start(Options {
+        keys: ApiKeys::new(&["admin".into()], &["reader".into()]),
+        ..Options::default()
+    });
+    let url = server.url.as_str();
+    let as_admin = [("Authorization", "Bearer admin")];
+    let as_reader = [("Authorization", "Bearer reader")];
+    let put = |id: &str, body: &Value| {
+        let body = body.to_string();
+        let path = format!("/v1/collections/default/documents/{id}");
+        call_with(
+            url,
+            "PUT",
+            &path,
+            Some(("application/json", body.as_bytes())),
+            &as_admin,
+        )
+    };
+
+    // Over the limit (64 KiB by default): refused, naming the field.
+    let text = "城市更新与产业升级的长期规划。";
+    let (status, refused) = put(
+        "huge",
+        &json!({"text": text, "metadata": {"s": "x".repeat(5_000_000)}}),
+    );
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("invalid_request")),
+        "{refused}"
+    );
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("metadata:") && message.contains("--max-metadata-bytes"),
+        "{message}"
+    );
+    let (status, refused) = put(
+        "long-title",
+        &json!({"text": text, "title": "题".repeat(30_000)}),
+    );
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("title:"),
+        "{refused}"
+    );
+
+    // Just under it, on a document of 100 paragraphs: what a read key gets back stays a small
+    // multiple of what is stored, however many of the passages an answer holds. Each passage
+    // used to carry the metadata: 100 copies in a search, 100 in a read of the document.
+    let metadata = json!({"s": "元".repeat(20_000)});
+    let paragraphs: Vec<String> = (0..100)
+        .map(|i| {
+            format!(
+                "第{i}段：城市更新与产业升级的长期规划，涉及交通、住房和公共服务的改善措施。\
+                 各区将在第{i}个季度公布具体方案，并听取居民的意见和建议。"
+            )
+        })
+        .collect();
+    let text = paragraphs.join("\n\n");
+    let (status, written) = put("big", &json!({"text": text, "metadata": metadata}));
+    assert_eq!(status, 201, "{written}");
+    assert_eq!(written["passages"], 100, "one passage a paragraph");
+    let stored = text.len() + metadata.to_string().len();
+
+    let read = |method: &str, path: &str, body: Option<Value>| {
+        let body = body.map(|b| b.to_string());
+        let payload = body.as_deref().map(|b| ("application/json", b.as_bytes()));
+        let answer = call_with(url, method, path, payload, &as_reader);
+        assert_eq!(answer.0, 200, "{path}: {}", answer.1);
+        answer.1
+    };
+    let search = read(
+        "POST",
+        "/v1/search",
+        Some(
+            json!({"query": "城市更新", "mode": "lexical", "top_k": 100, "filter": {"document": "big"}}),
+        ),
+    );
+    assert_eq!(search["results"].as_array().unwrap().len(), 100);
+    assert_eq!(search["document_metadata"]["big"], metadata);
+    let document = read("GET", "/v1/collections/default/documents/big", None);
+    assert_eq!(document["metadata"], metadata);
+    let first = search["results"][0]["id"].as_str().unwrap().to_owned();
+    let similar = read(
+        "GET",
+        &format!("/v1/passages/{first}/similar?top_k=50"),
+        None,
+    );
+    for (name, answer) in [
+        ("search", &search),
+        ("document", &document),
+        ("similar", &similar),
+    ] {
+        let size = answer.to_string().len();
+        assert!(
+            size < 3 * stored,
+            "{name}: {size} bytes answered for {stored} stored"
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wenda::embedding::{Embedder, ModelFingerprint};
 use wenda::index::DEFAULT_QUANTIZE_FROM;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, OpenReport, Service, Settings};
+use wenda::service::{ModelSummary, OpenReport, Service, Settings, DEFAULT_MAX_METADATA_BYTES};
 use wenda::store::Store;
 
 use crate::model_args::ModelArgs;
@@ -37,6 +37,7 @@ pub fn open(
         max_batch: 32,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         quantize_from: DEFAULT_QUANTIZE_FROM,
+        max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
     };
     Ok(Service::open(
         embedder,

@@ -12,7 +12,7 @@ use wenda::corpus::{ReadOptions, DEFAULT_MAX_FILE_BYTES};
 use wenda::embedding::ModelFingerprint;
 use wenda::index::DEFAULT_QUANTIZE_FROM;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Service, Settings};
+use wenda::service::{ModelSummary, Service, Settings, DEFAULT_MAX_METADATA_BYTES};
 use wenda::store::{
     PostgresStore, SqliteStore, Store, StoreError, VectorSearchSettings, DEFAULT_EF_SEARCH,
     MAX_EF_SEARCH,
@@ -121,6 +121,7 @@ impl StoreArgs {
 pub struct Capacity {
     pub max_in_flight: usize,
     pub max_batch: usize,
+    pub max_metadata_bytes: usize,
 }
 
 impl Default for Capacity {
@@ -128,6 +129,7 @@ impl Default for Capacity {
         Self {
             max_in_flight: 64,
             max_batch: 32,
+            max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
         }
     }
 }
@@ -163,6 +165,7 @@ pub fn service(
         max_batch: capacity.max_batch,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         quantize_from: store_args.quantize_from,
+        max_metadata_bytes: capacity.max_metadata_bytes,
     };
     let mut progress = Progress::new("embedding stored passages");
     let (service, opened) = Service::open(

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Largest import body (NDJSON or uploaded files) accepted, in bytes (413 beyond).
     #[arg(long, default_value_t = Limits::default().max_import_bytes)]
     pub max_import_bytes: usize,
+    /// Most bytes a document's title, date, source, url and metadata (as JSON) may take
+    /// together (422 `invalid_request` beyond): they are given with each of its passages.
+    #[arg(long, env = "WENDA_MAX_METADATA_BYTES", default_value_t = Capacity::default().max_metadata_bytes)]
+    pub max_metadata_bytes: usize,
     /// Most questions embedded together in one forward pass.
     #[arg(long, default_value_t = Capacity::default().max_batch)]
     pub max_batch: usize,
@@ -129,6 +133,7 @@ impl ServeArgs {
         Capacity {
             max_in_flight: self.max_in_flight,
             max_batch: self.max_batch,
+            max_metadata_bytes: self.max_metadata_bytes,
         }
     }
 

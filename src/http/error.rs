@@ -43,6 +43,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         C::MalformedJson
         | C::InvalidRequest
         | C::InvalidName
+        | C::InvalidCursor
         | C::NoPassages
         | C::TokenIdsNotSupported => StatusCode::UNPROCESSABLE_ENTITY,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

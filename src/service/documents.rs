@@ -21,6 +21,10 @@ use crate::store::{
 /// Most documents one page of a listing may hold.
 pub const MAX_PAGE_SIZE: usize = 1_000;
 
+/// Most bytes a document's title, date, source, url and metadata (as JSON) may take together,
+/// by default. Every passage carries them, so they must stay small beside the text.
+pub const DEFAULT_MAX_METADATA_BYTES: usize = 64 * 1024;
+
 /// A document to write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewDocument {
@@ -74,7 +78,7 @@ impl Service {
         document: NewDocument,
     ) -> Result<PutOutcome, ServiceError> {
         let started = Instant::now();
-        let record = new_record(id, document, Origin::Api)?;
+        let record = new_record(id, document, Origin::Api, self.max_metadata_bytes)?;
         let target = self.collection(collection)?;
         let mut cut = self.cut_all(vec![record]).await?;
         let (record, passages) = cut.pop().expect("one record in, one out");
@@ -218,17 +222,107 @@ impl Service {
             )));
         }
         self.collection(collection)?;
+        let after = after
+            .map(|cursor| cursor::last_id(collection, &cursor))
+            .transpose()?;
         let store = Arc::clone(&self.store);
         let name = collection.to_owned();
         blocking(move || {
             let mut documents = store.documents(&name, after.as_deref(), limit + 1)?;
             let next = (documents.len() > limit).then(|| {
                 documents.truncate(limit);
-                documents.last().map(|d| d.id.clone()).unwrap_or_default()
+                let last = documents.last().map_or("", |d| d.id.as_str());
+                cursor::after(&name, last)
             });
             Ok(DocumentPage { documents, next })
         })
         .await?
+    }
+}
+
+/// Paging cursors: opaque to clients, and checked, so that a cursor of another collection or a
+/// made-up one is refused rather than silently starting the listing somewhere else. A cursor is
+/// the last id of a page with a tag over the collection and that id, base64url-encoded. The tag
+/// is a checksum, not a secret: a client that forges one only lists what it could list anyway.
+mod cursor {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+
+    use crate::service::ServiceError;
+
+    const VERSION: u8 = 1;
+    const TAG_BYTES: usize = 8;
+
+    fn tag(collection: &str, id: &str) -> [u8; TAG_BYTES] {
+        let digest = Sha256::new()
+            .chain_update(b"wenda paging cursor\0")
+            .chain_update(collection.as_bytes())
+            .chain_update([0])
+            .chain_update(id.as_bytes())
+            .finalize();
+        digest[..TAG_BYTES]
+            .try_into()
+            .expect("a SHA-256 digest is 32 bytes")
+    }
+
+    /// The cursor of the page after document `id` of `collection`.
+    pub(super) fn after(collection: &str, id: &str) -> String {
+        let mut bytes = vec![VERSION];
+        bytes.extend(tag(collection, id));
+        bytes.extend(id.as_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The document id `cursor` continues after, if it is a cursor of `collection`.
+    pub(super) fn last_id(collection: &str, cursor: &str) -> Result<String, ServiceError> {
+        let refuse = || {
+            ServiceError::InvalidCursor(format!(
+                "cursor {:?} is not one a listing of collection {collection:?} gave: pass the \
+                 next_cursor of the previous page as it is, or none for the first page",
+                cursor.chars().take(64).collect::<String>()
+            ))
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| refuse())?;
+        let (version, rest) = bytes.split_first().ok_or_else(refuse)?;
+        if *version != VERSION || rest.len() < TAG_BYTES {
+            return Err(refuse());
+        }
+        let (given, id) = rest.split_at(TAG_BYTES);
+        let id = std::str::from_utf8(id).map_err(|_| refuse())?;
+        if given != tag(collection, id) {
+            return Err(refuse());
+        }
+        Ok(id.to_owned())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn a_cursor_continues_only_the_listing_that_gave_it() {
+            let cursor = after("news", "2025/04/模速空间");
+            assert_eq!(last_id("news", &cursor).unwrap(), "2025/04/模速空间");
+            assert!(cursor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)));
+            for (collection, cursor) in [
+                ("other", cursor.as_str()),
+                ("news", "2025/04/模速空间"),
+                ("news", ""),
+                ("news", "AQ"),
+                ("news", &cursor[..cursor.len() - 1]),
+            ] {
+                assert!(
+                    matches!(
+                        last_id(collection, cursor),
+                        Err(ServiceError::InvalidCursor(_))
+                    ),
+                    "{collection} {cursor}"
+                );
+            }
+        }
     }
 }
 
@@ -346,14 +440,17 @@ pub(super) fn content_hash(document: &NewDocument) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// Checks a document and makes its record (passage count still 0).
+/// Checks a document and makes its record (passage count still 0). Its fields besides the text
+/// may take at most `max_metadata_bytes`.
 pub(super) fn new_record(
     id: &str,
     mut document: NewDocument,
     origin: Origin,
+    max_metadata_bytes: usize,
 ) -> Result<DocumentRecord, ServiceError> {
     check_document_id(id)?;
     check_metadata(&document.metadata)?;
+    check_field_sizes(&document, max_metadata_bytes)?;
     // The corpus folder's files keep the dates they print; a client is told when its date is
     // not one the date filters can read.
     if origin == Origin::Api {
@@ -386,6 +483,36 @@ pub(super) fn new_record(
         updated_at: now_ms(),
         passages: 0,
     })
+}
+
+/// Refuses a document whose fields besides the text exceed `limit` bytes together, naming the
+/// largest: each passage is answered with them, so a large value would be copied into every
+/// search result and document read (a read key could make the server allocate gigabytes).
+fn check_field_sizes(document: &NewDocument, limit: usize) -> Result<(), ServiceError> {
+    let text_field = |name, value: &Option<String>| (name, value.as_ref().map_or(0, String::len));
+    let metadata = serde_json::to_string(&document.metadata).map_or(usize::MAX, |json| json.len());
+    let sizes = [
+        ("metadata", metadata),
+        text_field("title", &document.title),
+        text_field("date", &document.date),
+        text_field("source", &document.source),
+        text_field("url", &document.url),
+    ];
+    let total = sizes
+        .iter()
+        .map(|(_, bytes)| bytes)
+        .fold(0usize, |a, b| a.saturating_add(*b));
+    if total <= limit {
+        return Ok(());
+    }
+    let (largest, bytes) = sizes
+        .iter()
+        .max_by_key(|(_, bytes)| *bytes)
+        .expect("five fields");
+    Err(ServiceError::Invalid(format!(
+        "{largest}: {bytes} bytes; a document's title, date, source, url and metadata (as \
+         JSON) may take {limit} bytes together (the server's --max-metadata-bytes)"
+    )))
 }
 
 /// Metadata must be flat: strings, numbers, booleans, or arrays of strings.

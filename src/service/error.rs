@@ -19,6 +19,9 @@ pub enum ServiceError {
     /// A collection name or document id that is not well formed.
     #[error("{0}")]
     InvalidName(String),
+    /// A paging cursor that no listing of the collection gave.
+    #[error("{0}")]
+    InvalidCursor(String),
     #[error("no collection is named {0:?}")]
     UnknownCollection(String),
     #[error("no passage has the id {0:?}")]
@@ -56,6 +59,7 @@ impl ServiceError {
             Self::EmptyInput(_) => ErrorCode::EmptyInput,
             Self::Invalid(_) => ErrorCode::InvalidRequest,
             Self::InvalidName(_) => ErrorCode::InvalidName,
+            Self::InvalidCursor(_) => ErrorCode::InvalidCursor,
             Self::UnknownCollection(_) => ErrorCode::UnknownCollection,
             Self::UnknownPassage(_) => ErrorCode::UnknownPassage,
             Self::UnknownDocument { .. } => ErrorCode::UnknownDocument,
@@ -83,6 +87,7 @@ pub enum ErrorCode {
     NotAcceptable,
     InvalidRequest,
     InvalidName,
+    InvalidCursor,
     EmptyQuery,
     EmptyInput,
     TokenIdsNotSupported,
@@ -114,7 +119,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 32] = [
+    pub const ALL: [Self; 33] = [
         Self::BadRequest,
         Self::BadPath,
         Self::MalformedJson,
@@ -122,6 +127,7 @@ impl ErrorCode {
         Self::NotAcceptable,
         Self::InvalidRequest,
         Self::InvalidName,
+        Self::InvalidCursor,
         Self::EmptyQuery,
         Self::EmptyInput,
         Self::TokenIdsNotSupported,
@@ -158,6 +164,7 @@ impl ErrorCode {
             Self::NotAcceptable => "not_acceptable",
             Self::InvalidRequest => "invalid_request",
             Self::InvalidName => "invalid_name",
+            Self::InvalidCursor => "invalid_cursor",
             Self::EmptyQuery => "empty_query",
             Self::EmptyInput => "empty_input",
             Self::TokenIdsNotSupported => "token_ids_not_supported",

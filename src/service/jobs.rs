@@ -321,7 +321,9 @@ impl Service {
         for line in lines {
             let record = DocumentLine::parse(&line.body)
                 .and_then(DocumentLine::into_document)
-                .and_then(|(id, document)| new_record(&id, document, Origin::Api));
+                .and_then(|(id, document)| {
+                    new_record(&id, document, Origin::Api, self.max_metadata_bytes)
+                });
             match record {
                 Ok(record) => {
                     if !ids.insert(record.id.clone()) {

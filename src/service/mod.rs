@@ -23,7 +23,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 pub use collections::CollectionSummary;
-pub use documents::{DocumentDetail, DocumentPage, NewDocument, PutOutcome, MAX_PAGE_SIZE};
+pub use documents::{
+    DocumentDetail, DocumentPage, NewDocument, PutOutcome, DEFAULT_MAX_METADATA_BYTES,
+    MAX_PAGE_SIZE,
+};
 pub use error::{ErrorCode, ServiceError};
 pub use follow::FOLLOW_EVERY;
 pub use jobs::{DocumentLine, ImportLine, JobReport, REPORTED_ERRORS};
@@ -73,6 +76,9 @@ pub struct Settings {
     /// [`MemoryIndex::quantized_from`]; by default
     /// [`DEFAULT_QUANTIZE_FROM`](crate::index::DEFAULT_QUANTIZE_FROM)).
     pub quantize_from: usize,
+    /// Most bytes a document's fields besides its text may take (see
+    /// [`DEFAULT_MAX_METADATA_BYTES`]).
+    pub max_metadata_bytes: usize,
 }
 
 /// What the whole service holds.
@@ -114,6 +120,7 @@ pub struct Service {
     collections: RwLock<BTreeMap<String, Arc<Collection>>>,
     lexical_weight: f32,
     quantize_from: usize,
+    max_metadata_bytes: usize,
     /// Wakes the import job worker.
     jobs: Arc<jobs::JobSignal>,
 }
@@ -147,6 +154,7 @@ impl Service {
             collections: RwLock::default(),
             lexical_weight: settings.lexical_weight,
             quantize_from: settings.quantize_from,
+            max_metadata_bytes: settings.max_metadata_bytes,
             jobs: Arc::default(),
         };
         // Changes other replicas make while this one loads are applied after it, again.

@@ -117,38 +117,39 @@ impl Service {
         let mut claimed: HashMap<String, String> = HashMap::new();
         for (file, document) in pending {
             let was_stored = stored.contains_key(&file.id);
-            let parsed = match new_record(&file.id, document, Origin::Corpus) {
-                Ok(record) => {
-                    let (parsed, problems) = cut(&record, &config);
-                    for (line, kind) in problems {
-                        report.problem(&file.path, Some(line), kind);
-                    }
-                    let taken = parsed.iter().find_map(|passage| {
-                        let id = passage.id.as_str();
-                        if let Some(other) = claimed.get(id) {
-                            return Some((id.to_owned(), other.clone()));
+            let parsed =
+                match new_record(&file.id, document, Origin::Corpus, self.max_metadata_bytes) {
+                    Ok(record) => {
+                        let (parsed, problems) = cut(&record, &config);
+                        for (line, kind) in problems {
+                            report.problem(&file.path, Some(line), kind);
                         }
-                        let owner = &reader.passage(reader.slot_of(&passage.id)?).citation.path;
-                        (!freed.contains(owner)).then(|| (id.to_owned(), owner.clone()))
-                    });
-                    match taken {
-                        Some((id, owner)) => {
-                            let kind = ProblemKind::DuplicateId {
-                                id,
-                                first_path: owner,
-                                first_line: 0,
-                            };
-                            report.problem(&file.path, None, kind);
-                            None
+                        let taken = parsed.iter().find_map(|passage| {
+                            let id = passage.id.as_str();
+                            if let Some(other) = claimed.get(id) {
+                                return Some((id.to_owned(), other.clone()));
+                            }
+                            let owner = &reader.passage(reader.slot_of(&passage.id)?).citation.path;
+                            (!freed.contains(owner)).then(|| (id.to_owned(), owner.clone()))
+                        });
+                        match taken {
+                            Some((id, owner)) => {
+                                let kind = ProblemKind::DuplicateId {
+                                    id,
+                                    first_path: owner,
+                                    first_line: 0,
+                                };
+                                report.problem(&file.path, None, kind);
+                                None
+                            }
+                            None => Some((record, parsed)).filter(|(_, parsed)| !parsed.is_empty()),
                         }
-                        None => Some((record, parsed)).filter(|(_, parsed)| !parsed.is_empty()),
                     }
-                }
-                Err(error) => {
-                    report.problem(&file.path, None, ProblemKind::Refused(error.to_string()));
-                    None
-                }
-            };
+                    Err(error) => {
+                        report.problem(&file.path, None, ProblemKind::Refused(error.to_string()));
+                        None
+                    }
+                };
             let Some((record, parsed)) = parsed else {
                 if was_stored {
                     removed.push(file.id.clone());

@@ -20,7 +20,7 @@ use wenda::embedding::{
 use wenda::http::{self, Access, ApiKeys, AppState, Exposure, Limits, Transport};
 use wenda::index::DEFAULT_QUANTIZE_FROM;
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
-use wenda::service::{ModelSummary, Service, Settings};
+use wenda::service::{ModelSummary, Service, Settings, DEFAULT_MAX_METADATA_BYTES};
 use wenda::store::DATABASE_FILE;
 use wenda::store::{SqliteStore, Store};
 
@@ -72,6 +72,7 @@ pub fn settings(queue_capacity: usize) -> Settings {
         max_batch: 32,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         quantize_from: DEFAULT_QUANTIZE_FROM,
+        max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
     }
 }
 

@@ -9,7 +9,7 @@ use crate::service::{DocumentDetail, PutOutcome};
 use crate::store::DocumentRecord;
 
 use super::milliseconds;
-use super::search::PassageView;
+use super::search::{PassageView, SharedMetadata};
 
 /// How a document's text is laid out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -152,10 +152,17 @@ pub struct DocumentView {
 
 impl From<DocumentDetail> for DocumentView {
     fn from(detail: DocumentDetail) -> Self {
+        // Passages leave out the metadata the document gives once.
+        let shared = SharedMetadata::document(&detail.record.id, &detail.record.metadata);
+        let passages = detail
+            .passages
+            .iter()
+            .map(|passage| PassageView::listed(passage, &shared))
+            .collect();
         Self {
             summary: (&detail.record).into(),
             text: detail.record.text,
-            passages: detail.passages.iter().map(PassageView::from).collect(),
+            passages,
         }
     }
 }

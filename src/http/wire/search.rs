@@ -1,5 +1,7 @@
 //! Searches and similar passages: the requests, the results and the passages in them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -227,6 +229,11 @@ pub struct SearchResponse {
     /// The query was longer than the model's window; only its beginning was used.
     pub truncated: bool,
     pub results: Vec<ScoredPassage>,
+    /// The metadata of the documents the results come from, once per document, by
+    /// `document.path` (see the results' `metadata`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub document_metadata: BTreeMap<String, Map<String, Value>>,
     /// When asked for: the results as a numbered context block with its citations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<ContextView>,
@@ -235,16 +242,19 @@ pub struct SearchResponse {
 
 impl From<SearchOutcome> for SearchResponse {
     fn from(outcome: SearchOutcome) -> Self {
+        let shared = SharedMetadata::of(outcome.results.iter().map(|hit| &*hit.ranked.passage));
+        let results = outcome
+            .results
+            .iter()
+            .map(|hit| ScoredPassage::listed(hit, &shared))
+            .collect();
         Self {
             query: outcome.query,
             mode: outcome.mode.into(),
             query_tokens: outcome.query_tokens,
             truncated: outcome.truncated,
-            results: outcome
-                .results
-                .into_iter()
-                .map(ScoredPassage::from)
-                .collect(),
+            results,
+            document_metadata: shared.into_map(),
             context: outcome.context.map(ContextView::from),
             took_ms: milliseconds(outcome.took),
         }
@@ -257,21 +267,72 @@ pub struct SimilarResponse {
     /// The passage the results are related to.
     pub id: String,
     pub results: Vec<ScoredPassage>,
+    /// As in a search answer: the documents' metadata, once per document.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub document_metadata: BTreeMap<String, Map<String, Value>>,
     /// Time spent answering, in milliseconds.
     pub took_ms: f64,
 }
 
 impl From<SimilarOutcome> for SimilarResponse {
     fn from(outcome: SimilarOutcome) -> Self {
+        let shared = SharedMetadata::of(outcome.results.iter().map(|ranked| &*ranked.passage));
+        let results = outcome
+            .results
+            .iter()
+            .map(|ranked| {
+                ScoredPassage::scored(ranked, PassageView::listed(&ranked.passage, &shared))
+            })
+            .collect();
         Self {
             id: outcome.id,
-            results: outcome
-                .results
-                .into_iter()
-                .map(ScoredPassage::from)
-                .collect(),
+            results,
+            document_metadata: shared.into_map(),
             took_ms: milliseconds(outcome.took),
         }
+    }
+}
+
+/// The metadata of the documents a list of passages comes from, to be given once per document
+/// rather than with each passage: a document's metadata may be 64 KiB and a list may hold a
+/// hundred of its passages. A document's entry is the metadata of its first passage in the
+/// list; a passage whose own metadata differs (a record of a JSON-lines file) carries it.
+pub(crate) struct SharedMetadata<'p> {
+    first: BTreeMap<&'p str, &'p Map<String, Value>>,
+}
+
+impl<'p> SharedMetadata<'p> {
+    pub(crate) fn of(passages: impl Iterator<Item = &'p Passage>) -> Self {
+        let mut first = BTreeMap::new();
+        for passage in passages {
+            first
+                .entry(passage.citation.path.as_str())
+                .or_insert(&passage.metadata);
+        }
+        Self { first }
+    }
+
+    /// The metadata of document `path`, as the document itself gives it.
+    pub(crate) fn document(path: &'p str, metadata: &'p Map<String, Value>) -> Self {
+        Self {
+            first: BTreeMap::from([(path, metadata)]),
+        }
+    }
+
+    /// The metadata `passage` must carry itself: none when its document's entry has it.
+    fn own(&self, passage: &Passage) -> Option<Map<String, Value>> {
+        let shared = self.first.get(passage.citation.path.as_str());
+        (shared != Some(&&passage.metadata)).then(|| passage.metadata.clone())
+    }
+
+    /// The entries with any metadata, by document path.
+    pub(crate) fn into_map(self) -> BTreeMap<String, Map<String, Value>> {
+        self.first
+            .into_iter()
+            .filter(|(_, metadata)| !metadata.is_empty())
+            .map(|(path, metadata)| (path.to_owned(), metadata.clone()))
+            .collect()
     }
 }
 
@@ -305,27 +366,30 @@ pub struct ComponentScores {
     pub lexical: Option<f32>,
 }
 
-impl From<Ranked> for ScoredPassage {
-    fn from(ranked: Ranked) -> Self {
+impl ScoredPassage {
+    fn scored(ranked: &Ranked, passage: PassageView) -> Self {
         Self {
             score: ranked.score,
             scores: ComponentScores {
                 dense: ranked.dense,
                 lexical: ranked.lexical,
             },
-            passage: PassageView::from(&*ranked.passage),
+            passage,
             highlights: None,
         }
     }
-}
 
-impl From<SearchHit> for ScoredPassage {
-    fn from(hit: SearchHit) -> Self {
+    /// A search hit in a list whose documents' metadata is `shared`.
+    fn listed(hit: &SearchHit, shared: &SharedMetadata<'_>) -> Self {
         Self {
             highlights: hit
                 .highlights
-                .map(|spans| spans.into_iter().map(|s| [s.start, s.end]).collect()),
-            ..hit.ranked.into()
+                .as_ref()
+                .map(|spans| spans.iter().map(|s| [s.start, s.end]).collect()),
+            ..Self::scored(
+                &hit.ranked,
+                PassageView::listed(&hit.ranked.passage, shared),
+            )
         }
     }
 }
@@ -342,10 +406,13 @@ pub struct PassageView {
     pub document: DocumentRef,
     pub position: PositionView,
     pub citation: CitationView,
-    /// The document's metadata (for JSON-lines records, the record's), when it has any.
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    #[schema(value_type = Object)]
-    pub metadata: Map<String, Value>,
+    /// The document's metadata (for JSON-lines records, the record's). In a list (search and
+    /// similar results, a document's passages) it is absent when it is the metadata the list
+    /// gives once for the whole document (`document_metadata`, or the document's own); a
+    /// single passage has it when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
 }
 
 /// The document (news article) a passage comes from.
@@ -416,6 +483,24 @@ impl From<&Citation> for CitationView {
 
 impl From<&Passage> for PassageView {
     fn from(passage: &Passage) -> Self {
+        let metadata = (!passage.metadata.is_empty()).then(|| passage.metadata.clone());
+        Self {
+            metadata,
+            ..Self::without_metadata(passage)
+        }
+    }
+}
+
+impl PassageView {
+    /// `passage` in a list whose documents' metadata is `shared`.
+    pub(crate) fn listed(passage: &Passage, shared: &SharedMetadata<'_>) -> Self {
+        Self {
+            metadata: shared.own(passage),
+            ..Self::without_metadata(passage)
+        }
+    }
+
+    fn without_metadata(passage: &Passage) -> Self {
         let article = &passage.article;
         Self {
             id: passage.id.to_string(),
@@ -429,7 +514,7 @@ impl From<&Passage> for PassageView {
             },
             position: (&passage.position).into(),
             citation: (&passage.citation).into(),
-            metadata: passage.metadata.clone(),
+            metadata: None,
         }
     }
 }

@@ -14,9 +14,26 @@ def decode(cls: type[T], data: Any) -> T:
     """Builds `cls` from a JSON object, ignoring fields it does not know."""
     if not isinstance(data, dict):
         raise TypeError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+    _share_metadata_back(data)
     hints = _hints(cls)
     known = {name: _value(hints[name], data[name]) for name in hints if name in data}
     return cls(**known)
+
+
+def _share_metadata_back(data: dict[str, Any]) -> None:
+    """Gives each passage of a list its document's metadata, which the server sends once per
+    document (a search's `document_metadata`, a document's own `metadata`) rather than with
+    every passage; a passage that has its own keeps it."""
+    if isinstance(data.get("results"), list):
+        shared = data.get("document_metadata") or {}
+        for result in data["results"]:
+            if isinstance(result, dict) and "metadata" not in result:
+                path = (result.get("document") or {}).get("path")
+                result["metadata"] = dict(shared.get(path) or {})
+    elif isinstance(data.get("passages"), list) and isinstance(data.get("metadata"), dict):
+        for passage in data["passages"]:
+            if isinstance(passage, dict) and "metadata" not in passage:
+                passage["metadata"] = dict(data["metadata"])
 
 
 _HINTS: dict[type[Any], dict[str, Any]] = {}

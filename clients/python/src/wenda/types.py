@@ -215,6 +215,8 @@ class SearchResponse:
     took_ms: float
     query_tokens: int | None = None
     context: Context | None = None
+    document_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each result's document's metadata, by `document.path` (also in each result's `metadata`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -222,6 +224,8 @@ class SimilarResponse:
     id: str
     results: list[SearchResult]
     took_ms: float
+    document_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each result's document's metadata, by `document.path` (also in each result's `metadata`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
