@@ -345,6 +345,149 @@ fn mcp_errors_come_in_json_rpc_form() {
     assert!(answer["result"]["tools"].is_array(), "{answer}");
 }
 
+/// Issue 23, finding 6: JSON that is not a valid JSON-RPC request is 400 with -32600 naming
+/// what is wrong (not 415), with the request's id when that one is valid; an unknown method is
+/// -32601 and wrong params of a known one -32602, both 200 with the id; a tool argument of the
+/// wrong type is a tool error naming the argument, without Rust's type names.
+#[test]
+fn mcp_answers_invalid_json_rpc_with_its_error_codes() {
+    let server = start(Options::default());
+    let url = server.url.as_str();
+    for (body, id, named) in [
+        (
+            json!({"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}),
+            Value::Null,
+            "id",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": null, "method": "tools/list"}),
+            Value::Null,
+            "id",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": {}, "method": "tools/list"}),
+            Value::Null,
+            "id",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": [1], "method": "tools/list"}),
+            Value::Null,
+            "id",
+        ),
+        (
+            json!({"id": 3, "method": "tools/list"}),
+            json!(3),
+            "jsonrpc",
+        ),
+        (
+            json!({"jsonrpc": "1.0", "id": "a", "method": "tools/list"}),
+            json!("a"),
+            "jsonrpc",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": []}),
+            json!(4),
+            "params",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": 1}),
+            json!(5),
+            "params",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "id": 6, "method": 7}),
+            json!(6),
+            "method",
+        ),
+        (json!({"jsonrpc": "2.0", "id": 8}), json!(8), "method"),
+    ] {
+        let (status, answer) = mcp(url, body.to_string().as_bytes(), &[]);
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["jsonrpc"], "2.0", "{body}: {answer}");
+        assert_eq!(answer["id"], id, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], -32600, "{body}: {answer}");
+        assert_eq!(
+            answer["error"]["data"],
+            json!({"code": "invalid_request", "status": 400}),
+            "{body}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{body}: {message}");
+    }
+
+    let (status, answer) = mcp(
+        url,
+        br#"{"jsonrpc": "2.0", "id": 9, "method": "no/such"}"#,
+        &[],
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["id"], 9, "{answer}");
+    assert_eq!(answer["error"]["code"], -32601, "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("no/such"), "{message}");
+
+    let tools_call = |params: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": 10, "method": "tools/call", "params": params});
+        let (status, answer) = mcp(url, body.to_string().as_bytes(), &[]);
+        assert_eq!(status, 200, "{body}: {answer}");
+        assert_eq!(answer["id"], 10, "{body}: {answer}");
+        answer
+    };
+    for (params, named) in [
+        (json!({}), "name"),
+        (json!({"name": 5}), "name"),
+        (json!({"name": "search", "arguments": [1]}), "arguments"),
+        (json!({"name": "no_such_tool"}), "no_such_tool"),
+    ] {
+        let answer = tools_call(params.clone());
+        assert_eq!(answer["error"]["code"], -32602, "{params}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{params}: {message}");
+    }
+
+    // Arguments the model got wrong are tool errors it can read and correct.
+    for (arguments, named) in [
+        (json!({"question": "AI", "top_k": -1}), "top_k"),
+        (json!({"question": "AI", "top_k": "x"}), "top_k"),
+        (json!({"question": "AI", "top_k": 2.5}), "top_k"),
+        (json!({"question": "AI", "top_k": 0}), "top_k"),
+        (json!({"top_k": 1}), "question"),
+        (json!({"question": 5}), "question"),
+        (json!({"question": "AI", "date_from": false}), "date_from"),
+    ] {
+        let answer = tools_call(json!({"name": "search", "arguments": arguments}));
+        let result = &answer["result"];
+        assert_eq!(result["isError"], true, "{arguments}: {answer}");
+        let text = result["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains(named), "{arguments}: {text}");
+        for rust in [
+            "usize",
+            "u64",
+            "i64",
+            "u32",
+            "f64",
+            "String",
+            "struct",
+            "enum",
+            "expected u",
+        ] {
+            assert!(!text.contains(rust), "{arguments}: {text}");
+        }
+    }
+    let answer = tools_call(json!({"name": "search", "arguments": {"question": "AI", "top_k": 1}}));
+    assert_eq!(answer["result"]["isError"], false, "{answer}");
+    let results = answer["result"]["structuredContent"]["results"].as_array();
+    assert_eq!(results.map(Vec::len), Some(1), "{answer}");
+
+    // A notification is accepted without an answer.
+    let notification = ureq::post(&format!("{url}/mcp"))
+        .set("Content-Type", "application/json")
+        .set("Accept", "application/json, text/event-stream")
+        .send_string(r#"{"jsonrpc": "2.0", "method": "notifications/initialized"}"#)
+        .unwrap();
+    assert_eq!(notification.status(), 202);
+}
+
 /// One sample of a Prometheus text exposition: `name{labels} value`.
 fn samples(text: &str) -> Vec<(String, f64)> {
     text.lines()
