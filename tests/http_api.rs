@@ -174,11 +174,21 @@ fn bad_requests_get_a_status_and_a_json_error() {
         "invalid_request",
     );
     assert_error(get("/v1/search?q=a&top_k=five"), 422, "invalid_request");
-    assert_error(
-        post(&json!({"query": "a", "top_k": -1})),
-        422,
-        "invalid_request",
-    );
+    // A field serde cannot read is named, in the API's words rather than Rust's.
+    for (body, field) in [
+        (json!({"query": "a", "top_k": -1}), "top_k:"),
+        (json!({"query": "a", "top_k": "x"}), "top_k:"),
+        (json!({"query": "a", "min_score": "high"}), "min_score:"),
+        (json!({"query": "a", "filter": 3}), "filter:"),
+    ] {
+        let (status, answer) = post(&body);
+        assert_eq!(status, 422, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(field), "{body}: {message}");
+        for rust in ["usize", "u64", "f32", "struct", "Option"] {
+            assert!(!message.contains(rust), "{body}: {message}");
+        }
+    }
     assert_error(
         post(&json!({"query": "a", "topk": 3})),
         422,

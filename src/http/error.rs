@@ -225,9 +225,35 @@ where
         if !value.is_object() {
             return Err(ApiError::invalid("the body must be a JSON object"));
         }
-        serde_json::from_value(value)
+        serde_path_to_error::deserialize(value)
             .map(Body)
-            .map_err(|error| ApiError::invalid(format!("invalid body: {error}")))
+            .map_err(|error| ApiError::invalid(field_error(&error)))
+    }
+}
+
+/// A body field serde could not read, named by its path, in the API's words rather than Rust's:
+/// "top_k: invalid value: integer `-1`, expected a whole number from 0", never "expected usize".
+fn field_error(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    const RUST_TYPES: [(&str, &str); 8] = [
+        ("expected usize", "expected a whole number from 0"),
+        ("expected u64", "expected a whole number from 0"),
+        ("expected u32", "expected a whole number from 0"),
+        ("expected u16", "expected a whole number from 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f32", "expected a number"),
+        ("expected f64", "expected a number"),
+    ];
+    let mut message = error.inner().to_string();
+    for (rust, plain) in RUST_TYPES {
+        message = message.replace(rust, plain);
+    }
+    if let Some(at) = message.find("expected struct ") {
+        message.replace_range(at.., "expected an object");
+    }
+    match error.path().to_string().as_str() {
+        "." => format!("invalid body: {message}"),
+        path => format!("{path}: {message}"),
     }
 }
 
