@@ -232,6 +232,9 @@ impl From<StoreError> for ServiceError {
                 owner: document,
             },
             StoreError::Unavailable(problem) => Self::StorageUnavailable(problem),
+            StoreError::Full(problem) => {
+                Self::StorageUnavailable(format!("storage full: {problem}"))
+            }
             StoreError::Conflict(problem) => Self::Conflict(problem),
             StoreError::Internal { statement, message } => {
                 // The statement and the database's words are for the operator, not the client.

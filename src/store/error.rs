@@ -14,6 +14,10 @@ pub enum StoreError {
     /// failure): nothing was written; retrying later may succeed.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The disk, or the size the store is allowed (`--max-store-bytes`), is full: nothing was
+    /// written; writes succeed again once documents are deleted or room is made.
+    #[error("storage full: {0}")]
+    Full(String),
     /// The write collided with another one (a constraint a concurrent writer got to first):
     /// nothing was written; the same request may succeed once re-read and sent again.
     #[error("the write conflicts with another: {0}")]

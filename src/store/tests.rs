@@ -555,7 +555,8 @@ fn a_full_store_refuses_writes_and_keeps_what_it_had() {
     store.set_size_limit(64 * 1024).unwrap();
     let big = "很长的文本。".repeat(20_000);
     let error = put(&store, "big", &[&big]).unwrap_err();
-    assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+    assert!(matches!(error, StoreError::Full(_)), "{error}");
+    assert!(error.to_string().contains("--max-store-bytes"), "{error}");
     assert!(store.document("c", "big").unwrap().is_none());
     assert!(store.document("c", "small").unwrap().is_some());
     assert_eq!(store.load_collection("c").unwrap().len(), 1);

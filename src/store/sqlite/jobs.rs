@@ -14,7 +14,7 @@ impl JobStore for SqliteStore {
     }
 
     fn lines_left(&self, id: &str) -> Result<usize> {
-        let left: i64 = self.reader().query_row(
+        let left: i64 = self.reader()?.query_row(
             "SELECT COUNT(*) FROM job_lines WHERE job_id = ?1 AND state = 'pending'",
             [id],
             |row| row.get(0),
@@ -25,44 +25,46 @@ impl JobStore for SqliteStore {
     /// Records a new job over `collection` with its lines; lines refused on arrival count as
     /// failed from the start.
     fn create_job(&self, id: &str, collection: &str, lines: &[JobLine]) -> Result<JobRecord> {
-        let mut writer = self.writer();
-        let transaction = writer.transaction()?;
-        collection_id(&transaction, collection)?;
-        let failed = lines.iter().filter(|l| l.refused.is_some()).count();
-        transaction.execute(
-            "INSERT INTO jobs (id, collection, status, created_at, documents, failed)
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5)",
-            params![id, collection, now_ms(), lines.len() as i64, failed as i64],
-        )?;
-        {
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO job_lines (job_id, seq, file, line, body, state, error_code, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        self.writing(|writer| {
+            let transaction = writer.transaction()?;
+            collection_id(&transaction, collection)?;
+            let failed = lines.iter().filter(|l| l.refused.is_some()).count();
+            transaction.execute(
+                "INSERT INTO jobs (id, collection, status, created_at, documents, failed)
+                 VALUES (?1, ?2, 'queued', ?3, ?4, ?5)",
+                params![id, collection, now_ms(), lines.len() as i64, failed as i64],
             )?;
-            for line in lines {
-                let (state, code, message) = match &line.refused {
-                    Some((code, message)) => ("failed", Some(code), Some(message)),
-                    None => ("pending", None, None),
-                };
-                insert.execute(params![
-                    id,
-                    line.seq as i64,
-                    line.file,
-                    line.line as i64,
-                    line.body,
-                    state,
-                    code,
-                    message
-                ])?;
+            {
+                let mut insert = transaction.prepare_cached(
+                    "INSERT INTO job_lines (job_id, seq, file, line, body, state, error_code, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for line in lines {
+                    let (state, code, message) = match &line.refused {
+                        Some((code, message)) => ("failed", Some(code), Some(message)),
+                        None => ("pending", None, None),
+                    };
+                    insert.execute(params![
+                        id,
+                        line.seq as i64,
+                        line.file,
+                        line.line as i64,
+                        line.body,
+                        state,
+                        code,
+                        message
+                    ])?;
+                }
             }
-        }
-        transaction.commit()?;
+            transaction.commit()?;
+            Ok(())
+        })?;
         self.job(id)?
             .ok_or_else(|| StoreError::Unavailable("the job vanished after it was written".into()))
     }
 
     fn job(&self, id: &str) -> Result<Option<JobRecord>> {
-        self.reader()
+        self.reader()?
             .query_row(
                 &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
                 [id],
@@ -74,7 +76,7 @@ impl JobStore for SqliteStore {
 
     /// Jobs not finished (queued or interrupted while running), oldest first.
     fn unfinished_jobs(&self) -> Result<Vec<JobRecord>> {
-        let reader = self.reader();
+        let reader = self.reader()?;
         let mut statement = reader.prepare_cached(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE status IN ('queued', 'running')
              ORDER BY created_at, id"
@@ -88,7 +90,7 @@ impl JobStore for SqliteStore {
 
     /// Up to `limit` refused lines of job `id`, in order.
     fn job_errors(&self, id: &str, limit: usize) -> Result<Vec<LineError>> {
-        let reader = self.reader();
+        let reader = self.reader()?;
         let mut statement = reader.prepare_cached(
             "SELECT file, line, error_code, error FROM job_lines
              WHERE job_id = ?1 AND state = 'failed' ORDER BY seq LIMIT ?2",
@@ -109,21 +111,23 @@ impl JobStore for SqliteStore {
     /// Moves job `id` to `status`, stamping when it started or finished.
     fn set_job_status(&self, id: &str, status: JobStatus, error: Option<&str>) -> Result<()> {
         let now = now_ms();
-        self.writer().execute(
-            "UPDATE jobs SET status = ?2, error = ?3,
-                 started_at = CASE WHEN ?2 = 'running' THEN COALESCE(started_at, ?4) ELSE started_at END,
-                 finished_at = CASE WHEN ?2 IN ('completed', 'failed') THEN ?4 ELSE finished_at END
-             WHERE id = ?1",
-            params![id, status.as_str(), error, now],
-        )?;
-        Ok(())
+        self.writing(|writer| {
+            writer.execute(
+                "UPDATE jobs SET status = ?2, error = ?3,
+                     started_at = CASE WHEN ?2 = 'running' THEN COALESCE(started_at, ?4) ELSE started_at END,
+                     finished_at = CASE WHEN ?2 IN ('completed', 'failed') THEN ?4 ELSE finished_at END
+                 WHERE id = ?1",
+                params![id, status.as_str(), error, now],
+            )?;
+            Ok(())
+        })
     }
 }
 
 impl SqliteStore {
     /// Up to `limit` lines of job `id` still to do, in order.
     fn pending_lines(&self, id: &str, limit: usize) -> Result<Vec<JobLine>> {
-        let reader = self.reader();
+        let reader = self.reader()?;
         let mut statement = reader.prepare_cached(
             "SELECT seq, file, line, body FROM job_lines
              WHERE job_id = ?1 AND state = 'pending' ORDER BY seq LIMIT ?2",

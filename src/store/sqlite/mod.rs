@@ -4,18 +4,22 @@
 //! `kill -9` and power loss alike.
 
 mod export;
+mod files;
 mod jobs;
 mod schema;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction};
 use serde_json::Value;
 
 pub use export::{backup, export, ExportedDocument};
+use files::DatabaseFiles;
 
 use super::rows::{
     corrupt, document_record, text_key, Row, DOCUMENT_COLUMNS, DOCUMENT_SUMMARY_COLUMNS,
@@ -35,6 +39,9 @@ const LOCK_FILE: &str = "wenda.lock";
 /// The durable store of one data directory, in SQLite.
 pub struct SqliteStore {
     directory: PathBuf,
+    files: DatabaseFiles,
+    /// The cap on the files' bytes on disk (`--max-store-bytes`); 0 for none.
+    size_limit: AtomicU64,
     model: ModelFingerprint,
     dimensions: usize,
     writer: Mutex<Connection>,
@@ -57,11 +64,16 @@ impl SqliteStore {
             return Err(StoreError::InUse(directory.display().to_string()));
         }
         let path = directory.join(DATABASE_FILE);
+        // Refused before SQLite maps a shared memory it could not write.
+        let files = DatabaseFiles::new(&path);
+        files.check_writable()?;
         let writer = connect(&path, false)?;
         schema::migrate(&writer, &path)?;
         let reader = connect(&path, true)?;
         Ok(Self {
             directory: directory.to_owned(),
+            files,
+            size_limit: AtomicU64::new(0),
             model,
             dimensions,
             writer: Mutex::new(writer),
@@ -74,26 +86,41 @@ impl SqliteStore {
         &self.directory
     }
 
-    /// Caps the database at about `bytes` (SQLite's page limit): writes beyond it fail with
-    /// [`StoreError::Unavailable`] and change nothing.
+    /// Caps the database, its write-ahead log and its shared memory at about `bytes` on disk
+    /// together: a write that would take them past it fails with [`StoreError::Unavailable`]
+    /// and changes nothing. Deletes always go through (they are how room is made).
     pub fn set_size_limit(&self, bytes: u64) -> Result<()> {
-        let writer = self.writer();
-        let page_size: i64 = writer.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-        let pages = (bytes / page_size.max(1) as u64).max(1);
-        writer.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+        self.size_limit.store(bytes.max(1), Ordering::Relaxed);
         Ok(())
     }
 
-    fn writer(&self) -> MutexGuard<'_, Connection> {
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Runs `write` on the writing connection, once the files are known to be writable and
+    /// the page limit leaves the write no more than the room under the size limit.
+    fn writing<T>(&self, write: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.files.check_writable()?;
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let limit = self.size_limit.load(Ordering::Relaxed);
+        if limit == 0 {
+            return write(&mut writer);
+        }
+        limit_growth(&writer, &self.files, limit)?;
+        write(&mut writer).map_err(|error| match error {
+            StoreError::Full(problem) => StoreError::Full(format!(
+                "{problem}: the store takes {} of --max-store-bytes {limit}",
+                self.files.sizes()
+            )),
+            other => other,
+        })
     }
 
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        self.reader.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The reading connection, once its read mark can be written.
+    fn reader(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.files.check_readable()?;
+        Ok(self.reader.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn collection_records(&self, name: Option<&str>) -> Result<Vec<CollectionRecord>> {
-        let reader = self.reader();
+        let reader = self.reader()?;
         let mut statement = reader.prepare_cached(
             "SELECT c.name, c.created_at, COUNT(d.doc_id), COALESCE(SUM(d.passages), 0),
                     COALESCE(SUM(LENGTH(CAST(d.text AS BLOB))), 0)
@@ -125,7 +152,7 @@ impl SqliteStore {
     ) -> Result<Vec<LoadedPassage>> {
         type Row = (String, Vec<u8>, Vec<u8>, Option<Vec<u8>>);
         let rows: Vec<Row> = {
-            let reader = self.reader();
+            let reader = self.reader()?;
             let id = collection_id(&reader, collection)?;
             let mut statement = reader.prepare_cached(
                 "SELECT p.body, p.text_key, p.terms, v.vector
@@ -175,6 +202,20 @@ impl SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    /// Closing the last connection checkpoints the log into the database, which writes the
+    /// shared memory through its mapping: with a file that cannot be written that would be a
+    /// SIGBUS on the way out. The log keeps every committed write for the next start instead.
+    fn drop(&mut self) {
+        if self.files.check_writable().is_err() {
+            for connection in [&self.writer, &self.reader] {
+                let connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+                let _ = connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+            }
+        }
+    }
+}
+
 impl DocumentStore for SqliteStore {
     fn model(&self) -> ModelFingerprint {
         self.model
@@ -186,21 +227,24 @@ impl DocumentStore for SqliteStore {
 
     /// Creates collection `name`; false when it already existed.
     fn create_collection(&self, name: &str) -> Result<bool> {
-        let created = self.writer().execute(
-            "INSERT INTO collections (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-            params![name, now_ms()],
-        )?;
+        let created = self.writing(|writer| {
+            Ok(writer.execute(
+                "INSERT INTO collections (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![name, now_ms()],
+            )?)
+        })?;
         Ok(created == 1)
     }
 
     /// Deletes collection `name` with everything in it; false when there was none.
     fn delete_collection(&self, name: &str) -> Result<bool> {
-        let mut writer = self.writer();
-        let transaction = writer.transaction()?;
-        let deleted = transaction.execute("DELETE FROM collections WHERE name = ?1", [name])?;
-        delete_unused_vectors(&transaction)?;
-        transaction.commit()?;
-        Ok(deleted == 1)
+        self.writing(|writer| {
+            let transaction = writer.transaction()?;
+            let deleted = transaction.execute("DELETE FROM collections WHERE name = ?1", [name])?;
+            delete_unused_vectors(&transaction)?;
+            transaction.commit()?;
+            Ok(deleted == 1)
+        })
     }
 
     /// Every collection, by name, with its totals.
@@ -214,55 +258,56 @@ impl DocumentStore for SqliteStore {
 
     /// Applies `batch` to `collection` in one transaction: all of it, or (on error) none.
     fn write(&self, collection: &str, batch: &WriteBatch<'_>) -> Result<BatchOutcome> {
-        let mut writer = self.writer();
-        let transaction =
-            writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let collection_id = collection_id(&transaction, collection)?;
-        let mut outcome = BatchOutcome::default();
-        let mut released = Vec::new();
-        for document in &batch.delete {
-            let (existed, keys) = delete_document(&transaction, collection_id, document)?;
-            outcome.deleted.push(existed);
-            released.extend(keys);
-        }
-        for write in &batch.put {
-            let (replaced, keys) = put_document(&transaction, collection_id, write)?;
-            outcome.replaced.push(replaced);
-            released.extend(keys);
-        }
-        {
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO vectors (model, text_key, vector) VALUES (?1, ?2, ?3)
-                 ON CONFLICT DO NOTHING",
-            )?;
-            for (key, vector) in &batch.vectors {
-                assert_eq!(vector.len(), self.dimensions, "vector dimensions");
-                insert.execute(params![
-                    self.model.as_bytes(),
-                    key.as_bytes(),
-                    vector_bytes(vector)
-                ])?;
+        self.writing(|writer| {
+            let transaction =
+                writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let collection_id = collection_id(&transaction, collection)?;
+            let mut outcome = BatchOutcome::default();
+            let mut released = Vec::new();
+            for document in &batch.delete {
+                let (existed, keys) = delete_document(&transaction, collection_id, document)?;
+                outcome.deleted.push(existed);
+                released.extend(keys);
             }
-        }
-        {
-            let mut unused = transaction.prepare_cached(
-                "DELETE FROM vectors WHERE text_key = ?1
-                 AND NOT EXISTS (SELECT 1 FROM passages WHERE text_key = ?1)",
-            )?;
-            for key in released {
-                unused.execute([key.as_bytes()])?;
+            for write in &batch.put {
+                let (replaced, keys) = put_document(&transaction, collection_id, write)?;
+                outcome.replaced.push(replaced);
+                released.extend(keys);
             }
-        }
-        if let Some(progress) = batch.job {
-            jobs::record_progress(&transaction, progress)?;
-        }
-        transaction.commit()?;
-        Ok(outcome)
+            {
+                let mut insert = transaction.prepare_cached(
+                    "INSERT INTO vectors (model, text_key, vector) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                )?;
+                for (key, vector) in &batch.vectors {
+                    assert_eq!(vector.len(), self.dimensions, "vector dimensions");
+                    insert.execute(params![
+                        self.model.as_bytes(),
+                        key.as_bytes(),
+                        vector_bytes(vector)
+                    ])?;
+                }
+            }
+            {
+                let mut unused = transaction.prepare_cached(
+                    "DELETE FROM vectors WHERE text_key = ?1
+                     AND NOT EXISTS (SELECT 1 FROM passages WHERE text_key = ?1)",
+                )?;
+                for key in released {
+                    unused.execute([key.as_bytes()])?;
+                }
+            }
+            if let Some(progress) = batch.job {
+                jobs::record_progress(&transaction, progress)?;
+            }
+            transaction.commit()?;
+            Ok(outcome)
+        })
     }
 
     /// The vectors the store has, under its model, for `keys`.
     fn vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, Vec<f32>>> {
-        let reader = self.reader();
+        let reader = self.reader()?;
         let mut statement = reader
             .prepare_cached("SELECT vector FROM vectors WHERE model = ?1 AND text_key = ?2")?;
         let mut found = HashMap::new();
@@ -288,25 +333,26 @@ impl DocumentStore for SqliteStore {
 
     /// Replaces the stored terms of passages (after the analyzer changed), by passage id.
     fn rewrite_terms(&self, collection: &str, terms: &[(&str, &TermCounts)]) -> Result<()> {
-        let mut writer = self.writer();
-        let transaction = writer.transaction()?;
-        let id = collection_id(&transaction, collection)?;
-        {
-            let mut update = transaction.prepare_cached(
-                "UPDATE passages SET terms = ?3 WHERE collection_id = ?1 AND passage_id = ?2",
-            )?;
-            for (passage, counts) in terms {
-                update.execute(params![id, passage, counts.encode()])?;
+        self.writing(|writer| {
+            let transaction = writer.transaction()?;
+            let id = collection_id(&transaction, collection)?;
+            {
+                let mut update = transaction.prepare_cached(
+                    "UPDATE passages SET terms = ?3 WHERE collection_id = ?1 AND passage_id = ?2",
+                )?;
+                for (passage, counts) in terms {
+                    update.execute(params![id, passage, counts.encode()])?;
+                }
             }
-        }
-        transaction.commit()?;
-        Ok(())
+            transaction.commit()?;
+            Ok(())
+        })
     }
 
     /// A setting kept in the database (`analyzer_revision`, …).
     fn setting(&self, key: &str) -> Result<Option<String>> {
         Ok(self
-            .reader()
+            .reader()?
             .query_row("SELECT value FROM settings WHERE key = ?1", [key], |row| {
                 row.get(0)
             })
@@ -314,12 +360,14 @@ impl DocumentStore for SqliteStore {
     }
 
     fn set_setting(&self, key: &str, value: &str) -> Result<()> {
-        self.writer().execute(
-            "INSERT INTO settings (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        )?;
-        Ok(())
+        self.writing(|writer| {
+            writer.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+            Ok(())
+        })
     }
 
     /// One document with its passages, if `collection` has it.
@@ -328,7 +376,7 @@ impl DocumentStore for SqliteStore {
         collection: &str,
         id: &str,
     ) -> Result<Option<(DocumentRecord, Vec<Passage>)>> {
-        let reader = self.reader();
+        let reader = self.reader()?;
         let collection_id = collection_id(&reader, collection)?;
         let record = reader
             .query_row(
@@ -358,7 +406,7 @@ impl DocumentStore for SqliteStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<DocumentRecord>> {
-        let reader = self.reader();
+        let reader = self.reader()?;
         let collection_id = collection_id(&reader, collection)?;
         let mut statement = reader.prepare_cached(&format!(
             "SELECT {DOCUMENT_SUMMARY_COLUMNS} FROM documents
@@ -380,7 +428,7 @@ impl DocumentStore for SqliteStore {
         collection: &str,
         origin: Origin,
     ) -> Result<HashMap<String, [u8; 32]>> {
-        let reader = self.reader();
+        let reader = self.reader()?;
         let collection_id = collection_id(&reader, collection)?;
         let mut statement = reader.prepare_cached(
             "SELECT doc_id, content_hash FROM documents WHERE collection_id = ?1 AND origin = ?2",
@@ -454,6 +502,34 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection> {
         connection.pragma_update(None, "synchronous", "FULL")?;
     }
     Ok(connection)
+}
+
+/// Sets SQLite's page limit for the next write so that the database, its log and its shared
+/// memory stay within `limit` bytes on disk. A new page costs twice, a frame in the log now and
+/// a page of the database at the next checkpoint, so a write may grow the database by half the
+/// room left. When the log takes more than that room, it is first checkpointed into the
+/// database and truncated: it only holds pages the database is counted with already.
+fn limit_growth(connection: &Connection, files: &DatabaseFiles, limit: u64) -> Result<()> {
+    /// Bytes before each page in the log.
+    const FRAME_HEADER: u64 = 24;
+    let pragma = |name: &str| -> Result<u64> {
+        Ok(connection.query_row(&format!("PRAGMA {name}"), [], |row| row.get::<_, i64>(0))? as u64)
+    };
+    let page_size = pragma("page_size")?;
+    let used = |sizes: files::FileSizes, pages: u64| {
+        (pages * page_size).max(sizes.database) + sizes.log + sizes.shared_memory
+    };
+    let mut sizes = files.sizes();
+    let mut pages = pragma("page_count")?;
+    if sizes.log > limit.saturating_sub(used(sizes, pages)) {
+        pragma("wal_checkpoint(TRUNCATE)")?;
+        sizes = files.sizes();
+        pages = pragma("page_count")?;
+    }
+    let room = limit.saturating_sub(used(sizes, pages));
+    let growth = room / 2 / (page_size + FRAME_HEADER);
+    pragma(&format!("max_page_count = {}", pages + growth))?;
+    Ok(())
 }
 
 fn collection_id(connection: &Connection, name: &str) -> Result<i64> {
@@ -612,9 +688,9 @@ impl From<rusqlite::Error> for StoreError {
                 path: DATABASE_FILE.into(),
                 problem: error.to_string(),
             },
+            Some(C::DiskFull) => Self::Full(error.to_string()),
             Some(
-                C::DiskFull
-                | C::ReadOnly
+                C::ReadOnly
                 | C::SystemIoFailure
                 | C::CannotOpen
                 | C::DatabaseBusy
