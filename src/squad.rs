@@ -8,11 +8,13 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-/// A question and the index of its context in [`Dataset::contexts`].
+/// A question, the index of its context in [`Dataset::contexts`], and its gold answers (spans
+/// of that context; several annotators may give different ones).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
     pub text: String,
     pub context: usize,
+    pub answers: Vec<String>,
 }
 
 /// Distinct contexts and every question, in file order.
@@ -38,6 +40,12 @@ struct Paragraph {
 #[derive(Deserialize)]
 struct Qa {
     question: String,
+    #[serde(default)]
+    answers: Vec<Answer>,
+}
+#[derive(Deserialize)]
+struct Answer {
+    text: String,
 }
 
 /// Why a dataset could not be read.
@@ -85,6 +93,7 @@ impl Dataset {
                 .extend(paragraph.qas.into_iter().map(|qa| Question {
                     text: qa.question,
                     context,
+                    answers: qa.answers.into_iter().map(|a| a.text).collect(),
                 }));
         }
         dataset

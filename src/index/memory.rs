@@ -496,6 +496,10 @@ impl IndexReader for Snapshot {
             self.with_term(term).0
         })
     }
+
+    fn term_idf(&self, term: &str) -> f32 {
+        idf(self.passage_count(), self.with_term(term).0)
+    }
 }
 
 /// Passages in memory, changed by whole documents while readers keep their snapshots.

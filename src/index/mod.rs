@@ -132,6 +132,8 @@ pub trait IndexReader: Send + Sync {
     fn best_lexical(&self, scores: &LexicalScores, k: usize, filter: &Filter) -> Vec<Hit>;
     /// What to mark in result texts for `question`.
     fn highlighter(&self, question: &str) -> Highlighter<'_>;
+    /// How rare `term` is among the passages: BM25's inverse document frequency.
+    fn term_idf(&self, term: &str) -> f32;
 }
 
 /// A collection's index: hands out readers and applies changes.

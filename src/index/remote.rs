@@ -170,4 +170,8 @@ impl IndexReader for RemoteReader {
     fn highlighter(&self, question: &str) -> Highlighter<'_> {
         self.snapshot.highlighter(question)
     }
+
+    fn term_idf(&self, term: &str) -> f32 {
+        self.snapshot.term_idf(term)
+    }
 }

@@ -73,6 +73,17 @@ impl Analyzer {
             .collect()
     }
 
+    /// The words of `text` with jieba's part-of-speech tags (`nr` person, `ns` place, `t` time,
+    /// `m` numeral, …), punctuation and whitespace left out.
+    pub fn tagged_words<'t>(&'t self, text: &'t str) -> Vec<(&'t str, &'t str)> {
+        self.jieba
+            .tag(text, true)
+            .into_iter()
+            .filter(|tag| tag.word.chars().any(char::is_alphanumeric))
+            .map(|tag| (tag.word, tag.tag))
+            .collect()
+    }
+
     fn normalise(&self, word: &str) -> String {
         let lower = word.to_lowercase();
         if lower.chars().any(|c| c.is_ascii_alphabetic()) {
