@@ -7,6 +7,7 @@
 //! - [`store`]: documents, passages and vectors kept durably (SQLite or PostgreSQL).
 //! - [`index`]: vectors and terms → the nearest passages.
 //! - [`search`]: a question → ranked passages, with highlights and a context block.
+//! - [`answer`]: ranked passages → the sentences that answer the question, with citations.
 //! - [`service`]: the application service every transport calls, [`service::Service`].
 //! - [`http`]: the HTTP API, its wire format, the MCP and Dify endpoints, API keys.
 //!
@@ -16,6 +17,7 @@
 //! - [`eval`]: rankings scored against known answers.
 //! - [`cpu`]: which kernels the machine runs.
 
+pub mod answer;
 pub mod corpus;
 pub mod cpu;
 pub mod embedding;

@@ -333,6 +333,11 @@ impl Service {
         &self.embedder
     }
 
+    /// The text analyser every index uses (for offline evaluation).
+    pub fn analyzer(&self) -> &Arc<Analyzer> {
+        &self.analyzer
+    }
+
     /// Stores vectors made elsewhere under this model (an export being imported), so passages
     /// with their texts need no embedding.
     pub async fn store_vectors(
