@@ -2,7 +2,10 @@
 //!
 //! Either a SQuAD-format dataset (`--dataset`: its distinct contexts become a JSON-lines corpus,
 //! each question's relevant passage is its own context) or a JSON-lines question set over the
-//! corpus given with `--corpus` (`--questions`, see [`wenda::eval`]).
+//! corpus given with `--corpus` (`--questions`, see [`wenda::eval`]). With `--answers`, the
+//! extractive answers to a dataset's questions instead (see [`answers`]).
+
+mod answers;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -70,6 +73,14 @@ pub struct EvalArgs {
     /// cannot send `input_type` (LangChain's or LlamaIndex's embeddings) gets.
     #[arg(long, value_enum, default_value = "query")]
     question_role: RoleArg,
+    /// Score extractive answers instead of rankings: sentence accuracy against the dataset's
+    /// gold answers, refusals, and answer latency beside search latency.
+    #[arg(long, requires = "dataset")]
+    answers: bool,
+    /// With --answers: write every candidate sentence's features and label as JSON lines, what
+    /// `scripts/fit-answer-model.py` fits the answer model's weights on.
+    #[arg(long, requires = "answers")]
+    answer_features: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -99,7 +110,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
         (None, Some(path)) => {
             let store = eval_store(&args, args.data_dir.join("questions"), args.corpus.clone());
-            (path.display().to_string(), read_questions(path)?, store)
+            let questions = read_questions(path)?
+                .into_iter()
+                .map(|eval| answers::AnswerQuestion {
+                    eval,
+                    answers: Vec::new(),
+                })
+                .collect();
+            (path.display().to_string(), questions, store)
         }
         (None, None) => bail!("give --dataset or --questions"),
     };
@@ -110,7 +128,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     let reader = service.reader(DEFAULT_COLLECTION)?;
     let embedder = service.embedder();
     let role = Role::from(args.question_role);
-    let texts: Vec<&str> = questions.iter().map(|q| q.question.as_str()).collect();
+    let texts: Vec<&str> = questions.iter().map(|q| q.eval.question.as_str()).collect();
     let started = Instant::now();
     let vectors: Vec<Vec<f32>> = embedder
         .embed(role, &texts)?
@@ -122,6 +140,25 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         took_ms = started.elapsed().as_millis() as u64,
         "questions embedded"
     );
+    if args.answers {
+        let extractor = wenda::answer::Extractor::new(std::sync::Arc::clone(service.analyzer()));
+        let report = answers::run(
+            &*reader,
+            &extractor,
+            embedder,
+            &questions,
+            &vectors,
+            args.timed,
+            args.answer_features.as_deref(),
+        )?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            answers::print(&name, &report);
+        }
+        return Ok(());
+    }
+    let questions: Vec<&EvalQuestion> = questions.iter().map(|q| &q.eval).collect();
 
     let mut rows = Vec::new();
     for &mode in &args.modes {
@@ -180,12 +217,12 @@ fn eval_store(args: &EvalArgs, data_dir: PathBuf, corpus: Vec<PathBuf>) -> Store
 }
 
 /// Writes the dataset's distinct contexts as a JSON-lines corpus (ids `c0`, `c1`, …) and turns
-/// its questions into eval questions expecting their own context.
+/// its questions into eval questions expecting their own context, with their gold answers.
 fn squad_as_corpus(
     dataset: &Path,
     dir: &Path,
     stem: &str,
-) -> anyhow::Result<(PathBuf, Vec<EvalQuestion>)> {
+) -> anyhow::Result<(PathBuf, Vec<answers::AnswerQuestion>)> {
     let data = Dataset::read(dataset)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{stem}.jsonl"));
@@ -200,10 +237,13 @@ fn squad_as_corpus(
     let questions = data
         .questions
         .into_iter()
-        .map(|q| EvalQuestion {
-            question: q.text,
-            expected_ids: vec![format!("c{}", q.context)],
-            expected_substrings: Vec::new(),
+        .map(|q| answers::AnswerQuestion {
+            eval: EvalQuestion {
+                question: q.text,
+                expected_ids: vec![format!("c{}", q.context)],
+                expected_substrings: Vec::new(),
+            },
+            answers: q.answers,
         })
         .collect();
     Ok((path, questions))
@@ -212,7 +252,7 @@ fn squad_as_corpus(
 fn quality(
     reader: &dyn IndexReader,
     params: &SearchParams,
-    questions: &[EvalQuestion],
+    questions: &[&EvalQuestion],
     vectors: &[Vec<f32>],
 ) -> anyhow::Result<Metrics> {
     let mut metrics = Metrics::default();
