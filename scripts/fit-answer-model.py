@@ -19,7 +19,15 @@ learned of the method rather than of the set:
    confidence threshold decides refusals.
 
 Prints the weights, the accuracy of both halves, and refusal rates per threshold. Needs numpy.
+
+    python3 scripts/fit-answer-model.py F --only cosine,kind_match,... --name CROSS_LINGUAL
+
+fits with only the features named (the others weigh 0): the model for questions whose words
+cannot be found in the passages' script (src/answer/select.rs says when), fitted on features
+from `wenda eval ... --translations eval/cmrc2018_dev_en.jsonl`.
 """
+
+import argparse
 
 import json
 import sys
@@ -96,7 +104,18 @@ def best_per_group(group, scores, keep):
 
 
 def main():
-    group, labels, x, outside = load(sys.argv[1])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("features")
+    parser.add_argument("--only", help="comma-separated feature names to fit; the rest weigh 0")
+    parser.add_argument("--name", default="MONOLINGUAL", help="name of the printed constant")
+    args = parser.parse_args()
+    group, labels, x, outside = load(args.features)
+    if args.only:
+        kept = args.only.split(",")
+        unknown = set(kept) - set(NAMES)
+        if unknown:
+            sys.exit(f"unknown features: {sorted(unknown)}")
+        x = x * np.array([name in kept for name in NAMES], dtype=float)
     question = group // 2
     fitted = question % 2 == 0
     w = softmax_fit(x[fitted & ~outside], labels[fitted & ~outside], group[fitted & ~outside])
@@ -118,8 +137,10 @@ def main():
         print(f"{threshold:9.1f}  {(confidence[best_out] < threshold).mean():15.3f}  "
               f"{(confidence[best_in] < threshold).mean():18.3f}")
     # The calibration folded in: confidence = σ(WEIGHTS · features + INTERCEPT).
-    print("const WEIGHTS: [f32; %d] = [%s];" % (len(w), ", ".join(f"{v:.3f}" for v in a * w)))
-    print(f"const INTERCEPT: f32 = {b:.3f};")
+    print("const %s: Model = Model {" % args.name)
+    print("    weights: [%s]," % ", ".join(f"{v:.3f}" for v in a * w))
+    print(f"    intercept: {b:.3f},")
+    print("};")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,12 @@ const CUES: [(AnswerKind, &[&str]); 4] = [
             "哪座城市",
             "哪个地区",
             "where ",
+            "which country",
+            "which city",
+            "which province",
+            "what country",
+            "what city",
+            "what province",
         ],
     ),
 ];
@@ -114,7 +120,16 @@ impl AnswerKind {
         let lower = question.to_lowercase() + " ";
         CUES.iter()
             .find(|(_, cues)| cues.iter().any(|cue| lower.contains(cue)))
-            .map_or(Self::Other, |(kind, _)| *kind)
+            .map_or_else(
+                || {
+                    if asks_which_place(&lower) {
+                        Self::Place
+                    } else {
+                        Self::Other
+                    }
+                },
+                |(kind, _)| *kind,
+            )
     }
 
     /// Whether a word with jieba's part-of-speech `tag` is something of this kind.
@@ -122,7 +137,12 @@ impl AnswerKind {
         let digits = word.chars().any(|c| c.is_ascii_digit());
         match self {
             Self::Person => tag.starts_with("nr"),
-            Self::Place => tag == "ns",
+            // jieba's tags miss many places (徐汇区 is tagged a person's name); a word that
+            // ends in 区, 县, 省… names one whatever its tag.
+            Self::Place => {
+                tag == "ns"
+                    || (word.chars().count() >= 2 && word.ends_with(|c| PLACE_SUFFIXES.contains(c)))
+            }
             Self::Time => {
                 tag == "t"
                     || (digits
@@ -134,6 +154,24 @@ impl AnswerKind {
             Self::Other => false,
         }
     }
+}
+
+/// Last characters of the names of administrative places.
+const PLACE_SUFFIXES: &str = "国省市区县镇乡村州岛";
+
+/// Whether the question asks "which district/county/island…": 哪, an optional measure word,
+/// then a character that names a kind of place (哪个区, 哪座岛, 哪一个省).
+fn asks_which_place(question: &str) -> bool {
+    const MEASURES: [&str; 5] = ["一个", "个", "座", "一", "些"];
+    const PLACES: &str = "国省市区县镇乡村州城岛洲山河湖海街路港站";
+    question.match_indices('哪').any(|(at, which)| {
+        let rest = &question[at + which.len()..];
+        let rest = MEASURES
+            .iter()
+            .find_map(|m| rest.strip_prefix(m))
+            .unwrap_or(rest);
+        rest.chars().next().is_some_and(|c| PLACES.contains(c))
+    })
 }
 
 /// A question made ready for scoring sentences.
@@ -337,6 +375,12 @@ mod tests {
             ("公司有多少名员工？", AnswerKind::Number),
             ("他几岁开始学琴？", AnswerKind::Number),
             ("总部位于哪里？", AnswerKind::Place),
+            ("模速空间位于上海哪个区？", AnswerKind::Place),
+            ("这座桥横跨哪一条河？", AnswerKind::Other),
+            ("该岛屿属于哪座城市？", AnswerKind::Place),
+            ("他们去了哪些国家？", AnswerKind::Place),
+            ("哪种材料最轻？", AnswerKind::Other),
+            ("In which country is it?", AnswerKind::Place),
             ("什么是量子计算？", AnswerKind::Other),
             ("Who founded the company?", AnswerKind::Person),
             ("When was it built?", AnswerKind::Time),
@@ -361,6 +405,14 @@ mod tests {
         let question = QuestionProfile::new(&analyzer, "1987年成立的公司有多少员工？", |_| 1.0);
         let same_year = evidence(&analyzer, &question, "那家公司1987年成立。");
         assert!(!same_year.kind_match);
+
+        let question = QuestionProfile::new(&analyzer, "模速空间位于上海哪个区？", |_| 1.0);
+        let district = evidence(
+            &analyzer,
+            &question,
+            "习近平来到位于徐汇区的上海“模速空间”大模型创新生态社区调研。",
+        );
+        assert!(district.kind_match);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 pub use features::{AnalysedSentence, AnswerKind, LocalRarity, QuestionProfile, SentenceEvidence};
-pub use select::{Features, DEFAULT_MIN_CONFIDENCE};
+pub use select::{Features, Model, DEFAULT_MIN_CONFIDENCE};
 pub use sentences::{SentenceSpan, MAX_SENTENCE_CHARS};
 
 use crate::index::{Analyzer, IndexReader};
@@ -145,12 +145,13 @@ impl Extractor {
             .map(|sentence| SentenceEvidence::of(&profile, &rarity, sentence))
             .collect();
         let cosines: Vec<f32> = vectors.iter().map(|v| dot(v, question_vector)).collect();
+        let model = Model::for_question(question, candidates.iter().map(|c| c.text(ranked)));
         (0..candidates.len())
             .map(|i| {
                 let features = Features::new(i, candidates, ranked, &evidence, &cosines);
                 Scored {
                     candidate: i,
-                    score: features.confidence(),
+                    score: model.confidence(&features),
                     features,
                 }
             })

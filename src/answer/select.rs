@@ -1,12 +1,14 @@
 //! Features → one confidence per sentence, and the sentences an answer keeps.
 //!
-//! The confidence is a logistic model over [`Features`]. Its weights were fitted on half of
-//! CMRC 2018 dev (the even-numbered questions, each against its 3 best passages, labelled by
-//! whether a sentence contains the gold answer) and checked on the other half
-//! (`wenda eval --answers` prints both); they are few and each has the sign one expects, which is
-//! what keeps the model from learning that one set by heart.
+//! The confidence is a logistic [`Model`] over [`Features`], one for questions in the passages'
+//! script and one for questions in another (English over Chinese). Their weights were fitted on
+//! half of CMRC 2018 dev (the even-numbered questions, in Chinese or in English translation,
+//! each against its 3 best passages, labelled by whether a sentence contains the gold answer)
+//! and checked on the other half (`wenda eval --answers` prints both); they are few, which is
+//! what keeps a model from learning that one set by heart.
 
 use super::{dot, Candidate, SentenceEvidence};
+use crate::corpus::is_cjk_letter;
 use crate::search::Ranked;
 
 /// Confidence under which the best sentence is a refusal, chosen on the same half of CMRC as the
@@ -34,7 +36,8 @@ pub struct Features {
     pub bigrams: f32,
     /// It names a thing of the kind asked for (1) or not (0).
     pub kind_match: f32,
-    /// The best cosine of the sentences just before and after it in its passage.
+    /// The best cosine of the sentences just before and after it in its passage (its own when
+    /// it has none).
     pub neighbour_cosine: f32,
     /// The best focus of those neighbours.
     pub neighbour_focus: f32,
@@ -44,13 +47,65 @@ pub struct Features {
     pub passage_score: f32,
 }
 
-/// Fitted weights, in the order of [`Features::values`], and the intercept, printed by
-/// `scripts/fit-answer-model.py`. Coverage weighs negative only beside focus: together they
-/// say that a sentence sharing just the passages' common topic with the question is no answer.
-const WEIGHTS: [f32; 10] = [
-    15.048, -7.368, 7.386, 5.198, 2.562, 2.044, 5.548, 0.536, 2.778, 4.406,
-];
-const INTERCEPT: f32 = -28.256;
+/// A logistic model of whether a sentence answers: σ(weights · features + intercept), the
+/// weights in the order of [`Features::values`]. Printed by `scripts/fit-answer-model.py`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Model {
+    weights: [f32; 10],
+    intercept: f32,
+}
+
+impl Model {
+    /// For a question written in the passages' script: every feature counts. Coverage weighs
+    /// negative only beside focus: together they say that a sentence sharing just the
+    /// passages' common topic with the question is no answer.
+    pub const MONOLINGUAL: Model = Model {
+        weights: [
+            15.098, -7.326, 7.371, 5.193, 2.535, 2.011, 6.752, 0.370, 2.787, 4.267,
+        ],
+        intercept: -29.258,
+    };
+
+    /// For a question in another script than the passages (English over Chinese): its words
+    /// cannot be found in them, so only meaning, the kind of answer and retrieval count
+    /// (`--only cosine,kind_match,neighbour_cosine,passage_rank,passage_score`). Fitted on
+    /// English translations of half of the CMRC questions (`eval/cmrc2018_dev_en.jsonl`).
+    pub const CROSS_LINGUAL: Model = Model {
+        weights: [32.359, 0.0, 0.0, 0.0, 0.0, 1.281, 4.206, 0.0, 1.124, 4.428],
+        intercept: -34.513,
+    };
+
+    /// The model for `question` over `sentences`: cross-lingual when most of the question's
+    /// letters are CJK and most of the sentences' are not, or the other way round.
+    pub fn for_question<'s>(question: &str, sentences: impl IntoIterator<Item = &'s str>) -> Self {
+        let (mut cjk, mut letters) = (0usize, 0usize);
+        for c in sentences.into_iter().flat_map(str::chars) {
+            if c.is_alphabetic() {
+                letters += 1;
+                cjk += usize::from(is_cjk_letter(c));
+            }
+        }
+        let sentences_cjk = cjk * 2 > letters;
+        let question_letters = question.chars().filter(|c| c.is_alphabetic());
+        let question_cjk = question_letters
+            .clone()
+            .filter(|&c| is_cjk_letter(c))
+            .count()
+            * 2
+            > question_letters.count();
+        if question_cjk == sentences_cjk {
+            Self::MONOLINGUAL
+        } else {
+            Self::CROSS_LINGUAL
+        }
+    }
+
+    /// Probability that a sentence with these features answers the question.
+    pub fn confidence(&self, features: &Features) -> f32 {
+        let z = self.intercept + dot(&self.weights, &features.values());
+        1.0 / (1.0 + (-z).exp())
+    }
+}
 
 impl Features {
     pub(super) fn new(
@@ -69,9 +124,15 @@ impl Features {
             })
             .map(|(j, _)| j)
             .collect();
-        let best = |values: &dyn Fn(usize) -> f32| {
-            neighbours.iter().map(|&j| values(j)).fold(0f32, f32::max)
+        // A sentence alone in its passage is its own context: scoring it as if it had
+        // unrelated neighbours would make short passages look like worse answers than long ones.
+        let context = if neighbours.is_empty() {
+            vec![i]
+        } else {
+            neighbours
         };
+        let best =
+            |values: &dyn Fn(usize) -> f32| context.iter().map(|&j| values(j)).fold(0f32, f32::max);
         Self {
             cosine: cosines[i],
             coverage: evidence[i].coverage,
@@ -101,12 +162,6 @@ impl Features {
             self.passage_score,
         ]
     }
-
-    /// Probability that the sentence answers the question.
-    pub fn confidence(&self) -> f32 {
-        let z = INTERCEPT + dot(&WEIGHTS, &self.values());
-        1.0 / (1.0 + (-z).exp())
-    }
 }
 
 /// Indices of the sentences to answer with, best first: the best, then, while there is room,
@@ -134,4 +189,60 @@ pub(super) fn choose(scored: &[super::Scored], vectors: &[&[f32]], max: usize) -
         chosen.push(i);
     }
     chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_question_in_another_script_than_the_passages_gets_the_cross_lingual_model() {
+        let chinese = ["“模速空间”位于徐汇区，已入驻企业100余家。", "AI大模型产业"];
+        let english = ["The incubator is in Xuhui district.", "It hosts 100 firms."];
+        for (question, sentences, model) in [
+            ("模速空间位于哪个区？", chinese, Model::MONOLINGUAL),
+            (
+                "Which district hosts the AI incubator?",
+                chinese,
+                Model::CROSS_LINGUAL,
+            ),
+            (
+                "Which district hosts the incubator?",
+                english,
+                Model::MONOLINGUAL,
+            ),
+            ("孵化器在哪个区？", english, Model::CROSS_LINGUAL),
+            ("GPT-4和AI模型在哪里？", chinese, Model::MONOLINGUAL),
+        ] {
+            assert_eq!(
+                Model::for_question(question, sentences),
+                model,
+                "{question}"
+            );
+        }
+    }
+
+    #[test]
+    fn confidence_grows_with_closeness_in_meaning_and_shared_rare_words() {
+        let weak = Features {
+            cosine: 0.80,
+            neighbour_cosine: 0.80,
+            passage_rank: 1.0,
+            passage_score: 0.6,
+            ..Features::default()
+        };
+        let strong = Features {
+            cosine: 0.93,
+            focus: 0.6,
+            coverage: 0.6,
+            in_order: 0.6,
+            kind_match: 1.0,
+            ..weak
+        };
+        for model in [Model::MONOLINGUAL, Model::CROSS_LINGUAL] {
+            let (weak, strong) = (model.confidence(&weak), model.confidence(&strong));
+            assert!((0.0..DEFAULT_MIN_CONFIDENCE).contains(&weak), "{weak}");
+            assert!(strong > DEFAULT_MIN_CONFIDENCE && strong < 1.0, "{strong}");
+        }
+    }
 }

@@ -71,7 +71,7 @@ pub(crate) fn is_line_break(c: char) -> bool {
 
 /// CJK characters other than punctuation and full-width forms: what an author's space separates
 /// in headlines and datelines.
-fn is_cjk_letter(c: char) -> bool {
+pub fn is_cjk_letter(c: char) -> bool {
     is_cjk(c) && !matches!(c, '\u{3000}'..='\u{303F}' | '\u{FF00}'..='\u{FFEF}')
 }
 

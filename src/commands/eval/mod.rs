@@ -21,7 +21,7 @@ use wenda::service::DEFAULT_COLLECTION;
 use wenda::squad::Dataset;
 use wenda::store::DEFAULT_EF_SEARCH;
 
-use super::open::{self, Capacity, StoreArgs};
+use super::open::{self, ServiceOptions, StoreArgs};
 use super::{ModeArg, ModelArgs, RoleArg};
 
 #[derive(clap::Args)]
@@ -48,6 +48,10 @@ pub struct EvalArgs {
         required_unless_present = "questions"
     )]
     dataset: Option<PathBuf>,
+    /// With --dataset: ask only the questions this file translates, in its words (JSON lines
+    /// `{"id", "question"}` by the dataset's question ids), e.g. `eval/cmrc2018_dev_en.jsonl`.
+    #[arg(long, requires = "dataset")]
+    translations: Option<PathBuf>,
     /// JSON lines `{"question", "expected_ids"?, "expected_substrings"?}` asked over --corpus.
     #[arg(long)]
     questions: Option<PathBuf>,
@@ -104,9 +108,18 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 .file_stem()
                 .map_or("dataset".into(), |s| s.to_string_lossy().into_owned());
             let data_dir = args.data_dir.join(&stem);
-            let (corpus, questions) = squad_as_corpus(dataset, &data_dir, &stem)?;
+            let (corpus, questions) =
+                squad_as_corpus(dataset, args.translations.as_deref(), &data_dir, &stem)?;
             let store = eval_store(&args, data_dir, vec![corpus]);
-            (dataset.display().to_string(), questions, store)
+            let name = match &args.translations {
+                Some(translations) => format!(
+                    "{} (questions of {})",
+                    dataset.display(),
+                    translations.display()
+                ),
+                None => dataset.display().to_string(),
+            };
+            (name, questions, store)
         }
         (None, Some(path)) => {
             let store = eval_store(&args, args.data_dir.join("questions"), args.corpus.clone());
@@ -124,7 +137,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(limit) = args.limit {
         questions.truncate(limit);
     }
-    let service = open::service(&args.model, &store, Capacity::default())?;
+    let service = open::service(&args.model, &store, ServiceOptions::default())?;
     let reader = service.reader(DEFAULT_COLLECTION)?;
     let embedder = service.embedder();
     let role = Role::from(args.question_role);
@@ -220,10 +233,14 @@ fn eval_store(args: &EvalArgs, data_dir: PathBuf, corpus: Vec<PathBuf>) -> Store
 /// its questions into eval questions expecting their own context, with their gold answers.
 fn squad_as_corpus(
     dataset: &Path,
+    translations: Option<&Path>,
     dir: &Path,
     stem: &str,
 ) -> anyhow::Result<(PathBuf, Vec<answers::AnswerQuestion>)> {
-    let data = Dataset::read(dataset)?;
+    let mut data = Dataset::read(dataset)?;
+    if let Some(translations) = translations {
+        data = data.translated(translations)?;
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{stem}.jsonl"));
     let mut out = std::io::BufWriter::new(
