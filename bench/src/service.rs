@@ -38,6 +38,7 @@ pub fn open(
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         quantize_from: DEFAULT_QUANTIZE_FROM,
         max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
+        no_answer_text: None,
     };
     Ok(Service::open(
         embedder,

@@ -18,7 +18,7 @@ use wenda::embedding::{ModelFingerprint, TextKey};
 use wenda::service::{DocumentLine, ImportLine, DEFAULT_COLLECTION};
 use wenda::store::{self, JobStatus};
 
-use super::open::{self, Capacity, StoreArgs};
+use super::open::{self, ServiceOptions, StoreArgs};
 use super::ModelArgs;
 
 #[derive(clap::Args)]
@@ -171,7 +171,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         read_database_url: None,
         quantize_from: wenda::index::DEFAULT_QUANTIZE_FROM,
     };
-    let service = open::service(&args.model, &store_args, Capacity::default())?;
+    let service = open::service(&args.model, &store_args, ServiceOptions::default())?;
     let same_model = header.model == service.fingerprint().hex();
     if !same_model {
         eprintln!("the export was made with another model: its passages will be embedded again");

@@ -117,19 +117,22 @@ impl StoreArgs {
 }
 
 /// Bounds on the work the service accepts.
-#[derive(Debug, Clone, Copy)]
-pub struct Capacity {
+/// How the service is sized, and what it says when the documents do not answer.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
     pub max_in_flight: usize,
     pub max_batch: usize,
     pub max_metadata_bytes: usize,
+    pub no_answer_text: Option<String>,
 }
 
-impl Default for Capacity {
+impl Default for ServiceOptions {
     fn default() -> Self {
         Self {
             max_in_flight: 64,
             max_batch: 32,
             max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
+            no_answer_text: None,
         }
     }
 }
@@ -138,7 +141,7 @@ impl Default for Capacity {
 pub fn service(
     model_args: &ModelArgs,
     store_args: &StoreArgs,
-    capacity: Capacity,
+    options: ServiceOptions,
 ) -> anyhow::Result<Arc<Service>> {
     let started = Instant::now();
     let (files, embedder) = model_args.resolve_and_load(model_args.backend.into())?;
@@ -161,11 +164,12 @@ pub fn service(
         .open_store(fingerprint, embedder.dimensions())
         .with_context(|| format!("opening the store {}", store_args.describe()))?;
     let settings = Settings {
-        queue_capacity: capacity.max_in_flight,
-        max_batch: capacity.max_batch,
+        queue_capacity: options.max_in_flight,
+        max_batch: options.max_batch,
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         quantize_from: store_args.quantize_from,
-        max_metadata_bytes: capacity.max_metadata_bytes,
+        max_metadata_bytes: options.max_metadata_bytes,
+        no_answer_text: options.no_answer_text,
     };
     let mut progress = Progress::new("embedding stored passages");
     let (service, opened) = Service::open(

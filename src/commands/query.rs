@@ -5,7 +5,7 @@ use anyhow::Context;
 use wenda::index::{Filter, IsoDate};
 use wenda::service::{SearchHit, SearchRequest, DEFAULT_COLLECTION};
 
-use super::open::{self, Capacity, StoreArgs};
+use super::open::{self, ServiceOptions, StoreArgs};
 use super::{ModeArg, ModelArgs};
 
 #[derive(clap::Args)]
@@ -25,6 +25,16 @@ pub struct QueryArgs {
     /// How to rank: by meaning, by shared words, or both.
     #[arg(long, value_enum, default_value_t = ModeArg::Hybrid)]
     mode: ModeArg,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Print the results as JSON lines instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The filters of a search, as flags (`wenda query`, `wenda ask`).
+#[derive(clap::Args)]
+pub struct FilterArgs {
     /// Only passages of this document (its id or path as shown in results).
     #[arg(long)]
     document: Option<String>,
@@ -37,9 +47,18 @@ pub struct QueryArgs {
     /// Only passages dated on or before this day (YYYY-MM-DD).
     #[arg(long, value_parser = parse_date)]
     date_to: Option<IsoDate>,
-    /// Print the results as JSON lines instead of text.
-    #[arg(long)]
-    json: bool,
+}
+
+impl From<FilterArgs> for Filter {
+    fn from(args: FilterArgs) -> Self {
+        Filter {
+            document: args.document,
+            title: args.title,
+            date_from: args.date_from,
+            date_to: args.date_to,
+            ..Filter::default()
+        }
+    }
 }
 
 fn parse_date(text: &str) -> Result<IsoDate, String> {
@@ -47,22 +66,15 @@ fn parse_date(text: &str) -> Result<IsoDate, String> {
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
-    let service = open::service(&args.model, &args.store, Capacity::default())?;
+    let service = open::service(&args.model, &args.store, ServiceOptions::default())?;
     let request = SearchRequest {
         top_k: args.top_k,
         mode: args.mode.into(),
-        filter: Filter {
-            document: args.document,
-            title: args.title,
-            date_from: args.date_from,
-            date_to: args.date_to,
-            ..Filter::default()
-        },
+        filter: args.filter.into(),
         highlight: false,
         ..SearchRequest::new(args.question)
     };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let outcome = runtime.block_on(service.search(&args.collection, request))?;
+    let outcome = run_blocking(service.search(&args.collection, request))?;
     if outcome.truncated {
         eprintln!(
             "note: the question is longer than the model's {} tokens; only its beginning was used",
@@ -80,6 +92,14 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs one service call to completion from the command line.
+pub fn run_blocking<T, E: Into<anyhow::Error>>(
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> anyhow::Result<T> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(call).map_err(Into::into)
 }
 
 fn json_line(hit: &SearchHit) -> serde_json::Value {

@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 use wenda::http::{self, Access, ApiKeys, AppState, Exposure, Limits, Transport};
 
-use super::open::{self, Capacity, StoreArgs};
+use super::open::{self, ServiceOptions, StoreArgs};
 use super::ModelArgs;
 
 #[derive(clap::Args)]
@@ -26,7 +26,7 @@ pub struct ServeArgs {
     pub shutdown_timeout: u64,
     /// Requests handled at once; more are refused with 503 `overloaded` (before their bodies
     /// are read) instead of queueing without bound.
-    #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = Capacity::default().max_in_flight)]
+    #[arg(long, env = "WENDA_MAX_IN_FLIGHT", default_value_t = ServiceOptions::default().max_in_flight)]
     pub max_in_flight: usize,
     /// Connections served at once (lowered to fit the open-file limit). A few more are
     /// answered 503 `too_many_connections` (`/health` still answers on them);
@@ -55,10 +55,14 @@ pub struct ServeArgs {
     pub max_import_bytes: usize,
     /// Most bytes a document's title, date, source, url and metadata (as JSON) may take
     /// together (422 `invalid_request` beyond): they are given with each of its passages.
-    #[arg(long, env = "WENDA_MAX_METADATA_BYTES", default_value_t = Capacity::default().max_metadata_bytes)]
+    #[arg(long, env = "WENDA_MAX_METADATA_BYTES", default_value_t = ServiceOptions::default().max_metadata_bytes)]
     pub max_metadata_bytes: usize,
+    /// What an answer says when the documents do not answer the question (default: 知识库中没有找到
+    /// 这个问题的答案。 to Chinese questions, "The documents do not answer this question." to others).
+    #[arg(long, env = "WENDA_NO_ANSWER_TEXT")]
+    pub no_answer_text: Option<String>,
     /// Most questions embedded together in one forward pass.
-    #[arg(long, default_value_t = Capacity::default().max_batch)]
+    #[arg(long, default_value_t = ServiceOptions::default().max_batch)]
     pub max_batch: usize,
     /// `Host` names (or `host:port`) the server answers, as a defence against DNS
     /// rebinding; repeat or separate with commas. Default: localhost, 127.0.0.1 and ::1.
@@ -129,11 +133,12 @@ impl ServeArgs {
         })
     }
 
-    pub fn capacity(&self) -> Capacity {
-        Capacity {
+    pub fn service_options(&self) -> ServiceOptions {
+        ServiceOptions {
             max_in_flight: self.max_in_flight,
             max_batch: self.max_batch,
             max_metadata_bytes: self.max_metadata_bytes,
+            no_answer_text: self.no_answer_text.clone(),
         }
     }
 
@@ -182,8 +187,12 @@ async fn serve(args: ServeArgs, keys: ApiKeys) -> anyhow::Result<()> {
         args.transport(),
     ));
 
-    let (model, store, capacity) = (args.model.clone(), args.store.clone(), args.capacity());
-    let loader = tokio::task::spawn_blocking(move || open::service(&model, &store, capacity));
+    let (model, store, options) = (
+        args.model.clone(),
+        args.store.clone(),
+        args.service_options(),
+    );
+    let loader = tokio::task::spawn_blocking(move || open::service(&model, &store, options));
     tokio::select! {
         stopped = &mut server => {
             stopped.context("server task")?.context("serving HTTP")?;

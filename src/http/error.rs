@@ -39,7 +39,12 @@ pub struct ErrorDetail {
 pub fn status_of(code: ErrorCode) -> StatusCode {
     use ErrorCode as C;
     match code {
-        C::BadRequest | C::BadPath | C::EmptyQuery | C::EmptyInput => StatusCode::BAD_REQUEST,
+        C::BadRequest
+        | C::BadPath
+        | C::EmptyQuery
+        | C::EmptyQuestion
+        | C::EmptyInput
+        | C::NoLlmConfigured => StatusCode::BAD_REQUEST,
         C::MalformedJson
         | C::InvalidRequest
         | C::InvalidName

@@ -153,6 +153,17 @@ pub fn router(state: Arc<AppState>, access: Access) -> Router {
                 limits.max_body_bytes,
             ),
         )
+        .add(
+            Read,
+            reading_body(routes!(routes::answer_post), limits.max_body_bytes),
+        )
+        .add(
+            Read,
+            reading_body(
+                routes!(routes::collection_answer_post),
+                limits.max_body_bytes,
+            ),
+        )
         .add(Read, reading(routes!(routes::passage)))
         .add(Read, reading(routes!(routes::similar)))
         .add(Read, work(routes!(routes::list_collections)))

@@ -10,6 +10,11 @@ use crate::store::StoreError;
 pub enum ServiceError {
     #[error("the query is empty; ask a question")]
     EmptyQuery,
+    #[error("the question is empty; ask something")]
+    EmptyQuestion,
+    /// A generative answer was asked of a server with no LLM.
+    #[error("no LLM is configured on this server (start it with --llm-base-url); ask with mode \"extractive\" or \"auto\"")]
+    NoLlmConfigured,
     /// Input `n` of an embeddings request has nothing to embed.
     #[error("input {0} is empty")]
     EmptyInput(usize),
@@ -56,6 +61,8 @@ impl ServiceError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::EmptyQuery => ErrorCode::EmptyQuery,
+            Self::EmptyQuestion => ErrorCode::EmptyQuestion,
+            Self::NoLlmConfigured => ErrorCode::NoLlmConfigured,
             Self::EmptyInput(_) => ErrorCode::EmptyInput,
             Self::Invalid(_) => ErrorCode::InvalidRequest,
             Self::InvalidName(_) => ErrorCode::InvalidName,
@@ -89,7 +96,9 @@ pub enum ErrorCode {
     InvalidName,
     InvalidCursor,
     EmptyQuery,
+    EmptyQuestion,
     EmptyInput,
+    NoLlmConfigured,
     TokenIdsNotSupported,
     PayloadTooLarge,
     BodyTimeout,
@@ -119,7 +128,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 33] = [
+    pub const ALL: [Self; 35] = [
         Self::BadRequest,
         Self::BadPath,
         Self::MalformedJson,
@@ -129,7 +138,9 @@ impl ErrorCode {
         Self::InvalidName,
         Self::InvalidCursor,
         Self::EmptyQuery,
+        Self::EmptyQuestion,
         Self::EmptyInput,
+        Self::NoLlmConfigured,
         Self::TokenIdsNotSupported,
         Self::PayloadTooLarge,
         Self::BodyTimeout,
@@ -166,7 +177,9 @@ impl ErrorCode {
             Self::InvalidName => "invalid_name",
             Self::InvalidCursor => "invalid_cursor",
             Self::EmptyQuery => "empty_query",
+            Self::EmptyQuestion => "empty_question",
             Self::EmptyInput => "empty_input",
+            Self::NoLlmConfigured => "no_llm_configured",
             Self::TokenIdsNotSupported => "token_ids_not_supported",
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyTimeout => "body_timeout",

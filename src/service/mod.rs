@@ -10,6 +10,7 @@
 //! both under the collection's write lock, so the two apply writes in the same order and a
 //! search never sees a write the store does not have.
 
+mod answer;
 mod collections;
 mod documents;
 mod error;
@@ -22,6 +23,10 @@ mod sync;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
+pub use answer::{
+    AnswerMode, AnswerOutcome, AnswerRequest, AnsweredSentence, Citation, NO_ANSWER_EN,
+    NO_ANSWER_ZH,
+};
 pub use collections::CollectionSummary;
 pub use documents::{
     DocumentDetail, DocumentPage, NewDocument, PutOutcome, DEFAULT_MAX_METADATA_BYTES,
@@ -79,6 +84,9 @@ pub struct Settings {
     /// Most bytes a document's fields besides its text may take (see
     /// [`DEFAULT_MAX_METADATA_BYTES`]).
     pub max_metadata_bytes: usize,
+    /// What an answer says when the documents do not answer; by default [`NO_ANSWER_ZH`] to
+    /// Chinese questions and [`NO_ANSWER_EN`] to others.
+    pub no_answer_text: Option<String>,
 }
 
 /// What the whole service holds.
@@ -121,6 +129,9 @@ pub struct Service {
     lexical_weight: f32,
     quantize_from: usize,
     max_metadata_bytes: usize,
+    no_answer_text: Option<String>,
+    /// Sentence vectors of recent answers.
+    sentences: answer::SentenceCache,
     /// Wakes the import job worker.
     jobs: Arc<jobs::JobSignal>,
 }
@@ -155,6 +166,8 @@ impl Service {
             lexical_weight: settings.lexical_weight,
             quantize_from: settings.quantize_from,
             max_metadata_bytes: settings.max_metadata_bytes,
+            no_answer_text: settings.no_answer_text.clone(),
+            sentences: answer::SentenceCache::default(),
             jobs: Arc::default(),
         };
         // Changes other replicas make while this one loads are applied after it, again.

@@ -78,6 +78,9 @@ pub struct SearchOutcome {
     pub truncated: bool,
     pub results: Vec<SearchHit>,
     pub context: Option<Context>,
+    /// The query's embedding (absent in lexical mode), for use cases that go on from the
+    /// results, such as answers.
+    pub query_vector: Option<Vec<f32>>,
     pub took: Duration,
 }
 
@@ -136,7 +139,8 @@ impl Service {
             None
         };
         let query = request.query.clone();
-        let vector = embedding.as_ref().map(|e| e.vector.clone());
+        let query_vector = embedding.as_ref().map(|e| e.vector.clone());
+        let vector = query_vector.clone();
         let budget = request.context;
         let highlight = request.highlight;
         let tokens = self.token_counter();
@@ -173,6 +177,7 @@ impl Service {
             truncated: embedding.is_some_and(|e| e.truncated),
             results,
             context,
+            query_vector,
             took,
         })
     }

@@ -73,6 +73,7 @@ pub fn settings(queue_capacity: usize) -> Settings {
         lexical_weight: DEFAULT_LEXICAL_WEIGHT,
         quantize_from: DEFAULT_QUANTIZE_FROM,
         max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
+        no_answer_text: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! `corpus`, `index`, `search` or `service` knows about serde field names or OpenAPI schemas.
 //! One module per resource; everything is re-exported here.
 
+mod answer;
 mod collections;
 mod documents;
 mod embeddings;
@@ -11,6 +12,7 @@ mod info;
 mod jobs;
 mod search;
 
+pub use answer::{AnswerCitation, AnswerMode, AnswerRequest, AnswerResponse, AnswerSentenceView};
 pub use collections::{CollectionList, CollectionView};
 pub use documents::{
     Deleted, DocumentBody, DocumentFormat, DocumentList, DocumentListQuery, DocumentSummary,

@@ -380,7 +380,7 @@ impl ScoredPassage {
     }
 
     /// A search hit in a list whose documents' metadata is `shared`.
-    fn listed(hit: &SearchHit, shared: &SharedMetadata<'_>) -> Self {
+    pub(super) fn listed(hit: &SearchHit, shared: &SharedMetadata<'_>) -> Self {
         Self {
             highlights: hit
                 .highlights
@@ -581,7 +581,7 @@ impl From<ContextCitation> for ContextCitationView {
 
 /// Deserializes a nested object, refusing the array form serde would otherwise accept for a
 /// struct (`"filter": ["a.txt"]` would silently set the first field).
-fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub(super) fn object<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::de::DeserializeOwned,

@@ -1,0 +1,178 @@
+//! Answers: the request, and the answer with its sentences, citations and passages.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use crate::service::{self, AnswerOutcome, AnswerRequest as DomainAnswer};
+
+use super::filters::FilterBody;
+use super::milliseconds;
+use super::search::{
+    object, CitationView, DocumentRef, PassageView, ScoredPassage, SharedMetadata,
+};
+
+/// How the answer is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerMode {
+    /// `generative` when the server has an LLM, else `extractive`.
+    #[default]
+    Auto,
+    /// Sentences quoted from the passages, with no LLM.
+    Extractive,
+    /// Written by the server's LLM from the passages (400 `no_llm_configured` without one).
+    Generative,
+}
+
+impl From<AnswerMode> for service::AnswerMode {
+    fn from(mode: AnswerMode) -> Self {
+        match mode {
+            AnswerMode::Auto => Self::Auto,
+            AnswerMode::Extractive => Self::Extractive,
+            AnswerMode::Generative => Self::Generative,
+        }
+    }
+}
+
+impl From<service::AnswerMode> for AnswerMode {
+    fn from(mode: service::AnswerMode) -> Self {
+        match mode {
+            service::AnswerMode::Auto => Self::Auto,
+            service::AnswerMode::Extractive => Self::Extractive,
+            service::AnswerMode::Generative => Self::Generative,
+        }
+    }
+}
+
+/// `POST /v1/answer` body. Only `question` is required; unknown fields are refused.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    /// The question, in any language the model knows.
+    #[schema(example = "模速空间位于上海哪个区？", min_length = 1, pattern = r"\S")]
+    pub question: String,
+    #[serde(default)]
+    pub mode: AnswerMode,
+    /// Passages the answer is drawn from, 1 to 100 (default 5).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100, example = 5)]
+    pub top_k: Option<usize>,
+    /// Narrows the passages considered, as in a search.
+    #[serde(default, deserialize_with = "object")]
+    pub filter: FilterBody,
+    /// Most sentences of an extractive answer, the best included: 1 to 10 (default 3).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10, example = 3)]
+    pub max_sentences: Option<usize>,
+}
+
+impl AnswerRequest {
+    pub fn into_domain(self) -> Result<DomainAnswer, String> {
+        Ok(DomainAnswer {
+            question: self.question,
+            mode: self.mode.into(),
+            top_k: self.top_k,
+            filter: self.filter.into_domain()?,
+            max_sentences: self.max_sentences,
+        })
+    }
+}
+
+/// A sentence of the answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnswerSentenceView {
+    /// At most 200 characters, exactly as in the cited passage.
+    pub text: String,
+    /// The `index` of each citation it rests on.
+    pub citations: Vec<usize>,
+    /// Confidence that it answers the question, 0 to 1.
+    pub score: f32,
+}
+
+/// A passage the answer quotes; `[n]` in the answer refers to the citation with `index` n.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnswerCitation {
+    pub index: usize,
+    /// The passage's id (see `/v1/passages/{id}`).
+    pub id: String,
+    /// The sentence quoted, exactly as in the passage text.
+    pub quote: String,
+    /// Where `quote` is in the passage text: `[start, end)` in Unicode code points, as
+    /// `highlights` are.
+    #[schema(value_type = Vec<usize>, example = json!([12, 40]))]
+    pub quote_span: [usize; 2],
+    pub document: DocumentRef,
+    pub citation: CitationView,
+}
+
+/// The answer to a question, with what it rests on.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnswerResponse {
+    /// The question, as received.
+    pub question: String,
+    /// How the answer was made: `extractive` or `generative`.
+    pub mode: AnswerMode,
+    /// Whether the documents answer the question. When not, `answer` is the refusal text,
+    /// `sentences` and `citations` are empty and `passages` still lists what was found.
+    pub found: bool,
+    /// The answer, each sentence followed by its `[n]` marker.
+    pub answer: String,
+    /// Best first.
+    pub sentences: Vec<AnswerSentenceView>,
+    pub citations: Vec<AnswerCitation>,
+    /// The search results the answer was drawn from, best first.
+    pub passages: Vec<ScoredPassage>,
+    /// As in a search answer: the documents' metadata, once per document.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub document_metadata: BTreeMap<String, Map<String, Value>>,
+    pub took_ms: f64,
+}
+
+impl From<AnswerOutcome> for AnswerResponse {
+    fn from(outcome: AnswerOutcome) -> Self {
+        let shared = SharedMetadata::of(outcome.passages.iter().map(|hit| &*hit.ranked.passage));
+        let passages = outcome
+            .passages
+            .iter()
+            .map(|hit| ScoredPassage::listed(hit, &shared))
+            .collect();
+        let citations = outcome
+            .citations
+            .iter()
+            .map(|cited| {
+                let view = PassageView::from(&*cited.passage);
+                AnswerCitation {
+                    index: cited.index,
+                    id: view.id,
+                    quote: cited.quote.clone(),
+                    quote_span: [cited.quote_span.start, cited.quote_span.end],
+                    document: view.document,
+                    citation: view.citation,
+                }
+            })
+            .collect();
+        Self {
+            question: outcome.question,
+            mode: outcome.mode.into(),
+            found: outcome.found,
+            answer: outcome.text,
+            sentences: outcome
+                .sentences
+                .into_iter()
+                .map(|s| AnswerSentenceView {
+                    text: s.text,
+                    citations: s.citations,
+                    score: s.score,
+                })
+                .collect(),
+            citations,
+            passages,
+            document_metadata: shared.into_map(),
+            took_ms: milliseconds(outcome.took),
+        }
+    }
+}
