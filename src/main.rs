@@ -44,8 +44,10 @@ enum LogFormat {
 enum Command {
     /// Serve the collections over HTTP (and keep the corpus folder in collection `default`).
     Serve(commands::serve::ServeArgs),
-    /// Answer one question from the command line.
+    /// Search: the passages that best answer a question, from the command line.
     Query(commands::query::QueryArgs),
+    /// Answer a question with sentences quoted from the documents, and their sources.
+    Ask(commands::ask::AskArgs),
     /// Copy the store consistently, even while a server uses it.
     Backup(commands::data::BackupArgs),
     /// Write a collection's documents and vectors as JSON lines.
@@ -75,6 +77,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => commands::serve::run(args),
         Command::Query(args) => commands::query::run(args),
+        Command::Ask(args) => commands::ask::run(args),
         Command::Backup(args) => commands::data::backup(args),
         Command::Export(args) => commands::data::export(args),
         Command::Import(args) => commands::data::import(args),

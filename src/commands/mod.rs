@@ -1,5 +1,6 @@
 //! Subcommands of the `wenda` binary, and the options they share.
 
+pub mod ask;
 pub mod data;
 pub mod embed;
 pub mod eval;
