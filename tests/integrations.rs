@@ -208,7 +208,7 @@ async fn mcp_session(url: String) {
     let names: BTreeSet<&str> = tools.iter().map(|tool| tool.name.as_ref()).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["get_passage", "search", "similar_passages"])
+        BTreeSet::from(["answer", "get_passage", "search", "similar_passages"])
     );
     let search_tool = tools.iter().find(|tool| tool.name == "search").unwrap();
     assert!(search_tool.input_schema["properties"]["question"].is_object());
@@ -251,6 +251,28 @@ async fn mcp_session(url: String) {
     assert_eq!(related.len(), 2);
     assert!(related.iter().all(|r| r["id"] != id.as_str()));
 
+    let answered = call(
+        "answer",
+        json!({"question": "模速空间位于上海哪个区？", "top_k": 3, "max_sentences": 1}),
+    )
+    .await;
+    assert_eq!(answered.is_error, Some(false), "{answered:?}");
+    let text = text_of(&answered);
+    let structured = answered.structured_content.as_ref().expect("structured");
+    assert_eq!(structured["found"], true, "{structured}");
+    let quote = structured["citations"][0]["quote"].as_str().unwrap();
+    assert!(quote.contains("徐汇区"), "{structured}");
+    assert!(
+        text.starts_with(&format!("{quote}[1]\n\nSources:\n\n[1] ")),
+        "{text}"
+    );
+    let refused = call("answer", json!({"question": "法国大革命是哪一年爆发的？"})).await;
+    assert_eq!(refused.is_error, Some(false), "{refused:?}");
+    assert!(
+        text_of(&refused).starts_with("知识库中没有找到这个问题的答案。\n\nPassages searched:"),
+        "{refused:?}"
+    );
+
     // Mistakes come back as tool errors the model can read, not as protocol failures.
     let unknown = call("get_passage", json!({"id": "no-such-passage"})).await;
     assert_eq!(unknown.is_error, Some(true));
@@ -260,6 +282,8 @@ async fn mcp_session(url: String) {
     );
     let empty = call("search", json!({"question": " "})).await;
     assert!(text_of(&empty).starts_with("empty_query"), "{empty:?}");
+    let empty = call("answer", json!({"question": " "})).await;
+    assert!(text_of(&empty).starts_with("empty_question"), "{empty:?}");
     let bad_date = call(
         "search",
         json!({"question": "AI", "date_from": "2025-13-01"}),

@@ -1,4 +1,4 @@
-//! The MCP endpoint (`/mcp`): wenda's search as tools an AI assistant can call, over the
+//! The MCP endpoint (`/mcp`): wenda's search and answers as tools an AI assistant can call, over the
 //! Model Context Protocol's Streamable HTTP transport (the official SDK, `rmcp`).
 //!
 //! The server is stateless: every POST carries one JSON-RPC message and gets its answer as
@@ -38,15 +38,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::auth::{Access, Granted, Refusal, ACCESS_FIELD};
-use super::wire::{FilterBody, PassageView, ScoredPassage, SearchResponse, SimilarResponse};
+use super::wire::{
+    AnswerResponse, FilterBody, PassageView, ScoredPassage, SearchResponse, SimilarResponse,
+};
 use super::{ApiError, AppState};
+use crate::answer::MAX_SENTENCES;
+use crate::index::Filter;
 use crate::search::{heading, MAX_TOP_K};
-use crate::service::{ErrorCode, SearchRequest, SimilarRequest, DEFAULT_COLLECTION};
+use crate::service::{AnswerRequest, ErrorCode, SearchRequest, SimilarRequest, DEFAULT_COLLECTION};
 
 /// The access each tool needs: the one table that declares it. A tool it leaves out needs an
 /// admin key (so a new tool is never open to read keys by mistake) and fails the test below.
-const TOOL_ACCESS: [(&str, Access); 3] = [
+const TOOL_ACCESS: [(&str, Access); 4] = [
     ("search", Access::Read),
+    ("answer", Access::Read),
     ("get_passage", Access::Read),
     ("similar_passages", Access::Read),
 ];
@@ -81,7 +86,7 @@ pub fn service(state: Arc<AppState>, max_body_bytes: usize) -> McpService {
 /// The Model Context Protocol endpoint (Streamable HTTP, stateless, JSON responses).
 ///
 /// POST one JSON-RPC message (`initialize`, `tools/list`, `tools/call`, …). Tools: `search`,
-/// `get_passage`, `similar_passages`. Point an MCP client at this URL.
+/// `answer`, `get_passage`, `similar_passages`. Point an MCP client at this URL.
 #[utoipa::path(post, path = "/mcp", tag = "mcp", operation_id = "mcp",
     request_body(content = Object, content_type = "application/json",
         description = "A JSON-RPC 2.0 message of the Model Context Protocol."),
@@ -391,7 +396,14 @@ pub struct SearchArgs {
     /// The question or search text, in any language (Chinese and English work best). Full
     /// questions work better than keywords.
     question: String,
-    /// How many passages to return, 1 to 100 (default 5).
+    #[serde(flatten)]
+    within: Within,
+}
+
+/// The passages a search or an answer looks at.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct Within {
+    /// How many passages to return (to answer from), 1 to 100 (default 5).
     #[schemars(range(min = 1, max = MAX_TOP_K))]
     top_k: Option<usize>,
     /// Only passages of this document: its `path`, exactly as results show it.
@@ -404,6 +416,30 @@ pub struct SearchArgs {
     date_to: Option<String>,
     /// The collection to search (default: `default`).
     collection: Option<String>,
+}
+
+impl Within {
+    fn filter(&self) -> Result<Filter, String> {
+        FilterBody {
+            document: self.document.clone(),
+            title: self.title.clone(),
+            date_from: self.date_from.clone(),
+            date_to: self.date_to.clone(),
+            metadata: None,
+        }
+        .into_domain()
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct AnswerArgs {
+    /// The question, in any language (Chinese and English work best).
+    question: String,
+    /// Most sentences in the answer, the best included, 1 to 10 (default 3).
+    #[schemars(range(min = 1, max = MAX_SENTENCES))]
+    max_sentences: Option<usize>,
+    #[serde(flatten)]
+    within: Within,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -451,13 +487,42 @@ impl Tools {
     async fn search(&self, Parameters(args): Parameters<SearchArgs>) -> CallToolResult {
         let answered = async {
             let service = self.state.service()?;
-            let collection = collection_of(&args.collection).to_owned();
+            let collection = collection_of(&args.within.collection).to_owned();
             let request = search_request(args).map_err(ApiError::invalid)?;
             let outcome = service.search(&collection, request).await?;
             Ok::<_, ApiError>(SearchResponse::from(outcome))
         };
         match answered.await {
             Ok(response) => answer(render_results(&response.results), &response),
+            Err(error) => tool_error(&error),
+        }
+    }
+
+    /// The answer to a question, quoted from the documents with numbered citations.
+    #[tool(
+        description = "Answer a question from the document collection: the sentences of the \
+            documents that say the answer, each followed by a [n] marker, then the numbered \
+            sources (title, date, the quoted sentence, passage id and citation). When the \
+            documents do not answer, it says so and lists the passages it searched: do not \
+            make an answer up then. Quote and cite the sources when you use the answer.",
+        annotations(read_only_hint = true, open_world_hint = false)
+    )]
+    async fn answer(&self, Parameters(args): Parameters<AnswerArgs>) -> CallToolResult {
+        let answered = async {
+            let service = self.state.service()?;
+            let request = AnswerRequest {
+                top_k: args.within.top_k,
+                filter: args.within.filter().map_err(ApiError::invalid)?,
+                max_sentences: args.max_sentences,
+                ..AnswerRequest::new(args.question)
+            };
+            let outcome = service
+                .answer(collection_of(&args.within.collection), request)
+                .await?;
+            Ok::<_, ApiError>(AnswerResponse::from(outcome))
+        };
+        match answered.await {
+            Ok(response) => answer(render_answer(&response), &response),
             Err(error) => tool_error(&error),
         }
     }
@@ -600,16 +665,9 @@ fn collection_of(collection: &Option<String>) -> &str {
 
 /// The search the tool's arguments ask for, or why they are invalid.
 fn search_request(args: SearchArgs) -> Result<SearchRequest, String> {
-    let filter = FilterBody {
-        document: args.document,
-        title: args.title,
-        date_from: args.date_from,
-        date_to: args.date_to,
-        metadata: None,
-    };
     Ok(SearchRequest {
-        top_k: args.top_k,
-        filter: filter.into_domain()?,
+        top_k: args.within.top_k,
+        filter: args.within.filter()?,
         // The tool's text has no markup to show them in.
         highlight: false,
         ..SearchRequest::new(args.question)
@@ -641,6 +699,41 @@ fn render_results(results: &[ScoredPassage]) -> String {
         .map(|(i, result)| render_passage(Some(i + 1), &result.passage))
         .collect();
     entries.join("\n\n")
+}
+
+/// The answer, then its sources: each cited sentence under its passage's heading; or, when the
+/// documents do not answer, the refusal and the passages searched.
+fn render_answer(response: &AnswerResponse) -> String {
+    if !response.found {
+        return format!(
+            "{}\n\nPassages searched:\n\n{}",
+            response.answer,
+            render_results(&response.passages)
+        );
+    }
+    let sources: Vec<String> = response
+        .citations
+        .iter()
+        .map(|cited| {
+            let document = &cited.document;
+            let heading = heading(
+                Some(cited.index),
+                Some(document.title.as_deref().unwrap_or(&document.path)),
+                document.date.as_deref(),
+                document.source.as_deref(),
+            );
+            let citation = &cited.citation;
+            format!(
+                "{heading}\n{}\nid: {} · {} lines {}–{}",
+                cited.quote, cited.id, citation.path, citation.line_start, citation.line_end
+            )
+        })
+        .collect();
+    format!(
+        "{}\n\nSources:\n\n{}",
+        response.answer,
+        sources.join("\n\n")
+    )
 }
 
 /// `[n] title (date, source)` (the path when there is no title), the text, then the id and
