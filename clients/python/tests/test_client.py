@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from wenda import APIError, AsyncClient, Client, TransportError, WendaError
-from wenda.types import NewDocument
+from wenda.types import Answer, NewDocument
 
 from .conftest import NOTES, READ_KEY, ROOT, SEED_FILE, WRITE_KEY, Server
 
@@ -130,6 +130,86 @@ def test_context_block_numbers_its_citations(client: Client) -> None:
     assert answer.context.omitted + len(answer.context.citations) == 3
 
 
+ANSWERED = "模速空间位于上海哪个区？"
+UNANSWERED = "法国大革命是哪一年爆发的？"
+REFUSAL = "知识库中没有找到这个问题的答案。"
+
+
+def check_quotes(answer: Answer) -> None:
+    """Every citation quotes its passage exactly where its span says (in code points)."""
+    passages = {p.id: p for p in answer.passages}
+    for number, citation in enumerate(answer.citations, 1):
+        assert citation.index == number
+        assert f"[{number}]" in answer.answer
+        passage = passages[citation.id]
+        start, end = citation.quote_span
+        assert passage.text[start:end] == citation.quote
+        assert (citation.document, citation.citation) == (passage.document, passage.citation)
+    for sentence in answer.sentences:
+        assert sentence.citations
+        assert set(sentence.citations) <= {c.index for c in answer.citations}
+        assert 0 <= sentence.score <= 1
+
+
+def test_answers_quote_and_cite_their_passages(client: Client) -> None:
+    answer = client.answer(ANSWERED)
+    assert (answer.question, answer.mode, answer.found) == (ANSWERED, "extractive", True)
+    assert "徐汇区" in answer.answer
+    assert answer.citations[0].id == KNOWN[1][1]
+    first = answer.citations[0]
+    start, end = first.quote_span
+    assert first.quote == client.passage(first.id).text[start:end]
+    assert "徐汇区" in first.quote
+    assert first.citation.path == SEED_FILE
+    assert answer.sentences[0].text == first.quote
+    assert answer.sentences[0].citations == [first.index]
+    check_quotes(answer)
+    assert len(answer.passages) == 5
+    assert answer.took_ms > 0
+
+    shorter = client.answer(ANSWERED, max_sentences=1, top_k=2, mode="extractive")
+    assert len(shorter.sentences) == 1
+    assert len(shorter.passages) == 2
+    assert shorter.answer == f"{shorter.sentences[0].text}[1]"
+
+
+def test_unanswered_questions_are_refused(client: Client) -> None:
+    answer = client.answer(UNANSWERED)
+    assert answer.found is False
+    assert answer.answer == REFUSAL
+    assert (answer.sentences, answer.citations) == ([], [])
+    assert answer.passages, "what was found is still listed"
+
+
+def test_answers_honour_collection_and_filter(client: Client, notes: str) -> None:
+    answer = client.answer(ANSWERED, collection=notes)
+    assert answer.found
+    assert "徐汇区" in answer.answer
+    assert answer.citations[0].document.path == "modu"
+    check_quotes(answer)
+    # The documents' metadata, sent once per document, is also on each passage.
+    assert answer.document_metadata["modu"]["lang"] == "zh"
+    assert answer.passages[0].metadata == answer.document_metadata["modu"]
+
+    english = client.answer(ANSWERED, collection=notes, filter={"metadata": {"lang": "en"}})
+    assert {p.document.path for p in english.passages} <= {"incubator-en", "bread"}
+
+
+@pytest.mark.anyio
+async def test_async_answers_as_sync_does_too(server: Server, client: Client) -> None:
+    async with AsyncClient(server.url) as async_client:
+        for question in (ANSWERED, UNANSWERED):
+            got = await async_client.answer(question)
+            expected = client.answer(question)
+            assert (got.found, got.answer) == (expected.found, expected.answer)
+            assert got.citations == expected.citations
+            assert [p.id for p in got.passages] == [p.id for p in expected.passages]
+        check_quotes(await async_client.answer(ANSWERED, top_k=3))
+        with pytest.raises(APIError) as raised:
+            await async_client.answer(ANSWERED, mode="generative")
+        assert (raised.value.status, raised.value.code) == (400, "no_llm_configured")
+
+
 def test_passages_and_similar(client: Client) -> None:
     passage_id = KNOWN[1][1]
     passage = client.passage(passage_id)
@@ -152,6 +232,10 @@ def test_passages_and_similar(client: Client) -> None:
         (lambda c: c.search("q", top_k=0), 422, "invalid_request"),
         (lambda c: c.search("q", filter=cast(Any, {"titel": "x"})), 422, "invalid_request"),
         (lambda c: c.search("q", collection="nope"), 404, "unknown_collection"),
+        (lambda c: c.answer("q", mode="generative"), 400, "no_llm_configured"),
+        (lambda c: c.answer(" \u3000 "), 400, "empty_question"),
+        (lambda c: c.answer("q", max_sentences=11), 422, "invalid_request"),
+        (lambda c: c.answer("q", collection="nope"), 404, "unknown_collection"),
         (lambda c: c.create_collection("Not A Name"), 422, "invalid_name"),
         (lambda c: c.document("default", "missing"), 404, "unknown_document"),
         (lambda c: c.job("job-missing"), 404, "unknown_job"),

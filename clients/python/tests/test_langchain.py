@@ -4,12 +4,14 @@ LangChain's `OpenAIEmbeddings` against wenda's OpenAI-compatible route."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import openai
 import pytest
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnableLambda
 from langchain_openai import OpenAIEmbeddings
+from pydantic import ValidationError
 
 from wenda import APIError, Client
 from wenda.langchain import WendaRetriever
@@ -93,6 +95,22 @@ def test_errors_keep_their_codes(server: Server) -> None:
     with pytest.raises(APIError) as empty:
         WendaRetriever(url=server.url).invoke("   ")
     assert empty.value.code == "empty_query"
+
+
+def test_base_url_is_another_name_for_url(server: Server) -> None:
+    # The name OpenAI's clients use; it was once ignored, and the server asked was the default.
+    retriever = WendaRetriever(base_url=server.url, top_k=1)
+    assert retriever.url == server.url
+    assert retriever.invoke(QUESTION)[0].id == f"{SEED_FILE}~3.2"
+    with pytest.raises(ValidationError, match="url or as base_url, not both"):
+        WendaRetriever(url=server.url, base_url=server.url)
+
+
+@pytest.mark.parametrize("argument", ["server_url", "topk", "k", "search_kwargs"])
+def test_unknown_arguments_are_refused(argument: str) -> None:
+    arguments: dict[str, Any] = {argument: 3}
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        WendaRetriever(**arguments)
 
 
 def test_openai_embeddings_settings(server: Server, client: Client) -> None:

@@ -4,6 +4,7 @@ for LlamaIndex's `OpenAIEmbedding` against wenda's OpenAI-compatible route."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from llama_index.core.llms import MockLLM
@@ -84,6 +85,21 @@ def test_errors_keep_their_codes(server: Server) -> None:
     with pytest.raises(APIError) as raised:
         WendaRetriever(server.url, collection="nope").retrieve(QUESTION)
     assert raised.value.code == "unknown_collection"
+
+
+def test_base_url_is_another_name_for_url(server: Server) -> None:
+    # The name OpenAI's clients use.
+    hits = WendaRetriever(base_url=server.url, top_k=1).retrieve(QUESTION)
+    assert hits[0].node.node_id == f"{SEED_FILE}~3.2"
+    with pytest.raises(TypeError, match="url or as base_url, not both"):
+        WendaRetriever(server.url, base_url=server.url)
+
+
+@pytest.mark.parametrize("argument", ["server_url", "topk", "similarity_top_k"])
+def test_unknown_arguments_are_refused(argument: str) -> None:
+    arguments: dict[str, Any] = {argument: 3}
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        WendaRetriever(**arguments)
 
 
 def test_openai_embedding_settings(server: Server, client: Client) -> None:

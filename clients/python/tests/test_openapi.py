@@ -21,6 +21,7 @@ NOT_WRAPPED = {
     "searchGet": "the query-string form of `search`; the client sends the body form",
     "collectionSearchGet": "the query-string form of `search`",
     "search": "`search` with `collection='default'` is the same route",
+    "answer": "`answer` with `collection='default'` is the same route",
     "getPassage": "`passage` with `collection='default'` is the same route",
     "similarPassages": "`similar` with `collection='default'` is the same route",
     "search_page": "a page for people",
@@ -46,6 +47,9 @@ SCHEMAS: dict[type[Any], str] = {
     t.Context: "Context",
     t.SearchResponse: "SearchResponse",
     t.SimilarResponse: "SimilarResponse",
+    t.AnswerSentence: "AnswerSentenceView",
+    t.AnswerCitation: "AnswerCitation",
+    t.Answer: "AnswerResponse",
     t.Collection: "CollectionView",
     t.CollectionList: "CollectionList",
     t.DocumentSummary: "DocumentSummary",
@@ -121,6 +125,9 @@ def test_options_are_the_servers_parameters(api: dict[str, Any]) -> None:
 
     search, _ = schema(api, "SearchRequest")
     assert keys(t.SearchOptions) | {"query"} == search
+    answer, required = schema(api, "AnswerRequest")
+    assert keys(t.AnswerOptions) | {"question"} == answer
+    assert required == {"question"}
     assert keys(t.Filter) == schema(api, "Filter")[0]
     assert keys(t.ContextBudget) == schema(api, "ContextBudget")[0]
     body, _ = schema(api, "DocumentBody")
@@ -138,7 +145,12 @@ def test_options_are_the_servers_parameters(api: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     ("literal", "name"),
-    [(t.Mode, "Mode"), (t.DocumentFormat, "DocumentFormat"), (t.InputType, "InputType")],
+    [
+        (t.Mode, "Mode"),
+        (t.DocumentFormat, "DocumentFormat"),
+        (t.InputType, "InputType"),
+        (t.AnswerMode, "AnswerMode"),
+    ],
 )
 def test_enumerations_match(api: dict[str, Any], literal: Any, name: str) -> None:
     assert set(typing.get_args(literal)) == set(api["components"]["schemas"][name]["enum"])

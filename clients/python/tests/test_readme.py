@@ -1,5 +1,6 @@
 """Every Python block of the "Use from LangChain / LlamaIndex" section of the project's
-docs/integrations.md, run against a real server: the examples people copy must work as printed."""
+docs/integrations.md, and the client README's answer example, run against a real server: the
+examples people copy must work as printed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from .conftest import ROOT, SEED_FILE, Server
 
 DOC = ROOT / "docs" / "integrations.md"
 SECTION = "## Use from LangChain / LlamaIndex"
+CLIENT_README = ROOT / "clients" / "python" / "README.md"
 
 
 def blocks(language: str) -> list[str]:
@@ -64,3 +66,13 @@ def test_printed_output_is_what_the_example_prints(server: Server) -> None:
 
 def test_embedding_settings_example(server: Server) -> None:
     assert run(blocks("python")[2], server).split() == ["384", "384"]
+
+
+def test_client_readme_answer_example_prints_what_it_shows(server: Server) -> None:
+    readme = CLIENT_README.read_text(encoding="utf-8")
+    start = readme.index("## Answers")
+    section = readme[start : readme.index("\n## ", start)]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    (shown,) = re.findall(r"```text\n(.*?)```", section, flags=re.DOTALL)
+    # The block goes on from the README's first one, which imports `Client`.
+    assert run("from wenda import Client\n\n" + code, server) == shown

@@ -29,6 +29,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "ready": ("GET", "/ready"),
     "info": ("GET", "/v1/info"),
     "collectionSearch": ("POST", "/v1/collections/{collection}/search"),
+    "collectionAnswer": ("POST", "/v1/collections/{collection}/answer"),
     "getCollectionPassage": ("GET", "/v1/collections/{collection}/passages/{id}"),
     "collectionSimilarPassages": ("GET", "/v1/collections/{collection}/passages/{id}/similar"),
     "listCollections": ("GET", "/v1/collections"),
@@ -152,6 +153,11 @@ def info() -> Call[t.Info]:
 def search(collection: str, query: str, options: t.SearchOptions) -> Call[t.SearchResponse]:
     body = {"query": query, **options}
     return _call("collectionSearch", t.SearchResponse, {"collection": collection}, json=body)
+
+
+def answer(collection: str, question: str, options: t.AnswerOptions) -> Call[t.Answer]:
+    body = {"question": question, **options}
+    return _call("collectionAnswer", t.Answer, {"collection": collection}, json=body)
 
 
 def passage(collection: str, passage_id: str) -> Call[t.Passage]:

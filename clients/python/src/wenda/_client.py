@@ -162,6 +162,19 @@ class Client(_Base):
         """The passages that best answer `query`, best first, with citations."""
         return self._send(calls.search(collection, query, options))
 
+    def answer(
+        self,
+        question: str,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        **options: Unpack[t.AnswerOptions],
+    ) -> t.Answer:
+        """The sentences of the documents that answer `question`, quoted and cited (`[n]` in
+        `answer` is the citation whose `index` is n), drawn from a hybrid search of `top_k`
+        passages; when the documents do not answer it, `found` is false and `answer` is the
+        server's refusal text."""
+        return self._send(calls.answer(collection, question, options))
+
     def passage(self, passage_id: str, *, collection: str = DEFAULT_COLLECTION) -> t.Passage:
         """One passage by its id."""
         return self._send(calls.passage(collection, passage_id))
@@ -330,6 +343,15 @@ class AsyncClient(_Base):
         **options: Unpack[t.SearchOptions],
     ) -> t.SearchResponse:
         return await self._send(calls.search(collection, query, options))
+
+    async def answer(
+        self,
+        question: str,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        **options: Unpack[t.AnswerOptions],
+    ) -> t.Answer:
+        return await self._send(calls.answer(collection, question, options))
 
     async def passage(self, passage_id: str, *, collection: str = DEFAULT_COLLECTION) -> t.Passage:
         return await self._send(calls.passage(collection, passage_id))

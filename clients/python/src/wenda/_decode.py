@@ -22,18 +22,22 @@ def decode(cls: type[T], data: Any) -> T:
 
 def _share_metadata_back(data: dict[str, Any]) -> None:
     """Gives each passage of a list its document's metadata, which the server sends once per
-    document (a search's `document_metadata`, a document's own `metadata`) rather than with
-    every passage; a passage that has its own keeps it."""
-    if isinstance(data.get("results"), list):
-        shared = data.get("document_metadata") or {}
-        for result in data["results"]:
-            if isinstance(result, dict) and "metadata" not in result:
-                path = (result.get("document") or {}).get("path")
-                result["metadata"] = dict(shared.get(path) or {})
-    elif isinstance(data.get("passages"), list) and isinstance(data.get("metadata"), dict):
+    document (a search's or an answer's `document_metadata`, a document's own `metadata`)
+    rather than with every passage; a passage that has its own keeps it."""
+    if isinstance(data.get("passages"), list) and isinstance(data.get("metadata"), dict):
+        # A document: all its passages are its own.
         for passage in data["passages"]:
             if isinstance(passage, dict) and "metadata" not in passage:
                 passage["metadata"] = dict(data["metadata"])
+        return
+    # Search results, or the passages an answer was drawn from.
+    ranked = data.get("results", data.get("passages"))
+    if isinstance(ranked, list):
+        shared = data.get("document_metadata") or {}
+        for result in ranked:
+            if isinstance(result, dict) and "metadata" not in result:
+                path = (result.get("document") or {}).get("path")
+                result["metadata"] = dict(shared.get(path) or {})
 
 
 _HINTS: dict[type[Any], dict[str, Any]] = {}

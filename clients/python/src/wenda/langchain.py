@@ -25,7 +25,7 @@ try:
     )
     from langchain_core.documents import Document
     from langchain_core.retrievers import BaseRetriever
-    from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+    from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 except ModuleNotFoundError as missing:
     raise ImportError(
         f"wenda.langchain needs langchain-core ({missing}): pip install 'wenda-client[langchain]'"
@@ -41,10 +41,15 @@ __all__ = ["WendaRetriever"]
 class WendaRetriever(BaseRetriever):
     """Retrieves passages with wenda's search (sync `invoke` and async `ainvoke`)."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # An argument it does not know is refused, not ignored (a misspelt one would otherwise
+    # leave a setting at its default without a word).
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     url: str | None = None
     """The server; `$WENDA_URL` or `http://127.0.0.1:8080` when unset."""
+    base_url: str | None = Field(default=None, repr=False)
+    """Another name for `url` (the one OpenAI's clients use), for the constructor: give one or
+    the other. Its value is moved to `url`."""
     api_key: SecretStr | None = None
     """A read key, when the server has keys; `$WENDA_API_KEY` when unset."""
     collection: str = DEFAULT_COLLECTION
@@ -58,6 +63,16 @@ class WendaRetriever(BaseRetriever):
     timeout: float = 30.0
 
     _clients: Clients | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WendaRetriever:
+        if self.base_url is not None:
+            if self.url is not None:
+                raise ValueError("give the server's address as url or as base_url, not both")
+            # Only `url` is kept, so that a copy made from the fields (as LangChain's
+            # `configurable_fields` makes them) is valid too.
+            self.url, self.base_url = self.base_url, None
+        return self
 
     def _options(self) -> t.SearchOptions:
         options: t.SearchOptions = {"top_k": self.top_k, "mode": self.mode, "highlight": False}

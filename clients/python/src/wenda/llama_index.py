@@ -50,9 +50,15 @@ class WendaRetriever(BaseRetriever):
         timeout: float = 30.0,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
+        base_url: str | None = None,
     ) -> None:
-        """`url` defaults to `$WENDA_URL`, else `http://127.0.0.1:8080`; `api_key` (a read key
-        is enough) to `$WENDA_API_KEY`. `filter` narrows the passages before ranking."""
+        """`url` defaults to `$WENDA_URL`, else `http://127.0.0.1:8080`; `base_url` (the name
+        OpenAI's clients use) is another name for it. `api_key` (a read key is enough) defaults
+        to `$WENDA_API_KEY`. `filter` narrows the passages before ranking."""
+        if base_url is not None:
+            if url is not None:
+                raise TypeError("give the server's address as url or as base_url, not both")
+            url = base_url
         super().__init__(callback_manager=callback_manager, verbose=verbose)
         self.collection = collection
         self.options: t.SearchOptions = {"top_k": top_k, "mode": mode, "highlight": False}

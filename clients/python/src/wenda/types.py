@@ -20,6 +20,10 @@ InputType = Literal["query", "passage"]
 DocumentFormat = Literal["plain", "markdown", "news"]
 """How a document's text is cut into paragraphs."""
 
+AnswerMode = Literal["auto", "extractive", "generative"]
+"""How an answer is made: quoted from the passages (`extractive`), written by the server's LLM
+from them (`generative`, only where the server has one), or the server's choice (`auto`)."""
+
 
 class Filter(TypedDict, total=False):
     """Conditions a passage must meet, all of them, to be ranked (applied before ranking)."""
@@ -59,6 +63,19 @@ class SearchOptions(TypedDict, total=False):
     """Mark where each text contains the query's words (default true)."""
     ef_search: int
     """With the PostgreSQL store: HNSW candidates to keep (1 to 1000)."""
+
+
+class AnswerOptions(TypedDict, total=False):
+    """Everything an answer takes besides its question and collection."""
+
+    mode: AnswerMode
+    """Server default `auto`; `generative` needs an LLM on the server."""
+    top_k: int
+    """Passages the answer is drawn from, 1 to 100 (server default 5)."""
+    filter: Filter
+    """Narrows the passages considered, as in a search."""
+    max_sentences: int
+    """Most sentences of an extractive answer, the best included: 1 to 10 (server default 3)."""
 
 
 class SimilarOptions(TypedDict, total=False):
@@ -217,6 +234,56 @@ class SearchResponse:
     context: Context | None = None
     document_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each result's document's metadata, by `document.path` (also in each result's `metadata`)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnswerSentence:
+    """A sentence of an answer, exactly as in the passage it quotes."""
+
+    text: str
+    citations: list[int]
+    """The `index` of each `AnswerCitation` it rests on."""
+    score: float
+    """Confidence that it answers the question, 0 to 1."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnswerCitation:
+    """What `[index]` in an answer refers to: a passage and the sentence quoted from it."""
+
+    index: int
+    id: str
+    """The passage's id (see `Client.passage`); the passage is among the answer's `passages`."""
+    quote: str
+    """The sentence quoted, exactly as in the passage's text."""
+    quote_span: tuple[int, int]
+    """Where `quote` is in the passage's text: `[start, end)` in code points, so
+    `passage.text[start:end] == quote`."""
+    document: DocumentRef
+    citation: Citation
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Answer:
+    """The answer to a question, with the citations and passages it rests on."""
+
+    question: str
+    mode: Literal["extractive", "generative"]
+    """How the answer was made."""
+    found: bool
+    """Whether the documents answer the question. When not, `answer` is the server's refusal
+    text, `sentences` and `citations` are empty, and `passages` still lists what was found."""
+    answer: str
+    """The answer, each sentence followed by its `[index]` marker."""
+    sentences: list[AnswerSentence]
+    """Best first."""
+    citations: list[AnswerCitation]
+    passages: list[SearchResult]
+    """The search results the answer was drawn from, best first."""
+    took_ms: float
+    document_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each passage's document's metadata, by `document.path` (also in each passage's
+    `metadata`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
