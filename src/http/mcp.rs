@@ -39,7 +39,8 @@ use serde_json::Value;
 
 use super::auth::{Access, Granted, Refusal, ACCESS_FIELD};
 use super::wire::{
-    AnswerResponse, FilterBody, PassageView, ScoredPassage, SearchResponse, SimilarResponse,
+    AnswerResponse, CitationView, DocumentRef, FilterBody, PassageView, ScoredPassage,
+    SearchResponse, SimilarResponse,
 };
 use super::{ApiError, AppState};
 use crate::answer::MAX_SENTENCES;
@@ -715,17 +716,12 @@ fn render_answer(response: &AnswerResponse) -> String {
         .citations
         .iter()
         .map(|cited| {
-            let document = &cited.document;
-            let heading = heading(
+            render_source(
                 Some(cited.index),
-                Some(document.title.as_deref().unwrap_or(&document.path)),
-                document.date.as_deref(),
-                document.source.as_deref(),
-            );
-            let citation = &cited.citation;
-            format!(
-                "{heading}\n{}\nid: {} · {} lines {}–{}",
-                cited.quote, cited.id, citation.path, citation.line_start, citation.line_end
+                &cited.document,
+                &cited.quote,
+                &cited.id,
+                &cited.citation,
             )
         })
         .collect();
@@ -739,17 +735,31 @@ fn render_answer(response: &AnswerResponse) -> String {
 /// `[n] title (date, source)` (the path when there is no title), the text, then the id and
 /// citation on their own line.
 fn render_passage(number: Option<usize>, passage: &PassageView) -> String {
-    let document = &passage.document;
+    render_source(
+        number,
+        &passage.document,
+        &passage.text,
+        &passage.id,
+        &passage.citation,
+    )
+}
+
+fn render_source(
+    number: Option<usize>,
+    document: &DocumentRef,
+    text: &str,
+    id: &str,
+    citation: &CitationView,
+) -> String {
     let heading = heading(
         number,
         Some(document.title.as_deref().unwrap_or(&document.path)),
         document.date.as_deref(),
         document.source.as_deref(),
     );
-    let citation = &passage.citation;
     format!(
-        "{heading}\n{}\nid: {} · {} lines {}–{}",
-        passage.text, passage.id, citation.path, citation.line_start, citation.line_end
+        "{heading}\n{text}\nid: {id} · {} lines {}–{}",
+        citation.path, citation.line_start, citation.line_end
     )
 }
 
