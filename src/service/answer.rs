@@ -168,7 +168,7 @@ impl Service {
             )));
         }
         let reader = self.reader(collection)?;
-        let search = self
+        let mut search = self
             .search(
                 collection,
                 SearchRequest {
@@ -178,7 +178,7 @@ impl Service {
                 },
             )
             .await?;
-        let question_vector = search.query_vector.clone().ok_or_else(|| {
+        let question_vector = search.query_vector.take().ok_or_else(|| {
             ServiceError::Internal("a hybrid search returned no query vector".into())
         })?;
         let ranked: Vec<Ranked> = search.results.iter().map(|h| h.ranked.clone()).collect();

@@ -10,9 +10,7 @@ use crate::service::{self, AnswerOutcome, AnswerRequest as DomainAnswer};
 
 use super::filters::FilterBody;
 use super::milliseconds;
-use super::search::{
-    object, CitationView, DocumentRef, PassageView, ScoredPassage, SharedMetadata,
-};
+use super::search::{object, CitationView, DocumentRef, ScoredPassage, SharedMetadata};
 
 /// How the answer is made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -143,16 +141,13 @@ impl From<AnswerOutcome> for AnswerResponse {
         let citations = outcome
             .citations
             .iter()
-            .map(|cited| {
-                let view = PassageView::from(&*cited.passage);
-                AnswerCitation {
-                    index: cited.index,
-                    id: view.id,
-                    quote: cited.quote.clone(),
-                    quote_span: [cited.quote_span.start, cited.quote_span.end],
-                    document: view.document,
-                    citation: view.citation,
-                }
+            .map(|cited| AnswerCitation {
+                index: cited.index,
+                id: cited.passage.id.to_string(),
+                quote: cited.quote.clone(),
+                quote_span: [cited.quote_span.start, cited.quote_span.end],
+                document: (&*cited.passage).into(),
+                citation: (&cited.passage.citation).into(),
             })
             .collect();
         Self {

@@ -481,6 +481,19 @@ impl From<&Citation> for CitationView {
     }
 }
 
+impl From<&Passage> for DocumentRef {
+    fn from(passage: &Passage) -> Self {
+        let article = &passage.article;
+        Self {
+            path: passage.citation.path.clone(),
+            title: article.title.clone(),
+            date: article.date.as_ref().map(|d| d.label().to_owned()),
+            source: article.source.clone(),
+            url: article.url.clone(),
+        }
+    }
+}
+
 impl From<&Passage> for PassageView {
     fn from(passage: &Passage) -> Self {
         let metadata = (!passage.metadata.is_empty()).then(|| passage.metadata.clone());
@@ -501,17 +514,10 @@ impl PassageView {
     }
 
     fn without_metadata(passage: &Passage) -> Self {
-        let article = &passage.article;
         Self {
             id: passage.id.to_string(),
             text: passage.text.clone(),
-            document: DocumentRef {
-                path: passage.citation.path.clone(),
-                title: article.title.clone(),
-                date: article.date.as_ref().map(|d| d.label().to_owned()),
-                source: article.source.clone(),
-                url: article.url.clone(),
-            },
+            document: passage.into(),
             position: (&passage.position).into(),
             citation: (&passage.citation).into(),
             metadata: None,
