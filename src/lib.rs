@@ -16,6 +16,7 @@
 //! - [`squad`]: public benchmark datasets, read for evaluation.
 //! - [`eval`]: rankings scored against known answers.
 //! - [`cpu`]: which kernels the machine runs.
+//! - [`llm`]: the OpenAI-compatible LLM that writes generative answers.
 
 pub mod answer;
 pub mod corpus;
@@ -24,6 +25,7 @@ pub mod embedding;
 pub mod eval;
 pub mod http;
 pub mod index;
+pub mod llm;
 pub mod search;
 pub mod service;
 pub mod squad;

@@ -162,3 +162,149 @@ fn bad_answer_requests_name_the_problem() {
         assert_eq!(status, 422, "{body} → {reply}");
     }
 }
+
+#[test]
+fn without_an_llm_a_short_follow_up_is_searched_with_the_previous_question() {
+    let reply = answer(
+        "/v1/answer",
+        &json!({
+            "question": "在哪个区？",
+            "conversation": [
+                {"role": "user", "content": "模速空间是什么？"},
+                {"role": "assistant", "content": "上海市打造的人工智能大模型专业孵化和加速平台。[1]"},
+            ],
+        }),
+    );
+    assert_eq!(reply["standalone_question"], "模速空间是什么？ 在哪个区？");
+    assert_eq!(reply["found"], true, "{reply}");
+    assert!(
+        reply["answer"].as_str().unwrap().contains("徐汇区"),
+        "{reply}"
+    );
+    // A question that stands on its own is searched as it is.
+    let reply = answer(
+        "/v1/answer",
+        &json!({
+            "question": "模速空间位于上海哪个区？",
+            "conversation": [{"role": "user", "content": "上海一季度GDP增长多少？"}],
+        }),
+    );
+    assert!(reply.get("standalone_question").is_none(), "{reply}");
+}
+
+/// The events of a Server-Sent Events body: (event name, data).
+fn events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter_map(|block| {
+            let name = block.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name.to_owned(), serde_json::from_str(data).unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn an_extractive_answer_streams_its_sources_text_and_answer() {
+    let response = ureq::post(&format!("{}/v1/answer", common::server()))
+        .send_json(json!({"question": "模速空间位于上海哪个区？", "stream": true}))
+        .unwrap();
+    assert!(response.content_type().starts_with("text/event-stream"));
+    let events = events(&response.into_string().unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["sources", "delta", "done"]);
+    let done = &events[2].1;
+    assert_eq!(done["found"], true);
+    assert_eq!(events[1].1["text"], done["answer"]);
+    let sources = events[0].1["sources"].as_array().unwrap();
+    let cited: Vec<&Value> = done["citations"].as_array().unwrap().iter().collect();
+    assert_eq!(sources.len(), cited.len());
+    for (source, citation) in sources.iter().zip(cited) {
+        assert_eq!(source["index"], citation["index"]);
+        assert_eq!(source["id"], citation["id"]);
+    }
+    // A request refused before anything is answered is an error, not a stream.
+    assert_error(
+        post_json("/v1/answer", &json!({"question": " ", "stream": true})),
+        400,
+        "empty_question",
+    );
+}
+
+#[test]
+fn chat_completions_answer_extractively_without_an_llm() {
+    let (status, completion) = post_json(
+        "/v1/chat/completions",
+        &json!({"model": "wenda", "temperature": 0.2,
+                "messages": [{"role": "system", "content": "Be brief."},
+                             {"role": "user", "content": "模速空间位于上海哪个区？"}]}),
+    );
+    assert_eq!(status, 200, "{completion}");
+    let content = completion["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(content.contains("徐汇区"), "{completion}");
+    let annotation = &completion["choices"][0]["message"]["annotations"][0]["url_citation"];
+    let id = completion["citations"][0]["id"].as_str().unwrap();
+    let url = annotation["url"].as_str().unwrap();
+    assert!(url.contains("/v1/collections/default/passages/"), "{url}");
+    // The annotation's URL is the passage, readable on this server.
+    let path = &url[url.find("/v1/").unwrap()..];
+    let (status, passage) = common::get(path);
+    assert_eq!(status, 200, "{passage}");
+    assert_eq!(passage["id"], id);
+    let chars: Vec<char> = content.chars().collect();
+    let (start, end) = (
+        annotation["start_index"].as_u64().unwrap() as usize,
+        annotation["end_index"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(chars[start..end].iter().collect::<String>(), "[1]");
+    assert_eq!(completion["usage"]["total_tokens"], 0, "no LLM, no tokens");
+
+    let (status, models) = common::get("/v1/models");
+    assert_eq!(status, 200);
+    assert_eq!(models["data"][0]["id"], "wenda");
+    assert_error(
+        post_json(
+            "/v1/chat/completions",
+            &json!({"model": "no_such_collection", "messages": [{"role": "user", "content": "x"}]}),
+        ),
+        404,
+        "unknown_collection",
+    );
+}
+
+#[test]
+fn chat_requests_that_cannot_be_answered_name_the_field() {
+    let many: Vec<Value> = (0..65)
+        .map(|_| json!({"role": "user", "content": "模速空间在哪里？"}))
+        .collect();
+    for (messages, field) in [
+        (json!([]), "messages:"),
+        (
+            json!([{"role": "system", "content": "hi"}]),
+            "messages[0].role",
+        ),
+        (
+            json!([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]),
+            "messages[1].role",
+        ),
+        (
+            json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]),
+            "messages[0].content[0].type",
+        ),
+        (Value::Array(many), "messages: at most 64"),
+    ] {
+        let (status, reply) = post_json(
+            "/v1/chat/completions",
+            &json!({"model": "wenda", "messages": messages}),
+        );
+        assert_eq!(status, 422, "{reply}");
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{field}: {reply}"
+        );
+    }
+}

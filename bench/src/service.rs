@@ -39,6 +39,7 @@ pub fn open(
         quantize_from: DEFAULT_QUANTIZE_FROM,
         max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
         no_answer_text: None,
+        llm: None,
     };
     Ok(Service::open(
         embedder,

@@ -13,6 +13,7 @@
 //! vectors over.
 
 mod features;
+pub mod generate;
 mod select;
 pub mod sentences;
 

@@ -4,7 +4,7 @@
 use wenda::http::wire::AnswerResponse;
 use wenda::service::{AnswerMode, AnswerOutcome, AnswerRequest, DEFAULT_COLLECTION};
 
-use super::open::{self, ServiceOptions, StoreArgs};
+use super::open::{self, LlmArgs, ServiceOptions, StoreArgs};
 use super::query::{run_blocking, FilterArgs};
 use super::ModelArgs;
 
@@ -14,6 +14,8 @@ pub struct AskArgs {
     model: ModelArgs,
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    llm: LlmArgs,
     /// The question, in any language the model knows.
     question: String,
     /// The collection to answer from.
@@ -38,11 +40,12 @@ pub struct AskArgs {
 pub fn run(args: AskArgs) -> anyhow::Result<()> {
     let options = ServiceOptions {
         no_answer_text: args.no_answer_text,
+        llm: args.llm.config()?,
         ..ServiceOptions::default()
     };
     let service = open::service(&args.model, &args.store, options)?;
     let request = AnswerRequest {
-        mode: AnswerMode::Extractive,
+        mode: AnswerMode::Auto,
         top_k: args.top_k,
         max_sentences: args.max_sentences,
         filter: args.filter.into(),

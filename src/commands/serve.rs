@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use tokio::net::TcpListener;
 use wenda::http::{self, Access, ApiKeys, AppState, Exposure, Limits, Transport};
 
-use super::open::{self, ServiceOptions, StoreArgs};
+use super::open::{self, LlmArgs, ServiceOptions, StoreArgs};
 use super::ModelArgs;
 
 #[derive(clap::Args)]
@@ -17,6 +17,8 @@ pub struct ServeArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub store: StoreArgs,
+    #[command(flatten)]
+    pub llm: LlmArgs,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "WENDA_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -111,6 +113,15 @@ impl ServeArgs {
             max_in_flight: self.max_in_flight,
             body_timeout: Duration::from_secs(self.body_timeout),
             request_timeout: Duration::from_secs(self.request_timeout),
+            // A generative answer waits for the LLM besides what a search takes.
+            answer_timeout: Duration::from_secs(
+                self.request_timeout
+                    + self
+                        .llm
+                        .llm_base_url
+                        .as_ref()
+                        .map_or(0, |_| 2 * self.llm.llm_timeout),
+            ),
             ..Limits::default()
         }
     }
@@ -133,13 +144,14 @@ impl ServeArgs {
         })
     }
 
-    pub fn service_options(&self) -> ServiceOptions {
-        ServiceOptions {
+    pub fn service_options(&self) -> anyhow::Result<ServiceOptions> {
+        Ok(ServiceOptions {
             max_in_flight: self.max_in_flight,
             max_batch: self.max_batch,
             max_metadata_bytes: self.max_metadata_bytes,
             no_answer_text: self.no_answer_text.clone(),
-        }
+            llm: self.llm.config()?,
+        })
     }
 
     pub fn keys(&self) -> ApiKeys {
@@ -190,7 +202,7 @@ async fn serve(args: ServeArgs, keys: ApiKeys) -> anyhow::Result<()> {
     let (model, store, options) = (
         args.model.clone(),
         args.store.clone(),
-        args.service_options(),
+        args.service_options()?,
     );
     let loader = tokio::task::spawn_blocking(move || open::service(&model, &store, options));
     tokio::select! {

@@ -67,7 +67,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         C::NotReady | C::Overloaded | C::TooManyConnections | C::StorageUnavailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        C::RequestTimeout => StatusCode::GATEWAY_TIMEOUT,
+        C::RequestTimeout | C::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        C::UpstreamUnavailable | C::UpstreamInvalid => StatusCode::BAD_GATEWAY,
         C::EmbeddingFailed | C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -129,14 +130,21 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
+impl ApiError {
+    /// What the client is told.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
             error: ErrorDetail {
                 code: self.code.as_str().into(),
                 message: self.message.clone(),
             },
-        };
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
         let kept = self.clone();
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {

@@ -5,6 +5,7 @@
 //! the API answer 503 until [`AppState::set_ready`] hands over the service. Bodies larger than
 //! their route's limit are refused with 413; the service bounds the work in progress.
 
+mod answers;
 mod auth;
 mod dify;
 mod error;
@@ -62,6 +63,9 @@ pub struct Limits {
     /// Longest a search (any route that reads) may take, body included (504
     /// `request_timeout` beyond).
     pub request_timeout: Duration,
+    /// Longest an answer may take: with an LLM, the request timeout plus two calls to it
+    /// (condensing a follow-up, then answering).
+    pub answer_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -74,6 +78,7 @@ impl Default for Limits {
             max_in_flight: 64,
             body_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            answer_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -137,6 +142,12 @@ pub fn router(state: Arc<AppState>, access: Access) -> Router {
             &state,
         )
     };
+    let answering = |route| {
+        admitted(
+            limit_body(timed(route, limits.answer_timeout), limits.max_body_bytes),
+            &state,
+        )
+    };
     let (router, document) = GuardedRouter::new(openapi::ApiDoc::openapi(), access.keys)
         .add(Public, routes!(pages::search_page))
         .add(Public, routes!(pages::docs_page))
@@ -153,17 +164,10 @@ pub fn router(state: Arc<AppState>, access: Access) -> Router {
                 limits.max_body_bytes,
             ),
         )
-        .add(
-            Read,
-            reading_body(routes!(routes::answer_post), limits.max_body_bytes),
-        )
-        .add(
-            Read,
-            reading_body(
-                routes!(routes::collection_answer_post),
-                limits.max_body_bytes,
-            ),
-        )
+        .add(Read, answering(routes!(answers::answer_post)))
+        .add(Read, answering(routes!(answers::collection_answer_post)))
+        .add(Read, answering(routes!(answers::chat_completions)))
+        .add(Read, work(routes!(answers::models)))
         .add(Read, reading(routes!(routes::passage)))
         .add(Read, reading(routes!(routes::similar)))
         .add(Read, work(routes!(routes::list_collections)))

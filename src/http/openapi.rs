@@ -29,7 +29,7 @@ use super::Exposure;
         license(name = "MIT OR Apache-2.0")
     ),
     tags(
-        (name = "answer", description = "Answers with citations, quoted from the documents."),
+        (name = "answer", description = "Answers with citations: quoted from the documents, or written by the server's LLM from them; OpenAI-compatible chat completions."),
         (name = "search", description = "Find passages that answer a question; related passages."),
         (name = "embeddings", description = "The served model's vectors, OpenAI-compatible."),
         (name = "collections", description = "Named sets of documents, each with its own indexes."),

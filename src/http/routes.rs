@@ -11,11 +11,10 @@ use axum::Json;
 
 use super::error::{Body, ErrorBody};
 use super::wire::{
-    AnswerRequest, AnswerResponse, CollectionList, CollectionView, Deleted, DocumentBody,
-    DocumentList, DocumentListQuery, DocumentSummary, DocumentView, EmbeddingData, EmbeddingVector,
-    EmbeddingsRequest, EmbeddingsResponse, EncodingFormat, Info, JobView, PassageView,
-    PutDocumentResponse, SearchQuery, SearchRequest, SearchResponse, SimilarQuery, SimilarResponse,
-    Status, Usage,
+    CollectionList, CollectionView, Deleted, DocumentBody, DocumentList, DocumentListQuery,
+    DocumentSummary, DocumentView, EmbeddingData, EmbeddingVector, EmbeddingsRequest,
+    EmbeddingsResponse, EncodingFormat, Info, JobView, PassageView, PutDocumentResponse,
+    SearchQuery, SearchRequest, SearchResponse, SimilarQuery, SimilarResponse, Status, Usage,
 };
 use super::{ApiError, AppState};
 use crate::embedding::Role;
@@ -159,62 +158,6 @@ pub(super) async fn search(
     let service = state.service()?;
     let request = request.into_domain().map_err(ApiError::invalid)?;
     let outcome = service.search(collection, request).await?;
-    Ok(Json(outcome.into()))
-}
-
-/// Answer a question from the documents, with citations.
-///
-/// Retrieves the passages that best answer `question` (a hybrid search, with `filter`), then
-/// quotes the sentences that say the answer, best first, each followed by its `[n]` marker;
-/// `citations[n-1]` names the passage, the exact sentence and where it is. When the documents
-/// do not answer, `found` is false, `answer` is the server's refusal text, and `passages` still
-/// lists what was found.
-#[utoipa::path(post, path = "/v1/answer", tag = "answer", operation_id = "answer",
-    request_body = AnswerRequest, responses(
-    (status = 200, description = "The answer, its citations and the passages it was drawn from.", body = AnswerResponse),
-    (status = 400, description = "`empty_question`, or `no_llm_configured`: `mode` is `generative` and the server has no LLM.", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
-    (status = 415, description = "`unsupported_media_type`: send `Content-Type: application/json`.", body = ErrorBody),
-    (status = 422, description = "`malformed_json` or `invalid_request`: a field is missing, unknown or out of range.", body = ErrorBody),
-    (status = 503, description = "`not_ready` or `overloaded`: retry shortly.", body = ErrorBody),
-))]
-pub async fn answer_post(
-    State(state): Shared,
-    Body(body): Body<AnswerRequest>,
-) -> Answer<AnswerResponse> {
-    answer(&state, DEFAULT_COLLECTION, body).await
-}
-
-/// Answer a question from one collection's documents (the body of `POST /v1/answer`).
-#[utoipa::path(post, path = "/v1/collections/{collection}/answer", tag = "answer",
-    operation_id = "collectionAnswer",
-    params(("collection" = String, Path, description = "The collection's name.")),
-    request_body = AnswerRequest, responses(
-    (status = 200, description = "The answer, its citations and the passages it was drawn from.", body = AnswerResponse),
-    (status = 400, description = "`empty_question` or `no_llm_configured`", body = ErrorBody),
-    (status = 404, description = "`unknown_collection`", body = ErrorBody),
-    (status = 413, description = "`payload_too_large`", body = ErrorBody),
-    (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-    (status = 422, description = "`malformed_json` or `invalid_request`", body = ErrorBody),
-    (status = 503, description = "`not_ready` or `overloaded`: retry shortly.", body = ErrorBody),
-))]
-pub async fn collection_answer_post(
-    State(state): Shared,
-    collection: Result<Path<String>, PathRejection>,
-    Body(body): Body<AnswerRequest>,
-) -> Answer<AnswerResponse> {
-    let Path(collection) = collection?;
-    answer(&state, &collection, body).await
-}
-
-async fn answer(
-    state: &AppState,
-    collection: &str,
-    request: AnswerRequest,
-) -> Answer<AnswerResponse> {
-    let service = state.service()?;
-    let request = request.into_domain().map_err(ApiError::invalid)?;
-    let outcome = service.answer(collection, request).await?;
     Ok(Json(outcome.into()))
 }
 

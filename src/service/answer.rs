@@ -6,12 +6,16 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
+
 use super::search::SearchHit;
 use super::{blocking, normalise_query, SearchRequest, Service, ServiceError};
+use crate::answer::generate::is_chinese;
 use crate::answer::{self, AnswerOptions, Extractor, MAX_SENTENCES};
 use crate::corpus::{is_cjk_letter, Passage};
 use crate::embedding::Role;
 use crate::index::Filter;
+use crate::llm::{ChatMessage, TokenUsage};
 use crate::search::Ranked;
 
 /// What the refusal says to a Chinese question when the server was given no text of its own.
@@ -54,6 +58,8 @@ pub struct AnswerRequest {
     pub filter: Filter,
     /// Most sentences in an extractive answer, 1 to [`MAX_SENTENCES`].
     pub max_sentences: Option<usize>,
+    /// The conversation before the question, oldest first: a follow-up is understood in it.
+    pub conversation: Vec<ChatMessage>,
 }
 
 impl AnswerRequest {
@@ -64,6 +70,7 @@ impl AnswerRequest {
             top_k: None,
             filter: Filter::default(),
             max_sentences: None,
+            conversation: Vec::new(),
         }
     }
 }
@@ -105,7 +112,32 @@ pub struct AnswerOutcome {
     pub citations: Vec<Citation>,
     /// The search results the answer was drawn from.
     pub passages: Vec<SearchHit>,
+    /// The question searched for, when a follow-up was made to stand alone.
+    pub standalone_question: Option<String>,
+    /// Tokens the LLM counted, for generative answers.
+    pub usage: Option<TokenUsage>,
     pub took: Duration,
+}
+
+/// A passage an answer may cite, numbered as its `[n]` markers are.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub index: usize,
+    pub passage: Arc<Passage>,
+}
+
+/// A step of a streamed answer (see [`Service::answer_stream`]).
+#[derive(Debug)]
+pub enum AnswerEvent {
+    /// The passages the answer may cite: for a generative answer, every passage the LLM was
+    /// given; for an extractive one, those quoted. Empty for a refusal.
+    Sources(Vec<Source>),
+    /// The next piece of the answer's text.
+    Delta(String),
+    /// The whole answer, whose text is the deltas joined, markers attached when the LLM wrote
+    /// none.
+    Done(Box<AnswerOutcome>),
+    Failed(ServiceError),
 }
 
 /// Sentence vectors by text, kept between questions. Two generations: when the newer fills
@@ -150,14 +182,49 @@ impl Service {
         collection: &str,
         request: AnswerRequest,
     ) -> Result<AnswerOutcome, ServiceError> {
+        self.answer_with(collection, request, None).await
+    }
+
+    /// Answers as [`answer`](Self::answer) does, as events: [`AnswerEvent::Sources`] first,
+    /// then the text in [`AnswerEvent::Delta`]s as it is written, then
+    /// [`AnswerEvent::Done`]. A failure is the last event, [`AnswerEvent::Failed`]; when it
+    /// comes first, nothing was answered. Dropping the receiver stops the work, the LLM's
+    /// generation included.
+    pub fn answer_stream(
+        self: &Arc<Self>,
+        collection: String,
+        request: AnswerRequest,
+    ) -> mpsc::Receiver<AnswerEvent> {
+        let (events, receiver) = mpsc::channel(64);
+        let service = Arc::clone(self);
+        tokio::spawn(async move {
+            let last = match service
+                .answer_with(&collection, request, Some(events.clone()))
+                .await
+            {
+                Ok(outcome) => AnswerEvent::Done(Box::new(outcome)),
+                Err(error) => AnswerEvent::Failed(error),
+            };
+            let _ = events.send(last).await;
+        });
+        receiver
+    }
+
+    async fn answer_with(
+        &self,
+        collection: &str,
+        request: AnswerRequest,
+        events: Option<Events>,
+    ) -> Result<AnswerOutcome, ServiceError> {
         let started = Instant::now();
         let question = normalise_query(&request.question);
         if question.is_empty() {
             return Err(ServiceError::EmptyQuestion);
         }
-        let mode = match request.mode {
-            AnswerMode::Generative => return Err(ServiceError::NoLlmConfigured),
-            AnswerMode::Auto | AnswerMode::Extractive => AnswerMode::Extractive,
+        let llm = match (request.mode, &self.llm) {
+            (AnswerMode::Extractive, _) | (AnswerMode::Auto, None) => None,
+            (_, Some(llm)) => Some(Arc::clone(llm)),
+            (AnswerMode::Generative, None) => return Err(ServiceError::NoLlmConfigured),
         };
         let max_sentences = request
             .max_sentences
@@ -168,13 +235,17 @@ impl Service {
             )));
         }
         let reader = self.reader(collection)?;
+        let standalone = self
+            .standalone_question(collection, &question, &request, llm.as_ref())
+            .await?;
+        let searched = standalone.as_deref().unwrap_or(&question).to_owned();
         let mut search = self
             .search(
                 collection,
                 SearchRequest {
                     top_k: request.top_k,
                     filter: request.filter,
-                    ..SearchRequest::new(question.clone())
+                    ..SearchRequest::new(searched.clone())
                 },
             )
             .await?;
@@ -189,18 +260,23 @@ impl Service {
             max_sentences,
             ..AnswerOptions::default()
         };
-        let (extracted, ranked, question) = blocking(move || {
-            let vectors: Vec<&[f32]> = vectors.iter().map(|v| &v[..]).collect();
+        let evidence = Evidence {
+            ranked,
+            candidates,
+            vectors,
+        };
+        let (extracted, evidence) = blocking(move || {
+            let vectors: Vec<&[f32]> = evidence.vectors.iter().map(|v| &v[..]).collect();
             let extracted = Extractor::new(analyzer).extract(
                 &*reader,
-                &question,
+                &searched,
                 &question_vector,
-                &ranked,
-                &candidates,
+                &evidence.ranked,
+                &evidence.candidates,
                 &vectors,
                 &options,
             );
-            (extracted, ranked, question)
+            (extracted, evidence)
         })
         .await?;
         let mut outcome = AnswerOutcome {
@@ -208,34 +284,45 @@ impl Service {
             text: String::new(),
             sentences: Vec::new(),
             citations: Vec::new(),
-            mode,
+            mode: if llm.is_some() {
+                AnswerMode::Generative
+            } else {
+                AnswerMode::Extractive
+            },
             passages: search.results,
+            standalone_question: standalone,
+            usage: None,
             took: Duration::ZERO,
             question,
         };
-        if extracted.found {
-            for sentence in extracted.sentences {
-                let source = sentence.candidate.source;
-                let passage = &ranked[source].passage;
-                let index = outcome.citations.len() + 1;
-                outcome.citations.push(Citation {
-                    index,
-                    passage: Arc::clone(passage),
-                    quote: sentence.text.clone(),
-                    quote_span: sentence.candidate.span.chars.clone(),
-                });
-                join_sentence(&mut outcome.text, &sentence.text, index);
-                outcome.sentences.push(AnsweredSentence {
-                    text: sentence.text,
-                    citations: vec![index],
-                    score: sentence.score,
-                });
+        let refusal = self.no_answer_text(&outcome.question);
+        match llm {
+            // What retrieval says the documents do not answer is refused without asking.
+            _ if !extracted.found => {
+                outcome.text = refusal;
+                send(&events, AnswerEvent::Sources(Vec::new())).await;
+                send(&events, AnswerEvent::Delta(outcome.text.clone())).await;
             }
-        } else {
-            outcome.text = self.no_answer_text(&outcome.question);
+            None => {
+                quote(&mut outcome, extracted, &evidence.ranked);
+                let sources = outcome
+                    .citations
+                    .iter()
+                    .map(|c| Source {
+                        index: c.index,
+                        passage: Arc::clone(&c.passage),
+                    })
+                    .collect();
+                send(&events, AnswerEvent::Sources(sources)).await;
+                send(&events, AnswerEvent::Delta(outcome.text.clone())).await;
+            }
+            Some(llm) => {
+                self.generate(&llm, &mut outcome, &evidence, &refusal, events)
+                    .await?
+            }
         }
         outcome.took = started.elapsed();
-        metrics::histogram!("wenda_answer_duration_seconds", "mode" => mode.as_str())
+        metrics::histogram!("wenda_answer_duration_seconds", "mode" => outcome.mode.as_str())
             .record(outcome.took.as_secs_f64());
         Ok(outcome)
     }
@@ -243,7 +330,7 @@ impl Service {
     /// The refusal: the server's own text, or the default in the question's language.
     fn no_answer_text(&self, question: &str) -> String {
         self.no_answer_text.clone().unwrap_or_else(|| {
-            if question.chars().any(is_cjk_letter) {
+            if is_chinese(question) {
                 NO_ANSWER_ZH
             } else {
                 NO_ANSWER_EN
@@ -275,6 +362,43 @@ impl Service {
             vectors[i] = Some(vector);
         }
         Ok(vectors.into_iter().flatten().collect())
+    }
+}
+
+/// The passages an answer is drawn from, their sentences and the sentences' vectors.
+pub(super) struct Evidence {
+    pub ranked: Vec<Ranked>,
+    pub candidates: Vec<answer::Candidate>,
+    pub vectors: Vec<Arc<[f32]>>,
+}
+
+/// Where a streamed answer's events go.
+pub(super) type Events = mpsc::Sender<AnswerEvent>;
+
+/// Hands `event` to the reader of a streamed answer, if there is one and it is still there.
+pub(super) async fn send(events: &Option<Events>, event: AnswerEvent) {
+    if let Some(events) = events {
+        let _ = events.send(event).await;
+    }
+}
+
+/// Makes `outcome` the extractive answer: the chosen sentences, each cited.
+fn quote(outcome: &mut AnswerOutcome, extracted: answer::Extracted, ranked: &[Ranked]) {
+    for sentence in extracted.sentences {
+        let passage = &ranked[sentence.candidate.source].passage;
+        let index = outcome.citations.len() + 1;
+        outcome.citations.push(Citation {
+            index,
+            passage: Arc::clone(passage),
+            quote: sentence.text.clone(),
+            quote_span: sentence.candidate.span.chars.clone(),
+        });
+        join_sentence(&mut outcome.text, &sentence.text, index);
+        outcome.sentences.push(AnsweredSentence {
+            text: sentence.text,
+            citations: vec![index],
+            score: sentence.score,
+        });
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::embedding::QueueError;
 use crate::index::ReadError;
+use crate::llm::LlmError;
 use crate::search::SearchError;
 use crate::store::StoreError;
 
@@ -51,6 +52,15 @@ pub enum ServiceError {
     StorageUnavailable(String),
     #[error("embedding failed: {0}")]
     EmbeddingFailed(String),
+    /// The LLM could not be reached or answered with an error.
+    #[error("{0}")]
+    UpstreamUnavailable(String),
+    /// The LLM did not answer within `--llm-timeout`.
+    #[error("{0}")]
+    UpstreamTimeout(String),
+    /// The LLM answered something that is not a chat completion.
+    #[error("{0}")]
+    UpstreamInvalid(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -77,6 +87,9 @@ impl ServiceError {
             Self::Overloaded => ErrorCode::Overloaded,
             Self::StorageUnavailable(_) => ErrorCode::StorageUnavailable,
             Self::EmbeddingFailed(_) => ErrorCode::EmbeddingFailed,
+            Self::UpstreamUnavailable(_) => ErrorCode::UpstreamUnavailable,
+            Self::UpstreamTimeout(_) => ErrorCode::UpstreamTimeout,
+            Self::UpstreamInvalid(_) => ErrorCode::UpstreamInvalid,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -124,11 +137,14 @@ pub enum ErrorCode {
     RequestTimeout,
     StorageUnavailable,
     EmbeddingFailed,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    UpstreamInvalid,
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 35] = [
+    pub const ALL: [Self; 38] = [
         Self::BadRequest,
         Self::BadPath,
         Self::MalformedJson,
@@ -163,6 +179,9 @@ impl ErrorCode {
         Self::RequestTimeout,
         Self::StorageUnavailable,
         Self::EmbeddingFailed,
+        Self::UpstreamUnavailable,
+        Self::UpstreamTimeout,
+        Self::UpstreamInvalid,
         Self::Internal,
     ];
 
@@ -202,6 +221,9 @@ impl ErrorCode {
             Self::RequestTimeout => "request_timeout",
             Self::StorageUnavailable => "storage_unavailable",
             Self::EmbeddingFailed => "embedding_failed",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamInvalid => "upstream_invalid",
             Self::Internal => "internal",
         }
     }
@@ -223,6 +245,17 @@ impl From<SearchError> for ServiceError {
                 tracing::error!(problem, "the vector search was refused");
                 Self::Internal(problem)
             }
+        }
+    }
+}
+
+impl From<LlmError> for ServiceError {
+    fn from(error: LlmError) -> Self {
+        let message = error.to_string();
+        match error {
+            LlmError::Unavailable(_) => Self::UpstreamUnavailable(message),
+            LlmError::Timeout(_) => Self::UpstreamTimeout(message),
+            LlmError::Invalid(_) => Self::UpstreamInvalid(message),
         }
     }
 }

@@ -15,6 +15,7 @@ mod collections;
 mod documents;
 mod error;
 mod follow;
+mod generate;
 mod jobs;
 mod names;
 mod search;
@@ -24,8 +25,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 pub use answer::{
-    AnswerMode, AnswerOutcome, AnswerRequest, AnsweredSentence, Citation, NO_ANSWER_EN,
-    NO_ANSWER_ZH,
+    AnswerEvent, AnswerMode, AnswerOutcome, AnswerRequest, AnsweredSentence, Citation, Source,
+    NO_ANSWER_EN, NO_ANSWER_ZH,
 };
 pub use collections::CollectionSummary;
 pub use documents::{
@@ -49,6 +50,7 @@ use crate::embedding::{EmbedQueue, Embedder, Embedding, ModelFingerprint, Role, 
 use crate::index::{
     Analyzer, Index, IndexChange, IndexReader, IndexedPassage, MemoryIndex, RemoteIndex,
 };
+use crate::llm::LlmClient;
 use crate::store::{Store, StoredPassage, StoredVector, WriteBatch};
 
 /// Most texts one embeddings request may carry.
@@ -87,6 +89,8 @@ pub struct Settings {
     /// What an answer says when the documents do not answer; by default [`NO_ANSWER_ZH`] to
     /// Chinese questions and [`NO_ANSWER_EN`] to others.
     pub no_answer_text: Option<String>,
+    /// The LLM that writes generative answers, when the server has one.
+    pub llm: Option<Arc<LlmClient>>,
 }
 
 /// What the whole service holds.
@@ -130,6 +134,7 @@ pub struct Service {
     quantize_from: usize,
     max_metadata_bytes: usize,
     no_answer_text: Option<String>,
+    llm: Option<Arc<LlmClient>>,
     /// Sentence vectors of recent answers.
     sentences: answer::SentenceCache,
     /// Wakes the import job worker.
@@ -167,6 +172,7 @@ impl Service {
             quantize_from: settings.quantize_from,
             max_metadata_bytes: settings.max_metadata_bytes,
             no_answer_text: settings.no_answer_text.clone(),
+            llm: settings.llm.clone(),
             sentences: answer::SentenceCache::default(),
             jobs: Arc::default(),
         };

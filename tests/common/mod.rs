@@ -19,6 +19,7 @@ use wenda::embedding::{
 };
 use wenda::http::{self, Access, ApiKeys, AppState, Exposure, Limits, Transport};
 use wenda::index::DEFAULT_QUANTIZE_FROM;
+use wenda::llm::{LlmClient, LlmConfig};
 use wenda::search::DEFAULT_LEXICAL_WEIGHT;
 use wenda::service::{ModelSummary, Service, Settings, DEFAULT_MAX_METADATA_BYTES};
 use wenda::store::DATABASE_FILE;
@@ -74,6 +75,7 @@ pub fn settings(queue_capacity: usize) -> Settings {
         quantize_from: DEFAULT_QUANTIZE_FROM,
         max_metadata_bytes: DEFAULT_MAX_METADATA_BYTES,
         no_answer_text: None,
+        llm: None,
     }
 }
 
@@ -147,6 +149,8 @@ pub struct Options {
     pub max_store_bytes: Option<u64>,
     /// The data directory to serve; by default a copy of the seeded one.
     pub data_dir: Option<PathBuf>,
+    /// The LLM for generative answers.
+    pub llm: Option<LlmConfig>,
 }
 
 impl Default for Options {
@@ -160,6 +164,7 @@ impl Default for Options {
             ready: true,
             max_store_bytes: None,
             data_dir: None,
+            llm: None,
         }
     }
 }
@@ -175,7 +180,14 @@ pub fn start(options: Options) -> Server {
     });
     let service = data_dir.as_ref().map(|dir| {
         let store = sqlite_store(dir, options.max_store_bytes);
-        let service = open_core(store, &settings(64));
+        let settings = Settings {
+            llm: options
+                .llm
+                .clone()
+                .map(|config| Arc::new(LlmClient::new(config).unwrap())),
+            ..settings(64)
+        };
+        let service = open_core(store, &settings);
         state.set_ready(Arc::clone(&service));
         service
     });

@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::service::{self, AnswerOutcome, AnswerRequest as DomainAnswer};
+use crate::llm::{ChatMessage, Speaker, TokenUsage};
+use crate::service::{self, AnswerOutcome, AnswerRequest as DomainAnswer, Source};
 
+use super::chat::MAX_MESSAGES;
 use super::filters::FilterBody;
 use super::milliseconds;
 use super::search::{object, CitationView, DocumentRef, ScoredPassage, SharedMetadata};
@@ -65,28 +67,124 @@ pub struct AnswerRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10, example = 3)]
     pub max_sentences: Option<usize>,
+    /// Answer as Server-Sent Events: `sources`, then `delta`s of text, then `done` with this
+    /// answer object (or `error`).
+    #[serde(default)]
+    pub stream: bool,
+    /// The conversation before the question, oldest first, in which a follow-up ("那上海呢？")
+    /// is understood: the LLM rewrites it to stand alone, or, without one, a short follow-up is
+    /// searched together with the previous question.
+    #[serde(default)]
+    pub conversation: Vec<Turn>,
+}
+
+/// A message of the conversation before a question.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Turn {
+    pub role: TurnRole,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TurnRole {
+    User,
+    Assistant,
 }
 
 impl AnswerRequest {
+    /// The service's request; the caller reads `stream` first.
     pub fn into_domain(self) -> Result<DomainAnswer, String> {
+        if self.conversation.len() >= MAX_MESSAGES {
+            return Err(format!(
+                "conversation: at most {} messages are accepted, got {}",
+                MAX_MESSAGES - 1,
+                self.conversation.len()
+            ));
+        }
         Ok(DomainAnswer {
             question: self.question,
             mode: self.mode.into(),
             top_k: self.top_k,
             filter: self.filter.into_domain()?,
             max_sentences: self.max_sentences,
+            conversation: self
+                .conversation
+                .into_iter()
+                .map(|turn| {
+                    let speaker = match turn.role {
+                        TurnRole::User => Speaker::User,
+                        TurnRole::Assistant => Speaker::Assistant,
+                    };
+                    ChatMessage::new(speaker, turn.content)
+                })
+                .collect(),
         })
+    }
+}
+
+/// A passage an answer may cite, as numbered in it (the `sources` event of a stream).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SourceView {
+    pub index: usize,
+    /// The passage's id (see `/v1/passages/{id}`).
+    pub id: String,
+    pub document: DocumentRef,
+    pub citation: CitationView,
+}
+
+impl From<&Source> for SourceView {
+    fn from(source: &Source) -> Self {
+        Self {
+            index: source.index,
+            id: source.passage.id.to_string(),
+            document: (&*source.passage).into(),
+            citation: (&source.passage.citation).into(),
+        }
+    }
+}
+
+/// The `sources` event of a streamed answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SourcesEvent {
+    pub sources: Vec<SourceView>,
+}
+
+/// A `delta` event of a streamed answer: the next piece of text.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeltaEvent {
+    pub text: String,
+}
+
+/// Tokens the LLM counted for a generative answer.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct TokenUsageView {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl From<TokenUsage> for TokenUsageView {
+    fn from(usage: TokenUsage) -> Self {
+        Self {
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.prompt_tokens + usage.completion_tokens,
+        }
     }
 }
 
 /// A sentence of the answer.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AnswerSentenceView {
-    /// At most 200 characters, exactly as in the cited passage.
+    /// Extractive: at most 200 characters, exactly as in the cited passage. Generative: a
+    /// sentence of the LLM's answer, without its markers.
     pub text: String,
     /// The `index` of each citation it rests on.
     pub citations: Vec<usize>,
-    /// Confidence that it answers the question, 0 to 1.
+    /// Extractive: confidence that it answers the question, 0 to 1. Generative: cosine
+    /// similarity to the closest sentence it cites (0 when it cites none).
     pub score: f32,
 }
 
@@ -111,6 +209,9 @@ pub struct AnswerCitation {
 pub struct AnswerResponse {
     /// The question, as received.
     pub question: String,
+    /// The question searched for, when a follow-up was rewritten to stand alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standalone_question: Option<String>,
     /// How the answer was made: `extractive` or `generative`.
     pub mode: AnswerMode,
     /// Whether the documents answer the question. When not, `answer` is the refusal text,
@@ -127,6 +228,9 @@ pub struct AnswerResponse {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schema(value_type = Object)]
     pub document_metadata: BTreeMap<String, Map<String, Value>>,
+    /// Tokens the LLM counted (generative answers whose LLM reports them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<TokenUsageView>,
     pub took_ms: f64,
 }
 
@@ -152,6 +256,7 @@ impl From<AnswerOutcome> for AnswerResponse {
             .collect();
         Self {
             question: outcome.question,
+            standalone_question: outcome.standalone_question,
             mode: outcome.mode.into(),
             found: outcome.found,
             answer: outcome.text,
@@ -167,6 +272,7 @@ impl From<AnswerOutcome> for AnswerResponse {
             citations,
             passages,
             document_metadata: shared.into_map(),
+            usage: outcome.usage.map(Into::into),
             took_ms: milliseconds(outcome.took),
         }
     }

@@ -4,6 +4,7 @@
 //! One module per resource; everything is re-exported here.
 
 mod answer;
+mod chat;
 mod collections;
 mod documents;
 mod embeddings;
@@ -12,7 +13,14 @@ mod info;
 mod jobs;
 mod search;
 
-pub use answer::{AnswerCitation, AnswerMode, AnswerRequest, AnswerResponse, AnswerSentenceView};
+pub use answer::{
+    AnswerCitation, AnswerMode, AnswerRequest, AnswerResponse, AnswerSentenceView, DeltaEvent,
+    SourceView, SourcesEvent, TokenUsageView,
+};
+pub use chat::{
+    ChatChoice, ChatCompletion, ChatRequest, ChatResponseMessage, ModelList, ModelView,
+    UrlCitation, UrlCitationAnnotation, DEFAULT_MODEL, MAX_MESSAGES,
+};
 pub use collections::{CollectionList, CollectionView};
 pub use documents::{
     Deleted, DocumentBody, DocumentFormat, DocumentList, DocumentListQuery, DocumentSummary,
