@@ -438,6 +438,17 @@ pub fn check_search_page(base: &str) {
     }
     assert_fits_width(&browser, "Chinese search results");
 
+    // The answer above the results; a marker shows the passage it cites, the quote marked.
+    let marker = browser.wait_for("#answer .answer-text a.marker", WAIT);
+    let answer = browser.text(&browser.find("#answer .answer-text"));
+    browser.click(&marker);
+    let quote = browser.text(&browser.wait_for(".result.cited .quote", WAIT));
+    assert!(
+        !quote.is_empty() && answer.contains(&quote),
+        "expected the cited passage's marked quote to be a sentence of the answer {answer:?}, saw {quote:?}"
+    );
+    assert_fits_width(&browser, "the answer");
+
     // Passages similar to the first result.
     browser.click(&browser.find_in(first, ".similar"));
     browser.wait_for(".origin", WAIT);
