@@ -3,6 +3,7 @@
 //! HTTP part of `store`) drive a `wenda serve` child process over HTTP; `restart` and `store`
 //! write their large synthetic stores directly. Each prints figures and asserts nothing.
 
+mod answers;
 mod embed;
 mod index;
 #[path = "../../src/commands/model_args.rs"]
@@ -44,6 +45,8 @@ enum Command {
     Index(index::IndexArgs),
     /// Measure HTTP search throughput and latency under load.
     Serve(serve::ServeArgs),
+    /// Measure extractive answer latency beside search latency.
+    Answers(answers::AnswersArgs),
     /// Soak test: mixed traffic with idle and slow connections for minutes.
     Soak(soak::SoakArgs),
     /// Measure document writes, imports, and searches during an import.
@@ -68,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(args),
         Command::Index(args) => index::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Answers(args) => answers::run(args),
         Command::Soak(args) => soak::run(args),
         Command::Writes(args) => writes::run(args),
         Command::Restart(args) => restart::run(args),
