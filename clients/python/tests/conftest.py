@@ -1,5 +1,6 @@
 """Real servers for the tests: the project's release binary (`wenda serve`) started on a free
-loopback port, once per session, over a data directory of its own."""
+loopback port, once per session, over a data directory of its own; one of them answers through a
+real LLM, the server `WENDA_TEST_LLM_URL` names."""
 
 from __future__ import annotations
 
@@ -40,7 +41,11 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "RUST_LOG": "info"},
+            # Only the arguments give a server an LLM, not the environment of whoever runs this.
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("WENDA_LLM_")},
+                "RUST_LOG": "info",
+            },
         )
         self.log: list[str] = []
         address: queue.Queue[str] = queue.Queue()
@@ -93,6 +98,41 @@ def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         WRITE_KEY,
         "--read-api-key",
         READ_KEY,
+    )
+    yield running
+    running.stop()
+
+
+LLM_MODEL = "smollm2"
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server over `seeds/` whose answers are written by the test LLM: llama.cpp's server with
+    SmolLM2-135M-Instruct (model alias `smollm2`), at the OpenAI base URL `WENDA_TEST_LLM_URL`,
+    which `./scripts/test.sh` starts and sets. Its answers are poor and slow to come (it runs
+    one request at a time, on one thread): the tests that use it check the protocol, and few."""
+    url = os.environ.get("WENDA_TEST_LLM_URL")
+    if not url:
+        pytest.fail(
+            "WENDA_TEST_LLM_URL names the test LLM server (an OpenAI base URL, "
+            "http://127.0.0.1:PORT/v1, of a server with the model alias smollm2): run "
+            "./scripts/test.sh, which starts one (scripts/llm-server.sh start) and sets it",
+            pytrace=False,
+        )
+    running = Server(
+        tmp_path_factory.mktemp("llm"),
+        "--llm-base-url",
+        url,
+        "--llm-model",
+        LLM_MODEL,
+        "--llm-max-tokens",
+        "48",
+        "--llm-temperature",
+        "0",
+        # Generous: the test LLM may be busy with another request when one comes.
+        "--llm-timeout",
+        "120",
     )
     yield running
     running.stop()

@@ -1,5 +1,5 @@
 """`wenda.langchain.WendaRetriever` with the real langchain-core, and the tested settings for
-LangChain's `OpenAIEmbeddings` against wenda's OpenAI-compatible route."""
+LangChain's `OpenAIEmbeddings` and `ChatOpenAI` against wenda's OpenAI-compatible routes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ from typing import Any
 import openai
 import pytest
 from langchain_core.documents import Document
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda
-from langchain_openai import OpenAIEmbeddings
+from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from pydantic import ValidationError
 
 from wenda import APIError, Client
@@ -141,3 +144,26 @@ def test_token_ids_are_refused_with_the_fix_named(server: Server) -> None:
     assert isinstance(body, dict)
     assert body["code"] == "token_ids_not_supported"
     assert "check_embedding_ctx_length=False" in body["message"]
+
+
+def test_chat_openai_answers_at_the_end_of_a_chain(server: Server, client: Client) -> None:
+    # The settings the README gives: wenda as the chain's chat model, answering with citations.
+    wenda = ChatOpenAI(
+        base_url=f"{server.url}/v1",
+        api_key="unused",  # type: ignore[arg-type]
+        model="wenda",
+        max_retries=0,
+    )
+    prompt = ChatPromptTemplate.from_messages(
+        [("placeholder", "{history}"), ("human", "{question}")]
+    )
+    chain = prompt | wenda | StrOutputParser()
+    question = "模速空间位于上海哪个区？"
+    expected = client.answer(question).answer
+    assert "[1]" in expected
+    assert chain.invoke({"question": question, "history": []}) == expected
+    # The history is the conversation a follow-up is understood in.
+    history = [HumanMessage("模速空间是什么？"), AIMessage("上海的大模型孵化平台。")]
+    assert "徐汇区" in chain.invoke({"question": "在哪个区？", "history": history})
+    # Streamed, the pieces are the same answer.
+    assert "".join(chain.stream({"question": question, "history": []})) == expected

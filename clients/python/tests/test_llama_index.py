@@ -1,5 +1,5 @@
 """`wenda.llama_index.WendaRetriever` with the real llama-index-core, and the tested settings
-for LlamaIndex's `OpenAIEmbedding` against wenda's OpenAI-compatible route."""
+for LlamaIndex's `OpenAIEmbedding` and `OpenAILike` against wenda's OpenAI-compatible routes."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import math
 from typing import Any
 
 import pytest
-from llama_index.core.llms import MockLLM
+from llama_index.core.llms import ChatMessage, MockLLM
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, TextNode
 from llama_index.embeddings.openai import OpenAIEmbedding
+from llama_index.llms.openai_like import OpenAILike
 
 from wenda import APIError, Client
 from wenda.llama_index import WendaRetriever
@@ -113,3 +114,28 @@ def test_openai_embedding_settings(server: Server, client: Client) -> None:
     expected = client.embed(text).vectors[0]
     assert embedding.get_text_embedding(text) == pytest.approx(expected, abs=1e-6)
     assert embedding.get_query_embedding(text) == pytest.approx(expected, abs=1e-6)
+
+
+def test_openai_like_chat_answers_with_citations(server: Server, client: Client) -> None:
+    # The settings the README gives.
+    wenda = OpenAILike(
+        model="wenda",
+        api_base=f"{server.url}/v1",
+        api_key="unused",
+        is_chat_model=True,
+        max_retries=0,
+    )
+    question = "模速空间位于上海哪个区？"
+    expected = client.answer(question)
+    response = wenda.chat([ChatMessage(role="user", content=question)])
+    assert response.message.content == expected.answer
+    assert "[1]" in expected.answer
+    # `raw` is the openai package's completion, with wenda's citations as an extra field.
+    citations = response.raw.model_extra["citations"]
+    assert [c["id"] for c in citations] == [c.id for c in expected.citations]
+    # And streamed, through the same route.
+    pieces = [
+        chunk.delta or ""
+        for chunk in wenda.stream_chat([ChatMessage(role="user", content=question)])
+    ]
+    assert "".join(pieces) == expected.answer

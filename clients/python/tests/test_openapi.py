@@ -30,6 +30,9 @@ NOT_WRAPPED = {
     "render": "Prometheus metrics, for scrapers",
     "mcp": "for MCP clients",
     "difyRetrieval": "for Dify",
+    "chatCompletions": "OpenAI's format, for OpenAI's clients and the frameworks' chat models "
+    "(test_openai.py uses them); `answer` and `answer_stream` are wenda's own",
+    "listModels": "the collections as OpenAI's models, for OpenAI's clients",
 }
 
 # Each answer type and the schema it decodes.
@@ -50,6 +53,7 @@ SCHEMAS: dict[type[Any], str] = {
     t.AnswerSentence: "AnswerSentenceView",
     t.AnswerCitation: "AnswerCitation",
     t.Answer: "AnswerResponse",
+    t.TokenUsage: "TokenUsageView",
     t.Collection: "CollectionView",
     t.CollectionList: "CollectionList",
     t.DocumentSummary: "DocumentSummary",
@@ -126,8 +130,10 @@ def test_options_are_the_servers_parameters(api: dict[str, Any]) -> None:
     search, _ = schema(api, "SearchRequest")
     assert keys(t.SearchOptions) | {"query"} == search
     answer, required = schema(api, "AnswerRequest")
-    assert keys(t.AnswerOptions) | {"question"} == answer
+    # `stream` is `answer_stream`'s, not an option.
+    assert keys(t.AnswerOptions) | {"question", "stream"} == answer
     assert required == {"question"}
+    assert keys(t.Turn) == schema(api, "Turn")[0] == schema(api, "Turn")[1]
     assert keys(t.Filter) == schema(api, "Filter")[0]
     assert keys(t.ContextBudget) == schema(api, "ContextBudget")[0]
     body, _ = schema(api, "DocumentBody")
@@ -150,6 +156,7 @@ def test_options_are_the_servers_parameters(api: dict[str, Any]) -> None:
         (t.DocumentFormat, "DocumentFormat"),
         (t.InputType, "InputType"),
         (t.AnswerMode, "AnswerMode"),
+        (typing.get_type_hints(t.Turn)["role"], "TurnRole"),
     ],
 )
 def test_enumerations_match(api: dict[str, Any], literal: Any, name: str) -> None:

@@ -1,6 +1,6 @@
 """Every Python block of the "Use from LangChain / LlamaIndex" section of the project's
-docs/integrations.md, and the client README's answer example, run against a real server: the
-examples people copy must work as printed."""
+docs/integrations.md, and the client README's examples of answers (streamed or not) and of chat
+completions, run against a real server: the examples people copy must work as printed."""
 
 from __future__ import annotations
 
@@ -68,11 +68,34 @@ def test_embedding_settings_example(server: Server) -> None:
     assert run(blocks("python")[2], server).split() == ["384", "384"]
 
 
-def test_client_readme_answer_example_prints_what_it_shows(server: Server) -> None:
+def readme_blocks(title: str, language: str) -> list[str]:
     readme = CLIENT_README.read_text(encoding="utf-8")
-    start = readme.index("## Answers")
-    section = readme[start : readme.index("\n## ", start)]
-    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
-    (shown,) = re.findall(r"```text\n(.*?)```", section, flags=re.DOTALL)
+    start = readme.index(f"\n## {title}\n")
+    section = readme[start : readme.index("\n## ", start + 1)]
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("title", ["Answers", "Streamed answers and follow-ups"])
+def test_client_readme_answer_examples_print_what_they_show(server: Server, title: str) -> None:
+    (code,) = readme_blocks(title, "python")
+    (shown,) = readme_blocks(title, "text")
     # The block goes on from the README's first one, which imports `Client`.
     assert run("from wenda import Client\n\n" + code, server) == shown
+
+
+CHAT = "Chat completions: OpenAI's client, LangChain, LlamaIndex"
+
+
+def test_client_readme_has_its_chat_examples() -> None:
+    assert len(readme_blocks(CHAT, "python")) == 3
+
+
+@pytest.mark.parametrize("number", [0, 1, 2], ids=["openai", "langchain", "llama-index"])
+def test_client_readme_chat_examples_print_the_cited_answer(server: Server, number: int) -> None:
+    printed = run(readme_blocks(CHAT, "python")[number], server).splitlines()
+    assert "徐汇区" in printed[0]
+    assert "[1]" in printed[0]
+    if number == 0:
+        assert printed[1] == f"[1] {SEED_FILE}:221"
+    if number == 2:
+        assert printed[1] == "2 citations"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -20,7 +20,8 @@ import httpx
 
 from . import types as t
 from ._decode import decode
-from .errors import APIError, WendaError
+from ._sse import ServerSentEvent, SSEDecoder
+from .errors import APIError, TransportError, WendaError
 
 T = TypeVar("T")
 
@@ -158,6 +159,89 @@ def search(collection: str, query: str, options: t.SearchOptions) -> Call[t.Sear
 def answer(collection: str, question: str, options: t.AnswerOptions) -> Call[t.Answer]:
     body = {"question": question, **options}
     return _call("collectionAnswer", t.Answer, {"collection": collection}, json=body)
+
+
+def answer_stream(collection: str, question: str, options: t.AnswerOptions) -> Call[t.Answer]:
+    """The answer as Server-Sent Events; `Answer` is the type of the last one (`done`)."""
+    body = {"question": question, **options, "stream": True}
+    return _call(
+        "collectionAnswer",
+        t.Answer,
+        {"collection": collection},
+        json=body,
+        headers={"accept": "text/event-stream"},
+    )
+
+
+# The status each error that can end a streamed answer is answered with when it comes before
+# the stream starts (docs/api.md); once the stream has started, the HTTP status was 200.
+_STREAM_ERROR_STATUS = {
+    "upstream_unavailable": 502,
+    "upstream_invalid": 502,
+    "upstream_timeout": 504,
+    "request_timeout": 504,
+}
+_INTERNAL_ERROR_STATUS = 500
+_ANSWER_EVENTS: dict[str, type[t.AnswerSources | t.AnswerDelta | t.Answer]] = {
+    "sources": t.AnswerSources,
+    "delta": t.AnswerDelta,
+    "done": t.Answer,
+}
+
+
+class AnswerStream:
+    """The events of a streamed answer, read from its response's bytes as they come: what
+    both clients share of `answer_stream`."""
+
+    def __init__(self, call: Call[t.Answer], response: httpx.Response) -> None:
+        self._call = call
+        kind = response.headers.get("content-type", "")
+        if not kind.startswith("text/event-stream"):
+            raise WendaError(
+                f"unexpected answer to {call.method} {call.path}: "
+                f"{kind or 'no content type'}, not text/event-stream"
+            )
+        self._request_id = response.headers.get("x-request-id")
+        self._decoder = SSEDecoder()
+        self.done = False
+        """Whether the last event, the `Answer`, has come."""
+
+    def feed(self, chunk: bytes) -> Iterator[t.AnswerEvent]:
+        """The events `chunk` completes, in order; an `error` event is raised as `APIError`
+        where it comes."""
+        for event in self._decoder.feed(chunk):
+            if self.done:
+                return
+            read = self._read(event)
+            if read is not None:
+                yield read
+
+    def _read(self, event: ServerSentEvent) -> t.AnswerEvent | None:
+        kind = _ANSWER_EVENTS.get(event.event)
+        if kind is None and event.event != "error":
+            return None  # an event this client does not know (a later server's): skipped
+        try:
+            data = json.loads(event.data)
+            if kind is not None:
+                read = decode(kind, data)
+                self.done = isinstance(read, t.Answer)
+                return read
+            detail = data["error"]
+            code, message = str(detail["code"]), str(detail["message"])
+        except (ValueError, TypeError, KeyError) as error:
+            raise WendaError(
+                f"unexpected `{event.event}` event in the answer to {self._call.method} "
+                f"{self._call.path}: {error}"
+            ) from error
+        status = _STREAM_ERROR_STATUS.get(code, _INTERNAL_ERROR_STATUS)
+        raise APIError(status, code, message, self._request_id)
+
+    def ended(self, url: str) -> None:
+        """At the end of the stream: raises `TransportError` unless the `Answer` came."""
+        if not self.done:
+            raise TransportError(
+                f"the answer from {url} broke off: the stream ended before its `done` event"
+            )
 
 
 def passage(collection: str, passage_id: str) -> Call[t.Passage]:

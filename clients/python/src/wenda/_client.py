@@ -9,7 +9,7 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Self, TypeVar, Unpack
 
@@ -72,6 +72,13 @@ class _Base:
         """Seconds to wait before sending again after `response`, or `None` to read it."""
         return self._retry.delay(attempt, response) if retry else None
 
+    def _broke_off(self, error: httpx.HTTPError) -> TransportError:
+        """What a stream that failed after it started raises (never sent again: it was
+        answering)."""
+        return TransportError(
+            f"the answer from {self.url} broke off: {type(error).__name__}: {error}"
+        )
+
 
 class Client(_Base):
     """A blocking client of a wenda server.
@@ -117,6 +124,28 @@ class Client(_Base):
                 delay = self._wait_before_resending(response, attempt, retry)
                 if delay is None:
                     return call.read(response)
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _open(self, call: Call[Any]) -> httpx.Response:
+        """Sends `call` for a streamed answer: the response, successful and its body unread,
+        after the retries `_send` makes; an error answered before the stream is raised."""
+        for attempt in itertools.count():
+            delay: float | None
+            try:
+                response = self._http.send(call.request(self._http), stream=True)
+                if response.is_success:
+                    return response
+                try:
+                    response.read()
+                finally:
+                    response.close()
+            except httpx.HTTPError as error:
+                delay = self._wait_after(error, attempt, retry=True)
+            else:
+                delay = self._wait_before_resending(response, attempt, retry=True)
+                if delay is None:
+                    raise calls.api_error(response)
             time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -174,6 +203,34 @@ class Client(_Base):
         passages; when the documents do not answer it, `found` is false and `answer` is the
         server's refusal text."""
         return self._send(calls.answer(collection, question, options))
+
+    def answer_stream(
+        self,
+        question: str,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        **options: Unpack[t.AnswerOptions],
+    ) -> Generator[t.AnswerEvent, None, None]:
+        """The answer `answer` gives, as it is written: `AnswerSources` (the passages its
+        `[n]` markers may refer to), then `AnswerDelta`s of its text, then the `Answer`
+        itself, the last event. The request is sent when iteration starts; an error before
+        the stream starts is raised as `answer` raises it, one that ends the stream (the LLM
+        failed mid-answer) as `APIError` with its code (`upstream_unavailable`, ...), and a
+        stream that breaks off as `TransportError`. Leaving the loop early (or closing the
+        iterator) closes the connection, and the server stops answering."""
+        call = calls.answer_stream(collection, question, options)
+        response = self._open(call)
+        try:
+            stream = calls.AnswerStream(call, response)
+            for chunk in response.iter_bytes():
+                yield from stream.feed(chunk)
+                if stream.done:
+                    return
+        except httpx.HTTPError as error:
+            raise self._broke_off(error) from error
+        finally:
+            response.close()
+        stream.ended(self.url)
 
     def passage(self, passage_id: str, *, collection: str = DEFAULT_COLLECTION) -> t.Passage:
         """One passage by its id."""
@@ -303,6 +360,26 @@ class AsyncClient(_Base):
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
+    async def _open(self, call: Call[Any]) -> httpx.Response:
+        for attempt in itertools.count():
+            delay: float | None
+            try:
+                response = await self._http.send(call.request(self._http), stream=True)
+                if response.is_success:
+                    return response
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+            except httpx.HTTPError as error:
+                delay = self._wait_after(error, attempt, retry=True)
+            else:
+                delay = self._wait_before_resending(response, attempt, retry=True)
+                if delay is None:
+                    raise calls.api_error(response)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
     async def health(self) -> t.Status:
         return await self._send(calls.health())
 
@@ -352,6 +429,30 @@ class AsyncClient(_Base):
         **options: Unpack[t.AnswerOptions],
     ) -> t.Answer:
         return await self._send(calls.answer(collection, question, options))
+
+    async def answer_stream(
+        self,
+        question: str,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        **options: Unpack[t.AnswerOptions],
+    ) -> AsyncGenerator[t.AnswerEvent, None]:
+        """`Client.answer_stream`, as an asynchronous iterator (`async for`). To leave it
+        early and close the connection at once, wrap it in `contextlib.aclosing`."""
+        call = calls.answer_stream(collection, question, options)
+        response = await self._open(call)
+        try:
+            stream = calls.AnswerStream(call, response)
+            async for chunk in response.aiter_bytes():
+                for event in stream.feed(chunk):
+                    yield event
+                if stream.done:
+                    return
+        except httpx.HTTPError as error:
+            raise self._broke_off(error) from error
+        finally:
+            await response.aclose()
+        stream.ended(self.url)
 
     async def passage(self, passage_id: str, *, collection: str = DEFAULT_COLLECTION) -> t.Passage:
         return await self._send(calls.passage(collection, passage_id))

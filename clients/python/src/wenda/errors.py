@@ -12,7 +12,9 @@ class APIError(WendaError):
 
     `code` is the server's stable error code (`empty_query`, `unknown_collection`,
     `unauthorized`, `overloaded`, ...; the server's docs/api.md lists them all), `status` the HTTP
-    status and `message` the server's explanation for people.
+    status and `message` the server's explanation for people. An error that ends a streamed
+    answer (an `error` event: the LLM failed mid-answer) has the status its code has when it
+    comes before the stream (502 for `upstream_unavailable`, 504 for `upstream_timeout`, ...).
     """
 
     def __init__(self, status: int, code: str, message: str, request_id: str | None) -> None:
@@ -25,7 +27,8 @@ class APIError(WendaError):
 
 
 class TransportError(WendaError):
-    """No answer came: the server could not be reached, or the request timed out.
+    """No answer came: the server could not be reached, or the request timed out; or a
+    streamed answer broke off before its end.
 
-    The underlying `httpx` exception is the `__cause__`.
+    The underlying `httpx` exception, if any, is the `__cause__`.
     """

@@ -65,6 +65,13 @@ class SearchOptions(TypedDict, total=False):
     """With the PostgreSQL store: HNSW candidates to keep (1 to 1000)."""
 
 
+class Turn(TypedDict):
+    """A message of the conversation before a question."""
+
+    role: Literal["user", "assistant"]
+    content: str
+
+
 class AnswerOptions(TypedDict, total=False):
     """Everything an answer takes besides its question and collection."""
 
@@ -76,6 +83,10 @@ class AnswerOptions(TypedDict, total=False):
     """Narrows the passages considered, as in a search."""
     max_sentences: int
     """Most sentences of an extractive answer, the best included: 1 to 10 (server default 3)."""
+    conversation: list[Turn]
+    """The conversation before the question, oldest first, in which a follow-up ("那上海呢？")
+    is understood: the server's LLM rewrites it to stand alone or, without one, a short
+    follow-up is searched together with the previous question (see `standalone_question`)."""
 
 
 class SimilarOptions(TypedDict, total=False):
@@ -264,8 +275,18 @@ class AnswerCitation:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TokenUsage:
+    """Tokens the server's LLM counted for a generative answer."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Answer:
-    """The answer to a question, with the citations and passages it rests on."""
+    """The answer to a question, with the citations and passages it rests on (and the last
+    event of a streamed answer)."""
 
     question: str
     mode: Literal["extractive", "generative"]
@@ -284,6 +305,45 @@ class Answer:
     document_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each passage's document's metadata, by `document.path` (also in each passage's
     `metadata`)."""
+    standalone_question: str | None = None
+    """The question searched for, when a follow-up of a `conversation` was rewritten to stand
+    alone; `None` when `question` was searched as it is."""
+    usage: TokenUsage | None = None
+    """Tokens the LLM counted, for a generative answer whose LLM reports them."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnswerSource:
+    """A passage a streamed answer may cite, under the `[index]` it will have in it."""
+
+    index: int
+    id: str
+    """The passage's id (see `Client.passage`)."""
+    document: DocumentRef
+    citation: Citation
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnswerSources:
+    """The first event of a streamed answer: what its `[n]` markers may refer to."""
+
+    sources: list[AnswerSource]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnswerDelta:
+    """The next piece of a streamed answer's text, to show as it comes. For an extractive
+    answer the pieces joined are the final `Answer.answer`; a generative answer's final text
+    may differ from what was streamed (markers attached where the LLM wrote none, or the
+    refusal text when it did not answer): the `Answer` that ends the stream has the last
+    word."""
+
+    text: str
+
+
+AnswerEvent = AnswerSources | AnswerDelta | Answer
+"""What `Client.answer_stream` yields: `AnswerSources`, then `AnswerDelta`s, then the `Answer`
+(the same object `Client.answer` returns)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
