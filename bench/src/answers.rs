@@ -59,7 +59,11 @@ pub fn run(args: AnswersArgs) -> anyhow::Result<()> {
     if args.contexts && !squad {
         bail!("--contexts needs a SQuAD-format dataset");
     }
-    let questions: Vec<&str> = all.iter().take(args.questions).map(String::as_str).collect();
+    let questions: Vec<&str> = all
+        .iter()
+        .take(args.questions)
+        .map(String::as_str)
+        .collect();
     if questions.is_empty() {
         bail!("{} has no questions", args.dataset.display());
     }
@@ -98,14 +102,16 @@ pub fn run(args: AnswersArgs) -> anyhow::Result<()> {
     // Warm-up: thread pools, allocator, the first forward passes. Searches only, so that no
     // sentence is cached before its question is first answered.
     for question in questions.iter().take(10) {
-        timed("/v1/search", json!({"query": question, "top_k": args.top_k}))?;
+        timed(
+            "/v1/search",
+            json!({"query": question, "top_k": args.top_k}),
+        )?;
     }
     let (mut search, mut first, mut again) = (Vec::new(), Vec::new(), Vec::new());
     let mut found = 0;
     for question in &questions {
         let search_body = json!({"query": question, "top_k": args.top_k});
-        let answer_body =
-            json!({"question": question, "mode": "extractive", "top_k": args.top_k});
+        let answer_body = json!({"question": question, "mode": "extractive", "top_k": args.top_k});
         search.push(timed("/v1/search", search_body)?.0);
         let (took, answer) = timed("/v1/answer", answer_body.clone())?;
         first.push(took);
@@ -137,7 +143,11 @@ fn write_contexts(dataset: &Dataset, folder: &std::path::Path) -> anyhow::Result
     let file = folder.join("contexts.jsonl");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
     for (i, context) in dataset.contexts.iter().enumerate() {
-        writeln!(out, "{}", json!({"id": format!("context-{i}"), "text": context}))?;
+        writeln!(
+            out,
+            "{}",
+            json!({"id": format!("context-{i}"), "text": context})
+        )?;
     }
     out.flush()
         .with_context(|| format!("writing {}", file.display()))
