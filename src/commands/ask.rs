@@ -1,5 +1,6 @@
-//! `wenda ask`: answer one question from the command line with sentences quoted from the
-//! documents and their numbered sources, through the same service as `POST /v1/answer`.
+//! `wenda ask`: answer one question from the command line, with sentences quoted from the
+//! documents (or written by the LLM given with `--llm-base-url`) and their numbered sources,
+//! through the same service as `POST /v1/answer`.
 
 use wenda::http::wire::AnswerResponse;
 use wenda::service::{AnswerMode, AnswerOutcome, AnswerRequest, DEFAULT_COLLECTION};
