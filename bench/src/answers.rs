@@ -37,6 +37,10 @@ pub struct AnswersArgs {
     /// Passages an answer is drawn from (and a search returns).
     #[arg(long, default_value_t = 5)]
     top_k: usize,
+    /// Measure generated answers instead (the server needs `--llm-base-url`, given after
+    /// `--`): how long wenda takes before it calls the LLM, and the LLM's first token after.
+    #[arg(long)]
+    generative: bool,
 }
 
 pub fn run(args: AnswersArgs) -> anyhow::Result<()> {
@@ -99,6 +103,9 @@ pub fn run(args: AnswersArgs) -> anyhow::Result<()> {
             .into_json()?;
         Ok((started.elapsed(), answer))
     };
+    if args.generative {
+        return generative(&url, &questions, args.top_k);
+    }
     // Warm-up: thread pools, allocator, the first forward passes. Searches only, so that no
     // sentence is cached before its question is first answered.
     for question in questions.iter().take(10) {
@@ -133,6 +140,66 @@ pub fn run(args: AnswersArgs) -> anyhow::Result<()> {
         first_p50 / search_p50,
         again_p50 / search_p50,
         questions.len()
+    );
+    Ok(())
+}
+
+/// Streams generated answers and times, per question, the `sources` event (sent just before
+/// the LLM is called: wenda's own overhead, retrieval and sentence scoring included) and the
+/// first `delta` (the LLM's first token, passed on as it comes).
+fn generative(url: &str, questions: &[&str], top_k: usize) -> anyhow::Result<()> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(300))
+        .build();
+    let (mut before_llm, mut first_token, mut refused) = (Vec::new(), Vec::new(), 0);
+    for question in questions {
+        let started = Instant::now();
+        let response = agent
+            .post(&format!("{url}/v1/answer"))
+            .send_json(
+                json!({"question": question, "mode": "generative", "stream": true, "top_k": top_k}),
+            )
+            .context("POST /v1/answer")?;
+        let (mut sources, mut event) = (None, String::new());
+        for line in std::io::BufRead::lines(std::io::BufReader::new(response.into_reader())) {
+            let line = line?;
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.to_owned();
+            } else if let Some(data) = line.strip_prefix("data: ") {
+                match event.as_str() {
+                    "sources" if data.contains("\"index\"") => sources = Some(started.elapsed()),
+                    "sources" => {
+                        refused += 1;
+                        break;
+                    }
+                    "delta" => {
+                        if let Some(sources) = sources {
+                            before_llm.push(sources);
+                            first_token.push(started.elapsed() - sources);
+                        }
+                        break;
+                    }
+                    "error" => bail!("the answer to {question:?} failed: {data}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+    if before_llm.is_empty() {
+        bail!("every question was refused before the LLM was asked");
+    }
+    println!("{:<36} {:>8} {:>8}", "", "p50 ms", "p99 ms");
+    for (name, times) in [
+        ("wenda, until the LLM is called", &mut before_llm),
+        ("the LLM's first token after that", &mut first_token),
+    ] {
+        times.sort();
+        let (p50, p99) = (ms(percentile(times, 0.5)), ms(percentile(times, 0.99)));
+        println!("{name:<36} {p50:>8.1} {p99:>8.1}");
+    }
+    println!(
+        "{} answers generated, {refused} refused without asking the LLM",
+        before_llm.len()
     );
     Ok(())
 }

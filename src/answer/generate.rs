@@ -2,12 +2,13 @@
 //! prompt that condenses a conversation into one question, and the clean-up of the `[n]`
 //! markers the model writes (as they stream).
 
-use crate::corpus::{is_cjk_letter, Passage};
+use crate::corpus::{is_cjk_letter, is_mostly_cjk, Passage};
 use crate::llm::{ChatMessage, Speaker};
 
-/// Whether to speak Chinese to the model and the user: the question has a CJK letter.
+/// Whether to speak Chinese to the model and the user: most of the question's letters are CJK
+/// (the rule that also says whether a question is asked across languages).
 pub fn is_chinese(text: &str) -> bool {
-    text.chars().any(is_cjk_letter)
+    is_mostly_cjk([text])
 }
 
 /// The messages asking the model to answer `question` from `sources` (numbered from 1 in this
@@ -302,6 +303,13 @@ mod tests {
         );
         assert_eq!(pieces[0].1, [1, 2]);
         assert!(pieces[2].1.is_empty());
+    }
+
+    #[test]
+    fn the_language_is_that_of_most_of_the_letters() {
+        assert!(is_chinese("模速空间位于上海哪个区？"));
+        assert!(is_chinese("上海的GDP是多少？"));
+        assert!(!is_chinese("What is 模速空间?"));
     }
 
     #[test]

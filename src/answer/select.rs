@@ -8,7 +8,7 @@
 //! what keeps a model from learning that one set by heart.
 
 use super::{dot, Candidate, SentenceEvidence};
-use crate::corpus::is_cjk_letter;
+use crate::corpus::is_mostly_cjk;
 use crate::search::Ranked;
 
 /// Confidence under which the best sentence is a refusal, chosen on the same half of CMRC as the
@@ -78,21 +78,8 @@ impl Model {
     /// The model for `question` over `sentences`: cross-lingual when most of the question's
     /// letters are CJK and most of the sentences' are not, or the other way round.
     pub fn for_question<'s>(question: &str, sentences: impl IntoIterator<Item = &'s str>) -> Self {
-        let (mut cjk, mut letters) = (0usize, 0usize);
-        for c in sentences.into_iter().flat_map(str::chars) {
-            if c.is_alphabetic() {
-                letters += 1;
-                cjk += usize::from(is_cjk_letter(c));
-            }
-        }
-        let sentences_cjk = cjk * 2 > letters;
-        let question_letters = question.chars().filter(|c| c.is_alphabetic());
-        let question_cjk = question_letters
-            .clone()
-            .filter(|&c| is_cjk_letter(c))
-            .count()
-            * 2
-            > question_letters.count();
+        let sentences_cjk = is_mostly_cjk(sentences);
+        let question_cjk = is_mostly_cjk([question]);
         if question_cjk == sentences_cjk {
             Self::MONOLINGUAL
         } else {

@@ -34,7 +34,7 @@ pub use load::{
     load, read_files, FileScan, LoadReport, ReadOptions, SourceFile, DEFAULT_MAX_FILE_BYTES,
 };
 pub use problem::{Problem, ProblemKind};
-pub use text::is_cjk_letter;
+pub use text::{is_cjk_letter, is_mostly_cjk};
 
 /// Counts the tokens the embedding model sees for a passage, including whatever the model adds
 /// (the `passage: ` prefix, special tokens). Sizing must use the model's own tokenizer: the

@@ -75,6 +75,19 @@ pub fn is_cjk_letter(c: char) -> bool {
     is_cjk(c) && !matches!(c, '\u{3000}'..='\u{303F}' | '\u{FF00}'..='\u{FFEF}')
 }
 
+/// Whether most of the letters of `texts` are CJK: the language a question is answered in and
+/// whether it is asked across languages ("What is 模速空间?" is English).
+pub fn is_mostly_cjk<'t>(texts: impl IntoIterator<Item = &'t str>) -> bool {
+    let (mut cjk, mut letters) = (0usize, 0usize);
+    for c in texts.into_iter().flat_map(str::chars) {
+        if c.is_alphabetic() {
+            letters += 1;
+            cjk += usize::from(is_cjk_letter(c));
+        }
+    }
+    cjk * 2 > letters
+}
+
 /// Normalised text plus a map from its byte offsets back to byte offsets in the source file.
 ///
 /// Every non-whitespace character is copied verbatim from the source, in order; only whitespace
