@@ -2,6 +2,8 @@
 //! prompt that condenses a conversation into one question, and the clean-up of the `[n]`
 //! markers the model writes (as they stream).
 
+use std::ops::Range;
+
 use crate::corpus::{is_cjk_letter, is_mostly_cjk, Passage};
 use crate::llm::{ChatMessage, Speaker};
 
@@ -228,30 +230,50 @@ impl MarkerFilter {
     }
 }
 
-/// The markers `[n]` in `text`, by the byte offset each sentence of `text` ends at: for each
-/// piece of the answer cut after its markers, the sources it cites.
-pub fn cited_by_sentence(text: &str) -> Vec<(std::ops::Range<usize>, Vec<usize>)> {
+/// The `[n]` markers of `text` (digits only between the brackets), each with its byte range:
+/// the one reading of markers that splitting, stripping and annotating an answer share.
+pub fn markers(text: &str) -> impl Iterator<Item = (Range<usize>, usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while let Some(open) = text[at..].find('[').map(|i| at + i) {
+            at = open + 1;
+            let digits = text[at..].bytes().take_while(u8::is_ascii_digit).count();
+            let close = at + digits;
+            if digits > 0 && text[close..].starts_with(']') {
+                if let Ok(n) = text[at..close].parse() {
+                    at = close + 1;
+                    return Some((open..at, n));
+                }
+            }
+        }
+        None
+    })
+}
+
+/// `text` without its `[n]` markers, trimmed.
+pub fn without_markers(text: &str) -> String {
+    let mut plain = String::new();
+    let mut at = 0;
+    for (marker, _) in markers(text) {
+        plain.push_str(&text[at..marker.start]);
+        at = marker.end;
+    }
+    plain.push_str(&text[at..]);
+    plain.trim().to_owned()
+}
+
+/// The pieces of an answer, each cut after its last marker, with the sources it cites (by byte
+/// range; a last piece without markers cites none).
+pub fn cited_by_sentence(text: &str) -> Vec<(Range<usize>, Vec<usize>)> {
     let mut pieces = Vec::new();
     let mut start = 0;
     let mut cited = Vec::new();
-    let mut chars = text.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        if c == '[' {
-            let rest = &text[at + 1..];
-            if let Some(close) = rest.find(']') {
-                if let Ok(n) = rest[..close].parse::<usize>() {
-                    cited.push(n);
-                    let end = at + 1 + close + 1;
-                    while chars.peek().is_some_and(|&(i, _)| i < end) {
-                        chars.next();
-                    }
-                    // A sentence ends after its last marker.
-                    if !text[end..].starts_with('[') {
-                        pieces.push((start..end, std::mem::take(&mut cited)));
-                        start = end;
-                    }
-                }
-            }
+    for (marker, n) in markers(text) {
+        cited.push(n);
+        // A sentence ends after its last marker.
+        if !text[marker.end..].starts_with('[') {
+            pieces.push((start..marker.end, std::mem::take(&mut cited)));
+            start = marker.end;
         }
     }
     if start < text.len() && !text[start..].trim().is_empty() {
@@ -310,6 +332,17 @@ mod tests {
         assert!(is_chinese("模速空间位于上海哪个区？"));
         assert!(is_chinese("上海的GDP是多少？"));
         assert!(!is_chinese("What is 模速空间?"));
+    }
+
+    #[test]
+    fn markers_are_digits_in_brackets_and_stripped_alone() {
+        let text = "上海[1][2]增长[注]了[+3]。[12]";
+        let found: Vec<(&str, usize)> = markers(text).map(|(r, n)| (&text[r], n)).collect();
+        assert_eq!(found, [("[1]", 1), ("[2]", 2), ("[12]", 12)]);
+        assert_eq!(
+            without_markers(" 上海[1][2]增长[注]了。[3] "),
+            "上海增长[注]了。"
+        );
     }
 
     #[test]

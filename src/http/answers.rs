@@ -26,6 +26,7 @@ use super::wire::{
     UrlCitation, UrlCitationAnnotation, DEFAULT_MODEL,
 };
 use super::{ApiError, AppState};
+use crate::answer::generate::markers;
 use crate::service::{AnswerEvent, AnswerOutcome, DEFAULT_COLLECTION};
 
 type Shared = State<Arc<AppState>>;
@@ -173,22 +174,24 @@ pub async fn chat_completions(
     let events = started(service.answer_stream(collection, request)).await?;
     let chunks = events.flat_map(move |event| {
         let data = match event {
-            AnswerEvent::Sources(_) => {
-                vec![reply.chunk(json!({"role": "assistant", "content": ""}), None, None)]
+            AnswerEvent::Sources(_) => vec![reply.chunk(
+                json!([choice(json!({"role": "assistant", "content": ""}), None)]),
+            )],
+            AnswerEvent::Delta(text) => {
+                vec![reply.chunk(json!([choice(json!({"content": text}), None)]))]
             }
-            AnswerEvent::Delta(text) => vec![reply.chunk(json!({"content": text}), None, None)],
             AnswerEvent::Done(outcome) => {
-                let usage = usage(&outcome);
+                let mut last = reply.chunk(json!([choice(json!({}), Some("stop"))]));
                 let citations: Vec<AnswerCitation> =
-                    AnswerResponse::from(*outcome).citations;
-                let mut last = vec![reply.chunk(json!({}), Some("stop"), Some(citations))];
+                    outcome.citations.iter().map(Into::into).collect();
+                last["citations"] = json!(citations);
+                let mut chunks = vec![last];
                 if include_usage {
-                    last.push(json!({
-                        "id": reply.id, "object": "chat.completion.chunk", "created": reply.created,
-                        "model": reply.model, "choices": [], "usage": usage,
-                    }));
+                    let mut usage_chunk = reply.chunk(json!([]));
+                    usage_chunk["usage"] = json!(usage(&outcome));
+                    chunks.push(usage_chunk);
                 }
-                last
+                chunks
             }
             AnswerEvent::Failed(error) => {
                 let error = ApiError::from(error);
@@ -245,9 +248,9 @@ struct Reply {
 
 impl Reply {
     fn completion(&self, outcome: AnswerOutcome, links: &Links) -> ChatCompletion {
+        let citations: Vec<AnswerCitation> = outcome.citations.iter().map(Into::into).collect();
+        let annotations = annotations(&outcome.text, &citations, links);
         let usage = usage(&outcome);
-        let answer = AnswerResponse::from(outcome);
-        let annotations = annotations(&answer.answer, &answer.citations, links);
         ChatCompletion {
             id: self.id.clone(),
             object: "chat.completion".into(),
@@ -257,32 +260,28 @@ impl Reply {
                 index: 0,
                 message: ChatResponseMessage {
                     role: "assistant".into(),
-                    content: answer.answer,
+                    content: outcome.text,
                     annotations,
                 },
                 finish_reason: "stop".into(),
             }],
             usage,
-            citations: answer.citations,
+            citations,
         }
     }
 
-    fn chunk(
-        &self,
-        delta: serde_json::Value,
-        finish_reason: Option<&str>,
-        citations: Option<Vec<AnswerCitation>>,
-    ) -> serde_json::Value {
-        let mut chunk = json!({
+    /// A `chat.completion.chunk` with these `choices`.
+    fn chunk(&self, choices: serde_json::Value) -> serde_json::Value {
+        json!({
             "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        });
-        if let Some(citations) = citations {
-            chunk["citations"] = json!(citations);
-        }
-        chunk
+            "model": self.model, "choices": choices,
+        })
     }
+}
+
+/// The one choice of a chunk: what it adds to the message, and why it ends, in the last.
+fn choice(delta: serde_json::Value, finish_reason: Option<&str>) -> serde_json::Value {
+    json!({"index": 0, "delta": delta, "finish_reason": finish_reason})
 }
 
 fn usage(outcome: &AnswerOutcome) -> TokenUsageView {
@@ -331,44 +330,39 @@ impl Links {
     }
 }
 
-/// One `url_citation` per `[n]` marker of `content`, at the marker's code-point offsets.
+/// One `url_citation` per `[n]` marker of `content` that names a citation, at the marker's
+/// code-point offsets.
 fn annotations(
     content: &str,
     citations: &[AnswerCitation],
     links: &Links,
 ) -> Vec<UrlCitationAnnotation> {
+    let (mut bytes_seen, mut chars_seen) = (0, 0);
+    let mut chars_before = |byte: usize| {
+        chars_seen += content[bytes_seen..byte].chars().count();
+        bytes_seen = byte;
+        chars_seen
+    };
     let mut annotations = Vec::new();
-    let chars: Vec<char> = content.chars().collect();
-    let mut at = 0;
-    while at < chars.len() {
-        if chars[at] == '[' {
-            let digits: String = chars[at + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            let close = at + 1 + digits.len();
-            if !digits.is_empty() && chars.get(close) == Some(&']') {
-                let index: usize = digits.parse().unwrap_or(0);
-                if let Some(cited) = citations.iter().find(|c| c.index == index) {
-                    annotations.push(UrlCitationAnnotation {
-                        kind: "url_citation".into(),
-                        url_citation: UrlCitation {
-                            url: links.of(cited),
-                            title: cited
-                                .document
-                                .title
-                                .clone()
-                                .unwrap_or_else(|| cited.document.path.clone()),
-                            start_index: at,
-                            end_index: close + 1,
-                        },
-                    });
-                }
-                at = close + 1;
-                continue;
-            }
-        }
-        at += 1;
+    for (marker, index) in markers(content) {
+        let start_index = chars_before(marker.start);
+        let end_index = chars_before(marker.end);
+        let Some(cited) = citations.iter().find(|c| c.index == index) else {
+            continue;
+        };
+        annotations.push(UrlCitationAnnotation {
+            kind: "url_citation".into(),
+            url_citation: UrlCitation {
+                url: links.of(cited),
+                title: cited
+                    .document
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| cited.document.path.clone()),
+                start_index,
+                end_index,
+            },
+        });
     }
     annotations
 }

@@ -3,6 +3,7 @@
 //! sentence closest to what the answer says of it. A follow-up question is first made to
 //! stand alone.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::answer::{send, Events, Evidence};
@@ -10,7 +11,7 @@ use super::{blocking, AnswerEvent, AnswerOutcome, AnsweredSentence, Citation, Se
 use super::{AnswerRequest, Service, ServiceError, Source};
 use crate::answer::generate::{
     answer_prompt, cited_by_sentence, condense_prompt, condensed_question, is_short_follow_up,
-    MarkerFilter,
+    without_markers, MarkerFilter,
 };
 use crate::answer::sentences;
 use crate::embedding::Role;
@@ -145,12 +146,13 @@ impl Service {
             outcome.text = refusal.to_owned();
             return Ok(());
         }
+        let mut known = HashMap::new();
         outcome.text = if cited.is_empty() {
-            self.attach_markers(text, evidence).await?
+            self.attach_markers(text, evidence, &mut known).await?
         } else {
             text.to_owned()
         };
-        self.quote_cited(outcome, evidence).await
+        self.quote_cited(outcome, evidence, &mut known).await
     }
 
     /// `text` with a marker after each sentence that restates a passage sentence closely
@@ -159,11 +161,11 @@ impl Service {
         &self,
         text: &str,
         evidence: &Evidence,
+        known: &mut HashMap<String, Vec<f32>>,
     ) -> Result<String, ServiceError> {
         let spans = sentences::split(text);
-        let vectors = self
-            .embed_texts(spans.iter().map(|s| s.text(text).to_owned()).collect())
-            .await?;
+        let texts: Vec<String> = spans.iter().map(|s| s.text(text).to_owned()).collect();
+        let vectors = self.embed_texts(&texts, known).await?;
         let mut marked = String::new();
         let mut at = 0;
         for (span, vector) in spans.iter().zip(&vectors) {
@@ -186,13 +188,14 @@ impl Service {
         &self,
         outcome: &mut AnswerOutcome,
         evidence: &Evidence,
+        known: &mut HashMap<String, Vec<f32>>,
     ) -> Result<(), ServiceError> {
         let pieces = cited_by_sentence(&outcome.text);
         let plain: Vec<String> = pieces
             .iter()
-            .map(|(range, _)| strip_markers(&outcome.text[range.clone()]))
+            .map(|(range, _)| without_markers(&outcome.text[range.clone()]))
             .collect();
-        let vectors = self.embed_texts(plain.clone()).await?;
+        let vectors = self.embed_texts(&plain, known).await?;
         let mut citations: Vec<(Citation, f32)> = Vec::new();
         for (((_, cited), text), vector) in pieces.iter().zip(plain).zip(&vectors) {
             let mut support = 0f32;
@@ -230,16 +233,26 @@ impl Service {
         Ok(())
     }
 
-    /// Vectors of texts compared with passage sentences (as queries: e5's form for
-    /// symmetric comparison).
-    async fn embed_texts(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ServiceError> {
-        Ok(self
-            .queue
-            .embed_all(Role::Query, texts)
-            .await?
-            .into_iter()
-            .map(|e| e.vector)
-            .collect())
+    /// Vectors of the answer's texts, compared with passage sentences (as queries: e5's form
+    /// for symmetric comparison). Texts in `known` are not embedded again: a sentence that
+    /// got a marker attached is compared once more when its quote is chosen.
+    async fn embed_texts(
+        &self,
+        texts: &[String],
+        known: &mut HashMap<String, Vec<f32>>,
+    ) -> Result<Vec<Vec<f32>>, ServiceError> {
+        let mut missing: Vec<String> = texts
+            .iter()
+            .filter(|t| !known.contains_key(*t))
+            .cloned()
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let embedded = self.queue.embed_all(Role::Query, missing.clone()).await?;
+        for (text, embedding) in missing.into_iter().zip(embedded) {
+            known.insert(text, embedding.vector);
+        }
+        Ok(texts.iter().map(|t| known[t].clone()).collect())
     }
 }
 
@@ -259,27 +272,6 @@ fn closest(
         .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
-/// `text` without its `[n]` markers, trimmed.
-fn strip_markers(text: &str) -> String {
-    let mut plain = String::new();
-    let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        let after = &rest[open + 1..];
-        match after.find(']') {
-            Some(close) if after[..close].parse::<usize>().is_ok() => {
-                plain.push_str(&rest[..open]);
-                rest = &after[close + 1..];
-            }
-            _ => {
-                plain.push_str(&rest[..=open]);
-                rest = after;
-            }
-        }
-    }
-    plain.push_str(rest);
-    plain.trim().to_owned()
-}
-
 /// Counts a call to the LLM by purpose and outcome, and turns its failure into the service's.
 fn called(
     purpose: &'static str,
@@ -297,17 +289,4 @@ fn called(
         tracing::warn!(purpose, %error, "the LLM call failed");
     }
     Ok(result?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markers_are_stripped_and_other_brackets_kept() {
-        assert_eq!(
-            strip_markers(" 上海[1][2]增长[注]了。[3] "),
-            "上海增长[注]了。"
-        );
-    }
 }

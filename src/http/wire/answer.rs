@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use crate::llm::{ChatMessage, Speaker, TokenUsage};
-use crate::service::{self, AnswerOutcome, AnswerRequest as DomainAnswer, Source};
+use crate::service::{self, AnswerOutcome, AnswerRequest as DomainAnswer, Citation, Source};
 
 use super::chat::MAX_MESSAGES;
 use super::filters::FilterBody;
@@ -204,6 +204,19 @@ pub struct AnswerCitation {
     pub citation: CitationView,
 }
 
+impl From<&Citation> for AnswerCitation {
+    fn from(cited: &Citation) -> Self {
+        Self {
+            index: cited.index,
+            id: cited.passage.id.to_string(),
+            quote: cited.quote.clone(),
+            quote_span: [cited.quote_span.start, cited.quote_span.end],
+            document: (&*cited.passage).into(),
+            citation: (&cited.passage.citation).into(),
+        }
+    }
+}
+
 /// The answer to a question, with what it rests on.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AnswerResponse {
@@ -242,18 +255,7 @@ impl From<AnswerOutcome> for AnswerResponse {
             .iter()
             .map(|hit| ScoredPassage::listed(hit, &shared))
             .collect();
-        let citations = outcome
-            .citations
-            .iter()
-            .map(|cited| AnswerCitation {
-                index: cited.index,
-                id: cited.passage.id.to_string(),
-                quote: cited.quote.clone(),
-                quote_span: [cited.quote_span.start, cited.quote_span.end],
-                document: (&*cited.passage).into(),
-                citation: (&cited.passage.citation).into(),
-            })
-            .collect();
+        let citations = outcome.citations.iter().map(Into::into).collect();
         Self {
             question: outcome.question,
             standalone_question: outcome.standalone_question,
