@@ -74,6 +74,44 @@ fn a_chinese_question_is_answered_with_the_sentence_that_says_it() {
     assert!(reply["took_ms"].as_f64().unwrap() > 0.0);
 }
 
+/// Tokens the model has read for texts in `role`, from the server's metrics.
+fn tokens_embedded(url: &str, role: &str) -> f64 {
+    let text = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("wenda_embed_tokens_total{"))
+        .filter(|l| l.contains(&format!("role=\"{role}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The seed corpus was embedded sentence by sentence when it was written, so answering runs
+/// the model on the question only. (No test in this file writes documents, so no other passage
+/// is embedded meanwhile.)
+#[test]
+fn answers_read_sentence_vectors_made_at_ingest_and_embed_no_passage_text() {
+    let url = common::server();
+    let before = (
+        tokens_embedded(url, "passage"),
+        tokens_embedded(url, "query"),
+    );
+    for question in [
+        "上海人工智能产业规模有多大？",
+        "What did the Model Speed Space achieve?",
+        "哪些企业入驻了模速空间？",
+    ] {
+        answer("/v1/answer", &json!({"question": question, "top_k": 10}));
+    }
+    assert_eq!(tokens_embedded(url, "passage"), before.0);
+    assert!(
+        tokens_embedded(url, "query") > before.1,
+        "questions are counted"
+    );
+}
+
 #[test]
 fn an_english_question_is_answered_from_chinese_text() {
     let reply = answer(

@@ -1,7 +1,7 @@
 //! The answer use case: a question → the passages that answer it (the search use case) → the
 //! sentences that say the answer, each cited by the passage it quotes, or a refusal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use super::{blocking, normalise_query, SearchRequest, Service, ServiceError};
 use crate::answer::generate::is_chinese;
 use crate::answer::{self, AnswerOptions, Extractor, MAX_SENTENCES};
 use crate::corpus::{is_cjk_letter, Passage};
-use crate::embedding::Role;
+use crate::embedding::{Role, TextKey};
 use crate::index::Filter;
 use crate::llm::{ChatMessage, TokenUsage};
 use crate::search::Ranked;
@@ -339,7 +339,8 @@ impl Service {
         })
     }
 
-    /// The vectors of the candidates' texts, embedding (as passages) only those not cached.
+    /// The vectors of the candidates' texts: kept in memory from earlier questions, read from
+    /// the store (made when the passages were written), or else embedded (as passages) now.
     async fn sentence_vectors(
         &self,
         candidates: &[answer::Candidate],
@@ -348,18 +349,48 @@ impl Service {
         let texts: Vec<&str> = candidates.iter().map(|c| c.text(ranked)).collect();
         let mut vectors: Vec<Option<Arc<[f32]>>> =
             texts.iter().map(|t| self.sentences.get(t)).collect();
+        let unread: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
+        if !unread.is_empty() {
+            let keys: Vec<TextKey> = ranked
+                .iter()
+                .map(|hit| TextKey::of(&hit.passage.embedding_text()))
+                .collect();
+            let wanted: Vec<TextKey> = unread
+                .iter()
+                .map(|&i| keys[candidates[i].source])
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let store = Arc::clone(&self.store);
+            let stored = blocking(move || store.sentence_vectors(&wanted)).await??;
+            for i in unread {
+                let candidate = &candidates[i];
+                let Some(passage) = stored.get(&keys[candidate.source]) else {
+                    continue;
+                };
+                // Only a vector made from this very sentence: the text may be split otherwise
+                // now than when it was stored.
+                if passage.spans.get(candidate.position) == Some(&candidate.span.chars) {
+                    let vector: Arc<[f32]> = passage.vectors[candidate.position].as_slice().into();
+                    self.sentences.put(texts[i].to_owned(), Arc::clone(&vector));
+                    vectors[i] = Some(vector);
+                }
+            }
+        }
         let missing: Vec<usize> = (0..texts.len()).filter(|&i| vectors[i].is_none()).collect();
-        let embedded = self
-            .queue
-            .embed_all(
-                Role::Passage,
-                missing.iter().map(|&i| texts[i].to_owned()).collect(),
-            )
-            .await?;
-        for (i, embedding) in missing.into_iter().zip(embedded) {
-            let vector: Arc<[f32]> = embedding.vector.into();
-            self.sentences.put(texts[i].to_owned(), Arc::clone(&vector));
-            vectors[i] = Some(vector);
+        if !missing.is_empty() {
+            let embedded = self
+                .queue
+                .embed_all(
+                    Role::Passage,
+                    missing.iter().map(|&i| texts[i].to_owned()).collect(),
+                )
+                .await?;
+            for (i, embedding) in missing.into_iter().zip(embedded) {
+                let vector: Arc<[f32]> = embedding.vector.into();
+                self.sentences.put(texts[i].to_owned(), Arc::clone(&vector));
+                vectors[i] = Some(vector);
+            }
         }
         Ok(vectors.into_iter().flatten().collect())
     }

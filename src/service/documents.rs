@@ -376,6 +376,12 @@ pub(super) fn commit(
                 .iter()
                 .map(|(key, vector)| (*key, vector.as_slice()))
                 .collect(),
+            sentence_vectors: change
+                .prepared
+                .new_sentence_vectors
+                .iter()
+                .map(|(key, sentences)| (*key, sentences))
+                .collect(),
             job: change.job.as_ref(),
         },
     )?;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::documents::new_record;
-use super::{blocking, NewDocument, Service, ServiceError};
+use super::{blocking, NewDocument, Prepared, Service, ServiceError};
 use crate::corpus::Layout;
 use crate::store::{JobLine, JobProgress, JobRecord, JobStatus, LineError, Origin, WriteBatch};
 
@@ -348,11 +348,9 @@ impl Service {
         }
         let mut prepared = self.prepare(passages).await?;
         // Stored at once, so a crash before the batch commits does not cost this work again.
-        if !prepared.new_vectors.is_empty() {
-            let vectors = std::mem::take(&mut prepared.new_vectors);
-            progress.embedded = vectors.len();
-            self.store_vectors(&job.collection, vectors).await?;
-        }
+        progress.embedded = prepared.new_vectors.len();
+        self.store_new_vectors(&job.collection, &mut prepared)
+            .await?;
         progress.reused = prepared.reused;
         progress.tokens = prepared.tokens;
         progress.passages = prepared.passages.len();
@@ -377,6 +375,34 @@ impl Service {
             }
             other => other.map(drop),
         }
+    }
+
+    /// Stores the vectors a batch's embedding made (and takes them out of `prepared`) before
+    /// its documents, so a crash before the documents commit does not cost this work again.
+    async fn store_new_vectors(
+        &self,
+        collection: &str,
+        prepared: &mut Prepared,
+    ) -> Result<(), ServiceError> {
+        let vectors = std::mem::take(&mut prepared.new_vectors);
+        let sentence_vectors = std::mem::take(&mut prepared.new_sentence_vectors);
+        if vectors.is_empty() && sentence_vectors.is_empty() {
+            return Ok(());
+        }
+        let store = Arc::clone(&self.store);
+        let collection = collection.to_owned();
+        blocking(move || {
+            store.write(
+                &collection,
+                &WriteBatch {
+                    vectors: vectors.iter().map(|(k, v)| (*k, v.as_slice())).collect(),
+                    sentence_vectors: sentence_vectors.iter().map(|(k, s)| (*k, s)).collect(),
+                    ..WriteBatch::default()
+                },
+            )
+        })
+        .await??;
+        Ok(())
     }
 
     /// After a passage id conflict in a batch: writes its documents one at a time, refusing

@@ -18,6 +18,7 @@ mod follow;
 mod generate;
 mod jobs;
 mod names;
+mod prepare;
 mod search;
 mod sync;
 
@@ -45,13 +46,12 @@ pub use search::{
 };
 pub use sync::SyncReport;
 
-use crate::corpus::Passage;
+use prepare::{Prepared, VectorLookup};
+
 use crate::embedding::{EmbedQueue, Embedder, Embedding, ModelFingerprint, Role, TextKey};
-use crate::index::{
-    Analyzer, Index, IndexChange, IndexReader, IndexedPassage, MemoryIndex, RemoteIndex,
-};
+use crate::index::{Analyzer, Index, IndexChange, IndexReader, MemoryIndex, RemoteIndex};
 use crate::llm::LlmClient;
-use crate::store::{Store, StoredPassage, StoredVector, WriteBatch};
+use crate::store::{Store, StoredVector, WriteBatch};
 
 /// Most texts one embeddings request may carry.
 pub const MAX_EMBEDDING_INPUTS: usize = 128;
@@ -433,125 +433,6 @@ impl Service {
             return Err(ServiceError::EmptyInput(index));
         }
         Ok(self.queue.embed_all(role, texts).await?)
-    }
-
-    /// Makes the passages of a write: looks up stored vectors, embeds the rest through the
-    /// queue (behind any waiting question) and analyses terms.
-    async fn prepare(&self, passages: Vec<Passage>) -> Result<Prepared, ServiceError> {
-        let store = Arc::clone(&self.store);
-        let (passages, lookup) = blocking(move || {
-            let lookup = VectorLookup::new(&*store, &passages);
-            (passages, lookup)
-        })
-        .await?;
-        let mut lookup = lookup?;
-        let embeddings = self
-            .queue
-            .embed_all(Role::Passage, lookup.missing_texts())
-            .await?;
-        lookup.fill(embeddings);
-        let analyzer = Arc::clone(&self.analyzer);
-        blocking(move || lookup.into_prepared(&analyzer, passages)).await
-    }
-}
-
-/// The vectors of a write's passages: those the store has, and the texts it lacks.
-struct VectorLookup {
-    keys: Vec<TextKey>,
-    known: HashMap<TextKey, Vec<f32>>,
-    /// Distinct texts without a vector, with their keys.
-    missing: Vec<(TextKey, String)>,
-    new_vectors: Vec<(TextKey, Vec<f32>)>,
-    reused: usize,
-    /// Tokens the model read for the new vectors.
-    tokens: u64,
-}
-
-impl VectorLookup {
-    fn new(store: &dyn Store, passages: &[Passage]) -> Result<Self, ServiceError> {
-        let texts: Vec<String> = passages
-            .iter()
-            .map(|p| p.embedding_text().into_owned())
-            .collect();
-        let keys: Vec<TextKey> = texts.iter().map(|t| TextKey::of(t)).collect();
-        let known = store.vectors(&keys)?;
-        let mut missing: Vec<(TextKey, String)> = Vec::new();
-        let mut wanted = std::collections::HashSet::new();
-        for (key, text) in keys.iter().zip(texts) {
-            if !known.contains_key(key) && wanted.insert(*key) {
-                missing.push((*key, text));
-            }
-        }
-        let reused = keys.iter().filter(|k| known.contains_key(k)).count();
-        Ok(Self {
-            keys,
-            known,
-            missing,
-            new_vectors: Vec::new(),
-            reused,
-            tokens: 0,
-        })
-    }
-
-    fn missing_texts(&self) -> Vec<String> {
-        self.missing.iter().map(|(_, text)| text.clone()).collect()
-    }
-
-    /// Takes the embeddings of [`missing_texts`](Self::missing_texts), in order.
-    fn fill(&mut self, embeddings: Vec<Embedding>) {
-        for ((key, _), embedding) in self.missing.drain(..).zip(embeddings) {
-            self.tokens += embedding.tokens as u64;
-            self.known.insert(key, embedding.vector.clone());
-            self.new_vectors.push((key, embedding.vector));
-        }
-    }
-
-    /// Pairs each passage with its key, terms and vector.
-    fn into_prepared(self, analyzer: &Analyzer, passages: Vec<Passage>) -> Prepared {
-        let passages = passages
-            .into_iter()
-            .zip(&self.keys)
-            .map(|(passage, key)| {
-                let terms = analyzer.term_counts(&passage.text);
-                let vector = self.known[key].clone();
-                let stored = StoredPassage {
-                    passage,
-                    text_key: *key,
-                    terms,
-                };
-                (stored, vector)
-            })
-            .collect();
-        Prepared {
-            passages,
-            new_vectors: self.new_vectors,
-            reused: self.reused,
-            tokens: self.tokens,
-        }
-    }
-}
-
-/// Passages ready to write, with their vectors.
-#[derive(Default)]
-struct Prepared {
-    passages: Vec<(StoredPassage, Vec<f32>)>,
-    /// Vectors the model made for them, not yet stored.
-    new_vectors: Vec<(TextKey, Vec<f32>)>,
-    reused: usize,
-    /// Tokens the model read for the new vectors.
-    tokens: u64,
-}
-
-impl Prepared {
-    fn index_passages(&self) -> Vec<IndexedPassage> {
-        self.passages
-            .iter()
-            .map(|(stored, vector)| IndexedPassage {
-                passage: stored.passage.clone(),
-                vector: vector.clone(),
-                terms: stored.terms.clone(),
-            })
-            .collect()
     }
 }
 

@@ -174,7 +174,7 @@ impl Service {
 
         let mut lookup = VectorLookup::new(&*self.store, &passages)?;
         let texts = lookup.missing_texts();
-        report.embedded = texts.len();
+        report.embedded = lookup.missing_passages();
         let embeddings = self.embed_blocking(&texts, progress)?;
         lookup.fill(embeddings);
         let change = Change {

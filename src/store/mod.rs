@@ -12,13 +12,15 @@
 //! new ones arrive together, and a crash at any moment leaves the state before or after it.
 //! Vectors are kept apart from passages, keyed by the model's fingerprint and the SHA-256 of
 //! the text embedded, so that a passage whose text did not change, in any document of any
-//! collection, never needs the model again. The contract's tests (`tests.rs`) run on both
-//! backends.
+//! collection, never needs the model again. Beside each passage vector the store may keep the
+//! vectors of that text's sentences (what extractive answers score), removed with it. The
+//! contract's tests (`tests.rs`) run on both backends.
 
 mod error;
 mod jobs;
 mod postgres;
 mod rows;
+mod sentences;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -31,6 +33,7 @@ pub(crate) use error::Result;
 pub use error::StoreError;
 pub use jobs::{JobLine, JobProgress, JobRecord, JobStatus, JobStore, LineError};
 pub use postgres::{PostgresStore, VectorSearchSettings, DEFAULT_EF_SEARCH, MAX_EF_SEARCH};
+pub use sentences::SentenceVectors;
 pub use sqlite::{backup, export, ExportedDocument, SqliteStore, DATABASE_FILE};
 
 use crate::corpus::{Layout, Passage};
@@ -139,6 +142,9 @@ pub struct WriteBatch<'a> {
     pub delete: Vec<&'a str>,
     /// New vectors, made under the store's model.
     pub vectors: Vec<(TextKey, &'a [f32])>,
+    /// The sentence vectors of passage texts (by the key of the passage's embedding text),
+    /// replacing any kept before.
+    pub sentence_vectors: Vec<(TextKey, &'a SentenceVectors)>,
     /// The import job this batch advances, if any.
     pub job: Option<&'a JobProgress>,
 }
@@ -169,6 +175,8 @@ pub trait DocumentStore: Send + Sync {
     fn write(&self, collection: &str, batch: &WriteBatch<'_>) -> Result<BatchOutcome>;
     /// The vectors the store has, under its model, for `keys`.
     fn vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, Vec<f32>>>;
+    /// The sentence vectors the store has, under its model, for the passage texts `keys`.
+    fn sentence_vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, SentenceVectors>>;
     /// Every passage of `collection`, document by document in id order, with its vector under
     /// the store's model where there is one.
     fn load_collection(&self, collection: &str) -> Result<Vec<LoadedPassage>>;

@@ -210,6 +210,10 @@ fn put(store: &dyn Store, document: &str, texts: &[&str]) -> Result<BatchOutcome
         .map(|(i, text)| stored(document, &format!("{document}~{i}"), text))
         .collect();
     let vectors: Vec<Vec<f32>> = texts.iter().map(|t| vec![t.len() as f32, 1.0]).collect();
+    let sentences: Vec<SentenceVectors> = texts
+        .iter()
+        .map(|t| one_sentence(t, vec![t.len() as f32, 2.0]))
+        .collect();
     store.write(
         "c",
         &WriteBatch {
@@ -224,8 +228,21 @@ fn put(store: &dyn Store, document: &str, texts: &[&str]) -> Result<BatchOutcome
                 .zip(&vectors)
                 .map(|(p, v)| (p.text_key, v.as_slice()))
                 .collect(),
+            sentence_vectors: passages
+                .iter()
+                .zip(&sentences)
+                .map(|(p, s)| (p.text_key, s))
+                .collect(),
         },
     )
+}
+
+/// The sentence vectors of a text that is one sentence.
+fn one_sentence(text: &str, vector: Vec<f32>) -> SentenceVectors {
+    SentenceVectors {
+        spans: std::iter::once(0..text.chars().count()).collect(),
+        vectors: vec![vector],
+    }
 }
 
 fn documents_replace_whole_and_survive_reopening(backend: &dyn Backend) {
@@ -301,6 +318,27 @@ fn vectors_are_shared_by_text_and_reused(backend: &dyn Backend) {
     let found = store.vectors(&keys).unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[&keys[0]], vec!["同一段".len() as f32, 1.0]);
+    let sentences = store.sentence_vectors(&keys).unwrap();
+    assert_eq!(
+        sentences.get(&keys[0]),
+        Some(&one_sentence("同一段", vec!["同一段".len() as f32, 2.0]))
+    );
+    assert_eq!(sentences.len(), 1);
+    // Sentence vectors made again (the text split otherwise) replace the old ones.
+    let resplit = SentenceVectors {
+        spans: vec![0..2, 2..3],
+        vectors: vec![vec![0.5, 0.25], vec![-1.0, 0.0]],
+    };
+    store
+        .write(
+            "c",
+            &WriteBatch {
+                sentence_vectors: vec![(keys[0], &resplit)],
+                ..WriteBatch::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(store.sentence_vectors(&keys).unwrap()[&keys[0]], resplit);
     // A second document with the same text keeps the vector alive when the first goes.
     put(&*store, "b", &["同一段"]).unwrap();
     let outcome = store
@@ -314,6 +352,7 @@ fn vectors_are_shared_by_text_and_reused(backend: &dyn Backend) {
         .unwrap();
     assert_eq!(outcome.deleted, [true, false]);
     assert_eq!(backend.vector_count("vectors"), 1);
+    assert_eq!(store.sentence_vectors(&keys).unwrap().len(), 1);
     store
         .write(
             "c",
@@ -324,6 +363,10 @@ fn vectors_are_shared_by_text_and_reused(backend: &dyn Backend) {
         )
         .unwrap();
     assert_eq!(backend.vector_count("vectors"), 0);
+    assert!(
+        store.sentence_vectors(&keys).unwrap().is_empty(),
+        "sentence vectors go with the last passage of their text"
+    );
 }
 
 fn unknown_collections_and_deletion(backend: &dyn Backend) {
@@ -346,6 +389,10 @@ fn unknown_collections_and_deletion(backend: &dyn Backend) {
     assert!(store.delete_collection("c").unwrap());
     assert!(!store.delete_collection("c").unwrap());
     assert_eq!(backend.vector_count("collections"), 0);
+    assert!(store
+        .sentence_vectors(&[TextKey::of("一")])
+        .unwrap()
+        .is_empty());
     assert!(matches!(
         store.load_collection("c"),
         Err(StoreError::UnknownCollection(_))

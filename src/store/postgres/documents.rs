@@ -20,7 +20,7 @@ use crate::store::rows::{
 };
 use crate::store::{
     now_ms, BatchOutcome, Change, CollectionRecord, DocumentRecord, DocumentStore, LoadedPassage,
-    Origin, Result, StoreError, StoredPassage, StoredVector, WriteBatch,
+    Origin, Result, SentenceVectors, StoreError, StoredPassage, StoredVector, WriteBatch,
 };
 
 /// The advisory lock every write takes: writes commit one after another, so the change feed's
@@ -299,11 +299,15 @@ impl DocumentStore for PostgresStore {
         if deleted == 1 {
             record_changes(&mut transaction, &self.replica, name, &[None])?;
         }
-        transaction.execute(
-            "DELETE FROM vectors WHERE NOT EXISTS
-                 (SELECT 1 FROM passages p WHERE p.text_key = vectors.text_key)",
-            &[],
-        )?;
+        for table in ["vectors", "sentence_vectors"] {
+            transaction.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE NOT EXISTS
+                         (SELECT 1 FROM passages p WHERE p.text_key = {table}.text_key)"
+                ),
+                &[],
+            )?;
+        }
         transaction.commit()?;
         Ok(deleted == 1)
     }
@@ -376,12 +380,28 @@ impl DocumentStore for PostgresStore {
             outcome.replaced.push(replaced);
             released.extend(keys);
         }
-        if !released.is_empty() {
-            transaction.execute(
-                "DELETE FROM vectors WHERE text_key = ANY($1)
-                 AND NOT EXISTS (SELECT 1 FROM passages p WHERE p.text_key = vectors.text_key)",
-                &[&released],
+        if !batch.sentence_vectors.is_empty() {
+            let insert = transaction.prepare(
+                "INSERT INTO sentence_vectors (model, text_key, sentences) VALUES ($1, $2, $3)
+                 ON CONFLICT (model, text_key) DO UPDATE SET sentences = excluded.sentences",
             )?;
+            for (key, sentences) in &batch.sentence_vectors {
+                transaction.execute(
+                    &insert,
+                    &[&model, &key.as_bytes().as_slice(), &sentences.encode()],
+                )?;
+            }
+        }
+        if !released.is_empty() {
+            for table in ["vectors", "sentence_vectors"] {
+                transaction.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE text_key = ANY($1) AND NOT EXISTS
+                             (SELECT 1 FROM passages p WHERE p.text_key = {table}.text_key)"
+                    ),
+                    &[&released],
+                )?;
+            }
         }
         if let Some(progress) = batch.job {
             record_progress(&mut transaction, progress)?;
@@ -408,6 +428,22 @@ impl DocumentStore for PostgresStore {
             .map(|row| {
                 let key: Vec<u8> = row.get(0);
                 Ok((text_key(&key)?, self.decode_vector(row.get(1))?))
+            })
+            .collect()
+    }
+
+    fn sentence_vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, SentenceVectors>> {
+        let wanted: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes().as_slice()).collect();
+        let rows = self.client()?.query(
+            "SELECT text_key, sentences FROM sentence_vectors
+             WHERE model = $1 AND text_key = ANY($2)",
+            &[&self.model.as_bytes().as_slice(), &wanted],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let key: Vec<u8> = row.get(0);
+                let sentences = SentenceVectors::decode(row.get(1), self.dimensions)?;
+                Ok((text_key(&key)?, sentences))
             })
             .collect()
     }

@@ -108,6 +108,14 @@ const MIGRATIONS: &[&str] = &[
          ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}';
      CREATE INDEX passages_by_embedding ON passages USING hnsw (embedding halfvec_cosine_ops);
      CREATE INDEX passages_by_metadata ON passages USING gin (metadata jsonb_path_ops);",
+    // 5: the vectors of each passage text's sentences, for extractive answers.
+    "CREATE TABLE sentence_vectors (
+         model bytea NOT NULL,
+         text_key bytea NOT NULL,
+         sentences bytea NOT NULL,
+         PRIMARY KEY (model, text_key)
+     );
+     CREATE INDEX sentence_vectors_by_text ON sentence_vectors (text_key);",
 ];
 
 /// The schema version that put vectors on passages.

@@ -26,7 +26,8 @@ use super::rows::{
 };
 use super::{
     now_ms, BatchOutcome, Change, CollectionRecord, DocumentRecord, DocumentStore, DocumentWrite,
-    LoadedPassage, Origin, Result, StoreError, StoredPassage, StoredVector, WriteBatch,
+    LoadedPassage, Origin, Result, SentenceVectors, StoreError, StoredPassage, StoredVector,
+    WriteBatch,
 };
 use crate::corpus::Passage;
 use crate::embedding::{ModelFingerprint, TextKey};
@@ -289,11 +290,24 @@ impl DocumentStore for SqliteStore {
                 }
             }
             {
-                let mut unused = transaction.prepare_cached(
-                    "DELETE FROM vectors WHERE text_key = ?1
-                     AND NOT EXISTS (SELECT 1 FROM passages WHERE text_key = ?1)",
+                let mut insert = transaction.prepare_cached(
+                    "INSERT INTO sentence_vectors (model, text_key, sentences) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (model, text_key) DO UPDATE SET sentences = excluded.sentences",
                 )?;
-                for key in released {
+                for (key, sentences) in &batch.sentence_vectors {
+                    insert.execute(params![
+                        self.model.as_bytes(),
+                        key.as_bytes(),
+                        sentences.encode()
+                    ])?;
+                }
+            }
+            for table in ["vectors", "sentence_vectors"] {
+                let mut unused = transaction.prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE text_key = ?1
+                     AND NOT EXISTS (SELECT 1 FROM passages WHERE text_key = ?1)"
+                ))?;
+                for key in &released {
                     unused.execute([key.as_bytes()])?;
                 }
             }
@@ -319,6 +333,25 @@ impl DocumentStore for SqliteStore {
                 .optional()?;
             if let Some(bytes) = vector {
                 found.insert(*key, self.decode_vector(&bytes)?);
+            }
+        }
+        Ok(found)
+    }
+
+    fn sentence_vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, SentenceVectors>> {
+        let reader = self.reader()?;
+        let mut statement = reader.prepare_cached(
+            "SELECT sentences FROM sentence_vectors WHERE model = ?1 AND text_key = ?2",
+        )?;
+        let mut found = HashMap::new();
+        for key in keys {
+            let sentences: Option<Vec<u8>> = statement
+                .query_row(params![self.model.as_bytes(), key.as_bytes()], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            if let Some(bytes) = sentences {
+                found.insert(*key, SentenceVectors::decode(&bytes, self.dimensions)?);
             }
         }
         Ok(found)
@@ -637,14 +670,18 @@ fn put_document(
     Ok((replaced, released))
 }
 
-/// Drops every vector no passage uses any more (under any model: a vector of another model is
+/// Drops every vector (and sentence vectors) no passage uses any more (under any model: a vector of another model is
 /// kept while its text is still in use, for a switch back).
 fn delete_unused_vectors(transaction: &Transaction<'_>) -> Result<()> {
-    transaction.execute(
-        "DELETE FROM vectors WHERE NOT EXISTS
-             (SELECT 1 FROM passages p WHERE p.text_key = vectors.text_key)",
-        [],
-    )?;
+    for table in ["vectors", "sentence_vectors"] {
+        transaction.execute(
+            &format!(
+                "DELETE FROM {table} WHERE NOT EXISTS
+                     (SELECT 1 FROM passages p WHERE p.text_key = {table}.text_key)"
+            ),
+            [],
+        )?;
+    }
     Ok(())
 }
 

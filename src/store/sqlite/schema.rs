@@ -119,6 +119,16 @@ const MIGRATIONS: &[&str] = &[
      FROM documents ORDER BY collection_id, doc_id;
      DROP TABLE documents;
      ALTER TABLE documents_by_rowid RENAME TO documents;",
+    // 4: the vectors of each passage text's sentences, for extractive answers. A table of its
+    // own: their rows (several KB) beside the passage vectors would spread those over
+    // overflow pages and slow the start-up join.
+    "CREATE TABLE sentence_vectors (
+         model BLOB NOT NULL,
+         text_key BLOB NOT NULL,
+         sentences BLOB NOT NULL,
+         UNIQUE (model, text_key)
+     );
+     CREATE INDEX sentence_vectors_by_text ON sentence_vectors (text_key);",
 ];
 
 /// Brings the database at `path` up to the current schema.
