@@ -76,16 +76,7 @@ fn a_chinese_question_is_answered_with_the_sentence_that_says_it() {
 
 /// Tokens the model has read for texts in `role`, from the server's metrics.
 fn tokens_embedded(url: &str, role: &str) -> f64 {
-    let text = ureq::get(&format!("{url}/metrics"))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("wenda_embed_tokens_total{"))
-        .filter(|l| l.contains(&format!("role=\"{role}\"")))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    common::metric_total(url, "wenda_embed_tokens_total", &format!("role=\"{role}\""))
 }
 
 /// The seed corpus was embedded sentence by sentence when it was written, so answering runs

@@ -62,16 +62,11 @@ fn with_upstream(base_url: String, timeout: Duration) -> Server {
 
 /// Calls to the LLM so far, by purpose, from the server's metrics.
 fn llm_calls(server: &Server, purpose: &str) -> u64 {
-    let text = ureq::get(&format!("{}/metrics", server.url))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("wenda_llm_requests_total{"))
-        .filter(|l| l.contains(&format!("purpose=\"{purpose}\"")))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    common::metric_total(
+        &server.url,
+        "wenda_llm_requests_total",
+        &format!("purpose=\"{purpose}\""),
+    ) as u64
 }
 
 /// The `[n]` markers of `text`.

@@ -389,20 +389,8 @@ impl Service {
         if vectors.is_empty() && sentence_vectors.is_empty() {
             return Ok(());
         }
-        let store = Arc::clone(&self.store);
-        let collection = collection.to_owned();
-        blocking(move || {
-            store.write(
-                &collection,
-                &WriteBatch {
-                    vectors: vectors.iter().map(|(k, v)| (*k, v.as_slice())).collect(),
-                    sentence_vectors: sentence_vectors.iter().map(|(k, s)| (*k, s)).collect(),
-                    ..WriteBatch::default()
-                },
-            )
-        })
-        .await??;
-        Ok(())
+        self.write_vectors(collection, vectors, sentence_vectors)
+            .await
     }
 
     /// After a passage id conflict in a batch: writes its documents one at a time, refusing

@@ -51,7 +51,7 @@ use prepare::{Prepared, VectorLookup};
 use crate::embedding::{EmbedQueue, Embedder, Embedding, ModelFingerprint, Role, TextKey};
 use crate::index::{Analyzer, Index, IndexChange, IndexReader, MemoryIndex, RemoteIndex};
 use crate::llm::LlmClient;
-use crate::store::{Store, StoredVector, WriteBatch};
+use crate::store::{SentenceVectors, Store, StoredVector, WriteBatch};
 
 /// Most texts one embeddings request may carry.
 pub const MAX_EMBEDDING_INPUTS: usize = 128;
@@ -371,6 +371,16 @@ impl Service {
                 wrong.len()
             )));
         }
+        self.write_vectors(collection, vectors, Vec::new()).await
+    }
+
+    /// Writes passage and sentence vectors alone, before or without their passages.
+    async fn write_vectors(
+        &self,
+        collection: &str,
+        vectors: Vec<(TextKey, Vec<f32>)>,
+        sentence_vectors: Vec<(TextKey, SentenceVectors)>,
+    ) -> Result<(), ServiceError> {
         let store = Arc::clone(&self.store);
         let collection = collection.to_owned();
         blocking(move || {
@@ -378,6 +388,7 @@ impl Service {
                 &collection,
                 &WriteBatch {
                     vectors: vectors.iter().map(|(k, v)| (*k, v.as_slice())).collect(),
+                    sentence_vectors: sentence_vectors.iter().map(|(k, s)| (*k, s)).collect(),
                     ..WriteBatch::default()
                 },
             )

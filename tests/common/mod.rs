@@ -261,6 +261,21 @@ pub fn post_json(path: &str, body: &Value) -> (u16, Value) {
     send_json(server(), "POST", path, body)
 }
 
+/// The sum of the samples of counter `name` whose labels include `label` (`key="value"`),
+/// from the server's `/metrics`.
+pub fn metric_total(url: &str, name: &str, label: &str) -> f64 {
+    let text = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Sends `body` as JSON with `method` to `base` + `path`.
 pub fn send_json(base: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
     let bytes = body.to_string().into_bytes();

@@ -189,6 +189,30 @@ impl SqliteStore {
             .collect()
     }
 
+    /// The values `query` (model `?1`, text key `?2`, one blob column) finds for `keys` under
+    /// the store's model, decoded.
+    fn values_by_key<T>(
+        &self,
+        query: &str,
+        keys: &[TextKey],
+        decode: impl Fn(&[u8]) -> Result<T>,
+    ) -> Result<HashMap<TextKey, T>> {
+        let reader = self.reader()?;
+        let mut statement = reader.prepare_cached(query)?;
+        let mut found = HashMap::new();
+        for key in keys {
+            let value: Option<Vec<u8>> = statement
+                .query_row(params![self.model.as_bytes(), key.as_bytes()], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            if let Some(bytes) = value {
+                found.insert(*key, decode(&bytes)?);
+            }
+        }
+        Ok(found)
+    }
+
     fn decode_vector(&self, bytes: &[u8]) -> Result<Vec<f32>> {
         if bytes.len() != self.dimensions * 4 {
             return Err(corrupt(
@@ -321,40 +345,19 @@ impl DocumentStore for SqliteStore {
 
     /// The vectors the store has, under its model, for `keys`.
     fn vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, Vec<f32>>> {
-        let reader = self.reader()?;
-        let mut statement = reader
-            .prepare_cached("SELECT vector FROM vectors WHERE model = ?1 AND text_key = ?2")?;
-        let mut found = HashMap::new();
-        for key in keys {
-            let vector: Option<Vec<u8>> = statement
-                .query_row(params![self.model.as_bytes(), key.as_bytes()], |row| {
-                    row.get(0)
-                })
-                .optional()?;
-            if let Some(bytes) = vector {
-                found.insert(*key, self.decode_vector(&bytes)?);
-            }
-        }
-        Ok(found)
+        self.values_by_key(
+            "SELECT vector FROM vectors WHERE model = ?1 AND text_key = ?2",
+            keys,
+            |bytes| self.decode_vector(bytes),
+        )
     }
 
     fn sentence_vectors(&self, keys: &[TextKey]) -> Result<HashMap<TextKey, SentenceVectors>> {
-        let reader = self.reader()?;
-        let mut statement = reader.prepare_cached(
+        self.values_by_key(
             "SELECT sentences FROM sentence_vectors WHERE model = ?1 AND text_key = ?2",
-        )?;
-        let mut found = HashMap::new();
-        for key in keys {
-            let sentences: Option<Vec<u8>> = statement
-                .query_row(params![self.model.as_bytes(), key.as_bytes()], |row| {
-                    row.get(0)
-                })
-                .optional()?;
-            if let Some(bytes) = sentences {
-                found.insert(*key, SentenceVectors::decode(&bytes, self.dimensions)?);
-            }
-        }
-        Ok(found)
+            keys,
+            |bytes| SentenceVectors::decode(bytes, self.dimensions),
+        )
     }
 
     /// Every passage of `collection`, document by document in id order, with its vector under
