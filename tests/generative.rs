@@ -326,11 +326,53 @@ fn chat_completions_answer_in_openai_form_streamed_and_not() {
         .filter(|c| !c["choices"][0]["finish_reason"].is_null())
         .collect();
     assert_eq!(finished.len(), 1);
-    assert_eq!(finished[0]["choices"][0]["finish_reason"], "stop");
+    // The same reply as above (temperature 0), which may run into the 48-token limit.
+    assert_eq!(
+        finished[0]["choices"][0]["finish_reason"],
+        completion["choices"][0]["finish_reason"]
+    );
     assert!(finished[0]["citations"].is_array());
     let usage = chunks.last().unwrap();
     assert_eq!(usage["choices"], json!([]));
     assert!(usage["usage"]["total_tokens"].is_u64());
+}
+
+#[test]
+fn an_answer_cut_at_the_token_limit_says_so() {
+    let _turn = turn();
+    let server = start(Options {
+        llm: Some(LlmConfig {
+            max_tokens: Some(2),
+            ..config(llm_url(), Duration::from_secs(120))
+        }),
+        ..Options::default()
+    });
+    let question = "模速空间已入驻多少家企业？";
+    let (status, answer) = send_json(
+        &server.url,
+        "POST",
+        "/v1/answer",
+        &json!({"question": question, "top_k": 2}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["finish_reason"], "length", "{answer}");
+    assert_eq!(answer["usage"]["completion_tokens"], 2, "{answer}");
+
+    let body = json!({"model": "wenda", "messages": [{"role": "user", "content": question}]});
+    let (status, completion) = send_json(&server.url, "POST", "/v1/chat/completions", &body);
+    assert_eq!(status, 200, "{completion}");
+    assert_eq!(completion["choices"][0]["finish_reason"], "length");
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let (status, _, text) = stream(&server.url, "/v1/chat/completions", &streamed);
+    assert_eq!(status, 200, "{text}");
+    let reasons: Vec<Value> = events(&text)
+        .iter()
+        .filter_map(|(_, data)| serde_json::from_str::<Value>(data).ok())
+        .map(|chunk| chunk["choices"][0]["finish_reason"].clone())
+        .filter(|reason| !reason.is_null())
+        .collect();
+    assert_eq!(reasons, [json!("length")], "{text}");
 }
 
 /// A one-connection-at-a-time HTTP server that answers every request with `reply` (or never,

@@ -27,7 +27,7 @@ use super::wire::{
 };
 use super::{ApiError, AppState};
 use crate::answer::generate::markers;
-use crate::service::{AnswerEvent, AnswerOutcome, DEFAULT_COLLECTION};
+use crate::service::{AnswerEvent, AnswerOutcome, Finish, DEFAULT_COLLECTION};
 
 type Shared = State<Arc<AppState>>;
 
@@ -181,7 +181,8 @@ pub async fn chat_completions(
                 vec![reply.chunk(json!([choice(json!({"content": text}), None)]))]
             }
             AnswerEvent::Done(outcome) => {
-                let mut last = reply.chunk(json!([choice(json!({}), Some("stop"))]));
+                let mut last =
+                    reply.chunk(json!([choice(json!({}), Some(finish_reason(&outcome)))]));
                 let citations: Vec<AnswerCitation> =
                     outcome.citations.iter().map(Into::into).collect();
                 last["citations"] = json!(citations);
@@ -251,6 +252,7 @@ impl Reply {
         let citations: Vec<AnswerCitation> = outcome.citations.iter().map(Into::into).collect();
         let annotations = annotations(&outcome.text, &citations, links);
         let usage = usage(&outcome);
+        let finish_reason = finish_reason(&outcome).into();
         ChatCompletion {
             id: self.id.clone(),
             object: "chat.completion".into(),
@@ -263,7 +265,7 @@ impl Reply {
                     content: outcome.text,
                     annotations,
                 },
-                finish_reason: "stop".into(),
+                finish_reason,
             }],
             usage,
             citations,
@@ -282,6 +284,11 @@ impl Reply {
 /// The one choice of a chunk: what it adds to the message, and why it ends, in the last.
 fn choice(delta: serde_json::Value, finish_reason: Option<&str>) -> serde_json::Value {
     json!({"index": 0, "delta": delta, "finish_reason": finish_reason})
+}
+
+/// OpenAI's reason for the end of a reply: `length` when the LLM ran into its token limit.
+fn finish_reason(outcome: &AnswerOutcome) -> &'static str {
+    outcome.finish.unwrap_or(Finish::Stop).as_str()
 }
 
 fn usage(outcome: &AnswerOutcome) -> TokenUsageView {

@@ -75,6 +75,25 @@ impl AnswerRequest {
     }
 }
 
+/// Why an LLM stopped writing an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// It finished.
+    Stop,
+    /// It ran into its token limit (`--llm-max-tokens`): the answer is cut short.
+    Length,
+}
+
+impl Finish {
+    /// As OpenAI's `finish_reason` says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
+}
+
 /// A passage the answer quotes, numbered as its `[n]` markers are.
 #[derive(Debug, Clone)]
 pub struct Citation {
@@ -116,6 +135,8 @@ pub struct AnswerOutcome {
     pub standalone_question: Option<String>,
     /// Tokens the LLM counted, for generative answers.
     pub usage: Option<TokenUsage>,
+    /// Why the LLM stopped writing, for answers it wrote.
+    pub finish: Option<Finish>,
     pub took: Duration,
 }
 
@@ -292,6 +313,7 @@ impl Service {
             passages: search.results,
             standalone_question: standalone,
             usage: None,
+            finish: None,
             took: Duration::ZERO,
             question,
         };

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::answer::{send, Events, Evidence};
 use super::{blocking, AnswerEvent, AnswerOutcome, AnsweredSentence, Citation, SearchRequest};
-use super::{AnswerRequest, Service, ServiceError, Source};
+use super::{AnswerRequest, Finish, Service, ServiceError, Source};
 use crate::answer::generate::{
     answer_prompt, cited_by_sentence, condense_prompt, condensed_question, is_short_follow_up,
     without_markers, MarkerFilter,
@@ -140,6 +140,10 @@ impl Service {
         })
         .await??;
         outcome.usage = completion.usage;
+        outcome.finish = Some(match completion.finish_reason.as_deref() {
+            Some("length") => Finish::Length,
+            _ => Finish::Stop,
+        });
         let text = text.trim();
         if text.is_empty() || text.contains(refusal.trim_end_matches(['。', '.'])) {
             outcome.found = false;

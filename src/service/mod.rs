@@ -26,8 +26,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 
 pub use answer::{
-    AnswerEvent, AnswerMode, AnswerOutcome, AnswerRequest, AnsweredSentence, Citation, Source,
-    NO_ANSWER_EN, NO_ANSWER_ZH,
+    AnswerEvent, AnswerMode, AnswerOutcome, AnswerRequest, AnsweredSentence, Citation, Finish,
+    Source, NO_ANSWER_EN, NO_ANSWER_ZH,
 };
 pub use collections::CollectionSummary;
 pub use documents::{

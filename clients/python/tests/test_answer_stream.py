@@ -177,6 +177,7 @@ DONE = {
     "passages": [],
     "took_ms": 3,
     "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14},
+    "finish_reason": "length",
     "a_field_from_a_later_server": True,
 }
 
@@ -215,6 +216,7 @@ def test_deltas_keep_their_text_and_the_answer_comes_last() -> None:
     assert answer.answer == "".join(d.text for d in deltas)
     assert answer.usage is not None
     assert (answer.usage.prompt_tokens, answer.usage.total_tokens) == (10, 14)
+    assert answer.finish_reason == "length"
 
 
 def test_an_error_event_is_raised_after_what_came_before() -> None:

@@ -28,7 +28,8 @@ def test_chat_completion(llm_server: Server) -> None:
         model="wenda", messages=[{"role": "user", "content": ANSWERED}]
     )
     choice = completion.choices[0]
-    assert choice.finish_reason == "stop"
+    # The tiny model often runs into the server's 48-token limit, which OpenAI calls "length".
+    assert choice.finish_reason in ("stop", "length")
     assert choice.message.content
     assert completion.model_extra is not None
     citations = completion.model_extra["citations"]
@@ -58,8 +59,8 @@ def test_streamed_chat_completion(llm_server: Server) -> None:
     content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert content.strip()
     finished = [c.choices[0].finish_reason for c in chunks if c.choices]
-    assert finished[-1] == "stop"
-    assert finished.count("stop") == 1
+    assert finished[-1] in ("stop", "length")
+    assert [f for f in finished if f is not None] == finished[-1:]
     assert chunks[-1].usage is not None
 
 

@@ -244,6 +244,10 @@ pub struct AnswerResponse {
     /// Tokens the LLM counted (generative answers whose LLM reports them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<TokenUsageView>,
+    /// Why the LLM stopped writing, for generative answers it wrote: `stop`, or `length` when
+    /// it ran into `--llm-max-tokens` and the answer is cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
     pub took_ms: f64,
 }
 
@@ -275,6 +279,7 @@ impl From<AnswerOutcome> for AnswerResponse {
             passages,
             document_metadata: shared.into_map(),
             usage: outcome.usage.map(Into::into),
+            finish_reason: outcome.finish.map(|f| f.as_str().to_owned()),
             took_ms: milliseconds(outcome.took),
         }
     }

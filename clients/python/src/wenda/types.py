@@ -310,6 +310,9 @@ class Answer:
     alone; `None` when `question` was searched as it is."""
     usage: TokenUsage | None = None
     """Tokens the LLM counted, for a generative answer whose LLM reports them."""
+    finish_reason: Literal["stop", "length"] | None = None
+    """Why the LLM stopped writing, for a generative answer it wrote: `"length"` when it ran
+    into the server's `--llm-max-tokens` and the answer is cut short."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
