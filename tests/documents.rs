@@ -17,13 +17,15 @@ fn server() -> Server {
 }
 
 /// Uploads `files` (name, content) to the import route at `path` as `multipart/form-data`.
-fn upload(base: &str, path: &str, files: &[(&str, String)]) -> (u16, Value) {
+fn upload(base: &str, path: &str, files: &[(&str, Vec<u8>)]) -> (u16, Value) {
     let boundary = "wenda-test-boundary";
     let mut form = Vec::new();
     for (name, content) in files {
         form.extend(format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n{content}\r\n"
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
         ).into_bytes());
+        form.extend(content);
+        form.extend(b"\r\n");
     }
     form.extend(format!("--{boundary}--\r\n").into_bytes());
     let content_type = format!("multipart/form-data; boundary={boundary}");
@@ -1218,11 +1220,12 @@ fn a_byte_order_mark_before_an_import_is_not_part_of_its_first_line() {
                 format!(
                     "\u{feff}{}\n",
                     line("b3", "上传文件的第一行：东北的黑土地保护。")
-                ),
+                )
+                .into_bytes(),
             ),
             (
                 "note.txt",
-                "\u{feff}标记之后的正文：南方的防汛准备。".to_owned(),
+                "\u{feff}标记之后的正文：南方的防汛准备。".into(),
             ),
         ],
     );
@@ -1318,11 +1321,20 @@ fn imports_write_the_good_lines_and_report_each_bad_one() {
                 format!(
                     "{}\n{{broken\n",
                     json!({"id": "m1", "text": "上传的第一篇：长江流域生态保护。"})
-                ),
+                )
+                .into_bytes(),
             ),
             (
                 "notes.md",
-                "# 会议纪要\n\n讨论了数据中心的能耗问题。".to_owned(),
+                "# 会议纪要\n\n讨论了数据中心的能耗问题。".into(),
+            ),
+            // Saved in GBK, as many Chinese text files are.
+            (
+                "旧文件.txt",
+                encoding_rs::GBK
+                    .encode("旧编码的文件：黄河流域的水土保持工作取得进展。")
+                    .0
+                    .into_owned(),
             ),
         ],
     );
@@ -1330,11 +1342,55 @@ fn imports_write_the_good_lines_and_report_each_bad_one() {
     let job = finished_job(url, accepted["id"].as_str().unwrap());
     assert_eq!(
         job["documents"],
-        json!({"total": 3, "done": 2, "failed": 1}),
+        json!({"total": 4, "done": 3, "failed": 1}),
         "{job}"
     );
     assert_eq!(job["errors"][0]["file"], "more.jsonl");
     assert_eq!(job["errors"][0]["line"], 2);
+    let (status, old) = call(
+        url,
+        "GET",
+        "/v1/collections/bulk/documents/旧文件.txt",
+        None,
+    );
+    assert_eq!(status, 200, "{old}");
+    assert_eq!(
+        old["text"],
+        "旧编码的文件：黄河流域的水土保持工作取得进展。"
+    );
+    // A file that is not text is refused by name; the rest of the upload is written.
+    let (status, accepted) = upload(
+        url,
+        "/v1/collections/bulk/documents:import",
+        &[
+            ("scan.txt", b"%PDF-1.7\n\x00\x01\x02".to_vec()),
+            ("fine.txt", "正常的文本：西部地区的风电建设。".into()),
+        ],
+    );
+    assert_eq!(status, 202, "{accepted}");
+    let job = finished_job(url, accepted["id"].as_str().unwrap());
+    assert_eq!(
+        job["documents"],
+        json!({"total": 2, "done": 1, "failed": 1}),
+        "{job}"
+    );
+    let error = &job["errors"][0];
+    assert_eq!(
+        (&error["file"], &error["code"]),
+        (&json!("scan.txt"), &json!("unreadable_document")),
+        "{job}"
+    );
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("scan.txt: binary data, not text"),
+        "{job}"
+    );
+    assert_eq!(
+        call(url, "GET", "/v1/collections/bulk/documents/fine.txt", None).0,
+        200
+    );
     let (status, notes) = call(url, "GET", "/v1/collections/bulk/documents/notes.md", None);
     assert_eq!(
         (status, notes["format"].as_str()),

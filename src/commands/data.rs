@@ -206,7 +206,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         import.push(ImportLine {
             file: None,
             line: number,
-            body: serde_json::to_string(&exported.document)?,
+            body: Ok(serde_json::to_string(&exported.document)?),
         });
     }
     let reused = vectors.len();

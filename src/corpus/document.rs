@@ -5,14 +5,13 @@ use crate::corpus::chunk::{self, Budget};
 use crate::corpus::id::DocumentKey;
 use crate::corpus::source::{join_lines, lines, Line, LineIndex};
 use crate::corpus::text::MappedText;
-use crate::corpus::{
-    pdf_text, ArticleMeta, ChunkConfig, Citation, Format, Layout, Passage, Position,
-};
+use crate::corpus::{pdf_text, ArticleMeta, ChunkConfig, Citation, Layout, Passage, Position};
 
 /// What a text file yields.
 #[derive(Debug)]
 pub(crate) struct TextDocument {
-    pub(crate) format: Format,
+    /// Whether its lines were hard-wrapped (as text extracted from PDF is) and were rejoined.
+    pub(crate) rewrapped: bool,
     /// Every article recognised, including any whose text was all title and date/source line.
     pub(crate) articles: Vec<ArticleMeta>,
     /// Passages, grouped by the paragraphs they were cut from.
@@ -30,16 +29,13 @@ pub(crate) fn parse(
     config: &ChunkConfig<'_>,
 ) -> TextDocument {
     let lines: Vec<Line<'_>> = lines(text).collect();
-    let (format, found) = match layout {
+    let (rewrapped, found) = match layout {
         Layout::News => match pdf_text::repair(&lines) {
-            Some(paragraphs) => (Format::WrappedText, articles(paragraphs)),
-            None => (Format::Text, articles(join_lines(&lines, true, |_| false))),
+            Some(paragraphs) => (true, articles(paragraphs)),
+            None => (false, articles(join_lines(&lines, true, |_| false))),
         },
-        Layout::Plain => (
-            Format::Text,
-            one_article(join_lines(&lines, true, |_| false)),
-        ),
-        Layout::Markdown => (Format::Markdown, one_article(markdown_paragraphs(&lines))),
+        Layout::Plain => (false, one_article(join_lines(&lines, true, |_| false))),
+        Layout::Markdown => (false, one_article(markdown_paragraphs(&lines))),
         Layout::Jsonl => unreachable!("JSON lines are records, not text"),
     };
     let key = DocumentKey::new(path);
@@ -85,7 +81,7 @@ pub(crate) fn parse(
         metas.push(article.meta);
     }
     TextDocument {
-        format,
+        rewrapped,
         articles: metas,
         passages,
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use crate::corpus::problem::ProblemKind;
-use crate::corpus::{document, jsonl, ArticleMeta, ChunkConfig, Format, Passage, PassageId};
+use crate::corpus::{document, jsonl, ArticleMeta, ChunkConfig, Passage, PassageId};
 
 /// How a document's text is laid out, which decides how it is cut into paragraphs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,7 +65,8 @@ pub struct DocumentInput<'a> {
 /// What a document yields.
 #[derive(Debug)]
 pub struct ParsedDocument {
-    pub format: Format,
+    /// Whether its lines were hard-wrapped (as text extracted from PDF is) and were rejoined.
+    pub rewrapped: bool,
     /// Articles recognised (for JSON lines: records loaded).
     pub articles: usize,
     /// Passages, grouped by the paragraphs (or record) they were cut from.
@@ -91,7 +92,7 @@ pub fn parse_document(input: &DocumentInput<'_>, config: &ChunkConfig<'_>) -> Pa
         Layout::Jsonl => {
             let records = jsonl::parse(input.id, input.text, config);
             ParsedDocument {
-                format: Format::Jsonl,
+                rewrapped: false,
                 articles: records.records.len(),
                 groups: records.records,
                 problems: records.problems,
@@ -104,7 +105,7 @@ pub fn parse_document(input: &DocumentInput<'_>, config: &ChunkConfig<'_>) -> Pa
                 passage.metadata = input.metadata.clone();
             }
             ParsedDocument {
-                format: document.format,
+                rewrapped: document.rewrapped,
                 articles: document.articles.len(),
                 groups,
                 problems: Vec::new(),

@@ -1,22 +1,24 @@
 //! Loads the files and directories a user names, reporting what it has to skip.
 //!
 //! Directories are walked recursively in sorted order, so that the corpus and its generated ids
-//! do not depend on the file system's listing order. Within them, `.txt`, `.md` and `.jsonl`
-//! files are loaded and other files are counted as ignored; hidden entries (`.git`, editor
+//! do not depend on the file system's listing order. Within them, files of a format wenda reads
+//! ([`Formats::standard`]: `.txt`, `.md`, `.jsonl`, …) are loaded and other files are counted as
+//! ignored; hidden entries (`.git`, editor
 //! files) are passed over, and symbolic links to directories are not followed, to avoid cycles.
 //! A symbolic link to a file is followed only when the file is inside the folder being walked:
 //! a link to `/etc/…` would otherwise put a system file in the corpus and serve it. Files over
 //! a size limit are skipped before they are read. A file named explicitly must have one of
-//! those extensions. A bad file, line or duplicate id costs only itself: the rest still loads.
+//! those extensions. Text in a legacy encoding (GBK, Big5, …) is decoded; what cannot be decoded
+//! whole is reported, never read with characters replaced. A bad file, line or duplicate id costs only itself: the rest still loads.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::corpus::formats::{FileFormat, Formats};
 use crate::corpus::problem::{Problem, ProblemKind};
 use crate::corpus::{
-    parse_document, ArticleMeta, ChunkConfig, Document, DocumentInput, Format, Layout, Passage,
-    PassageId,
+    parse_document, ArticleMeta, ChunkConfig, Document, DocumentInput, Layout, Passage, PassageId,
 };
 
 /// Everything a load produced.
@@ -30,7 +32,7 @@ pub struct LoadReport {
     pub ignored_files: usize,
 }
 
-/// A supported file found under the paths given, read and decoded.
+/// A file of a format wenda reads, found under the paths given, read and decoded.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     /// Where it is on disk.
@@ -123,25 +125,19 @@ pub fn load<P: AsRef<Path>>(paths: &[P], config: &ChunkConfig<'_>) -> LoadReport
     report
 }
 
-/// The layout of a file, by its extension: `.txt` and `.md` are news (or plain text, which
-/// the news rules leave as it is), `.jsonl` records.
-fn layout_of(path: &Path) -> Option<Layout> {
-    let extension = path.extension()?.to_str()?.to_ascii_lowercase();
-    match extension.as_str() {
-        "txt" | "md" => Some(Layout::News),
-        "jsonl" => Some(Layout::Jsonl),
-        _ => None,
-    }
+/// The format of the file at `path`, by its extension.
+fn format_of(path: &Path) -> Option<&'static dyn FileFormat> {
+    Formats::standard().by_file_name(&path.file_name()?.to_string_lossy())
 }
 
 impl FileScan {
     fn read_path(&mut self, path: &Path) {
         match fs::metadata(path) {
             Ok(metadata) if metadata.is_dir() => self.walk(path, path),
-            Ok(_) => match layout_of(path) {
-                Some(layout) => {
+            Ok(_) => match format_of(path) {
+                Some(format) => {
                     let name = path.file_name().unwrap_or(path.as_os_str());
-                    self.read_file(path, &name.to_string_lossy(), layout);
+                    self.read_file(path, &name.to_string_lossy(), format);
                 }
                 None => self.problem(path, None, ProblemKind::UnsupportedExtension),
             },
@@ -179,14 +175,14 @@ impl FileScan {
             }
             if file_type.is_dir() {
                 self.walk(root, &path);
-            } else if let Some(layout) = layout_of(&path) {
+            } else if let Some(format) = format_of(&path) {
                 if file_type.is_symlink()
                     && !self.options.follow_symlinks
                     && !self.link_stays_inside(root, &path)
                 {
                     continue;
                 }
-                self.read_file(&path, &relative_path(root, &path), layout);
+                self.read_file(&path, &relative_path(root, &path), format);
             } else {
                 self.ignored_files += 1;
             }
@@ -211,7 +207,7 @@ impl FileScan {
     }
 
     /// Reads the file at `path`; `id` is its path relative to its root.
-    fn read_file(&mut self, path: &Path, id: &str, layout: Layout) {
+    fn read_file(&mut self, path: &Path, id: &str, format: &dyn FileFormat) {
         if let Ok(metadata) = fs::metadata(path) {
             if metadata.len() > self.options.max_file_bytes {
                 // What it holds is unknown, not gone: its document stays.
@@ -230,25 +226,21 @@ impl FileScan {
                 return self.problem(path, None, ProblemKind::Unreadable(error.to_string()));
             }
         };
-        let text = match String::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(error) => {
-                let offset = error.utf8_error().valid_up_to();
-                let line = error.as_bytes()[..offset]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count()
-                    + 1;
-                return self.problem(path, Some(line), ProblemKind::NotUtf8 { offset });
-            }
+        let extracted = match format.extract(&bytes) {
+            Ok(extracted) => extracted,
+            Err(error) => return self.problem(path, None, ProblemKind::Unextractable(error)),
         };
+        if extracted.encoding != encoding_rs::UTF_8.name() {
+            tracing::info!(path = %path.display(), encoding = extracted.encoding, "decoded");
+        }
+        let text = extracted.text;
         if text.trim_start_matches('\u{feff}').trim().is_empty() {
             return self.problem(path, None, ProblemKind::Empty);
         }
         self.files.push(SourceFile {
             path: path.to_owned(),
             id: id.to_owned(),
-            layout,
+            layout: extracted.layout,
             text,
         });
     }
@@ -290,9 +282,10 @@ impl Loader {
         tracing::debug!(path = %file.path.display(), passages, "loaded");
         self.report.documents.push(Document {
             path: file.id.clone(),
-            format: parsed.format,
+            layout: file.layout,
+            rewrapped: parsed.rewrapped,
             // A JSON-lines record counts as an article.
-            articles: if parsed.format == Format::Jsonl {
+            articles: if file.layout == Layout::Jsonl {
                 loaded_groups
             } else {
                 parsed.articles

@@ -1,6 +1,8 @@
 //! The corpus stage: turns the files a user brings into passages ready to embed, show and cite.
 //!
-//! Text files (`.txt`, `.md`, handled by `document`) go through source lines (`source`) →
+//! A file's bytes become a document's text through its format (`formats`: the one registry of
+//! the formats read, by extension, media type or signature, with character-set detection).
+//! Text documents (handled by `document`) go through source lines (`source`) →
 //! paragraphs, blank-line separated or repaired when the layout is PDF-wrapped (`pdf_text`), with
 //! whitespace normalised (`text`) → news articles with titles and dates (`article`, `date`) →
 //! passages sized to the embedding model's budget (`chunk`, `sentence`). JSON-lines files bring
@@ -11,6 +13,7 @@ mod article;
 mod chunk;
 mod date;
 mod document;
+pub mod formats;
 mod id;
 mod input;
 mod jsonl;
@@ -77,26 +80,14 @@ impl<'a> ChunkConfig<'a> {
     }
 }
 
-/// How a document's text was laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Format {
-    /// Ordinary text: blank lines separate paragraphs.
-    Text,
-    /// Text extracted from a PDF, hard-wrapped and double-spaced; repaired before use.
-    WrappedText,
-    /// Markdown: headings are paragraphs of their own.
-    Markdown,
-    /// JSON lines, one ready passage per line.
-    Jsonl,
-}
-
 /// A file that was loaded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
     /// Path relative to the root it was found under, with `/` separators.
     pub path: String,
-    pub format: Format,
+    pub layout: Layout,
+    /// Whether its lines were hard-wrapped (as text extracted from PDF is) and were rejoined.
+    pub rewrapped: bool,
     /// Articles recognised in it (for JSON lines: records loaded).
     pub articles: usize,
     /// Passages loaded from it.

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::corpus::formats::{ExtractError, Formats};
+
 /// Something skipped while loading: a file, a JSON line, or the passages of a paragraph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -17,15 +19,15 @@ pub struct Problem {
 pub enum ProblemKind {
     #[error("cannot read: {0}")]
     Unreadable(String),
-    #[error("not valid UTF-8 (first invalid byte at offset {offset}); convert the file to UTF-8")]
-    NotUtf8 { offset: usize },
+    #[error("{0}")]
+    Unextractable(#[from] ExtractError),
     #[error("empty file")]
     Empty,
     #[error("{bytes} bytes, over the limit of {limit} (--max-file-bytes)")]
     TooLarge { bytes: u64, limit: u64 },
     #[error("a symbolic link to {}, outside the corpus folder: not followed", .0.display())]
     LinkOutside(std::path::PathBuf),
-    #[error("unsupported file type: expected .txt, .md or .jsonl")]
+    #[error("unsupported file type: expected {}", Formats::standard().extension_list())]
     UnsupportedExtension,
     #[error("malformed JSON line: {0}")]
     MalformedJson(String),

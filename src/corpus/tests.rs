@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use proptest::prelude::*;
 
 use crate::corpus::document::{self, TextDocument};
+use crate::corpus::formats::ExtractError;
 use crate::corpus::text::{is_cjk, is_line_break};
 use crate::corpus::*;
 
@@ -90,7 +91,8 @@ fn seed_file_has_four_articles_with_full_titles_and_dates() {
     assert_eq!(report.documents.len(), 1);
     let document = &report.documents[0];
     assert_eq!(document.path, SEED_FILE);
-    assert_eq!(document.format, Format::WrappedText);
+    assert!(document.rewrapped);
+    assert_eq!(document.layout, Layout::News);
     assert_eq!(document.articles, 4);
 
     let mut articles: Vec<&ArticleMeta> = Vec::new();
@@ -412,13 +414,16 @@ fn jsonl_records_load_with_their_ids_and_bad_lines_are_reported() {
     let rebuilt: String = long.iter().map(|p| p.fresh_text()).collect();
     assert_eq!(rebuilt, long_text);
     assert_eq!(report.documents[0].articles, 3);
-    assert_eq!(report.documents[0].format, Format::Jsonl);
+    assert_eq!(report.documents[0].layout, Layout::Jsonl);
 }
 
 #[test]
 fn bad_files_are_reported_and_the_rest_still_loads() {
     let dir = ScratchDir::new("bad-files");
-    dir.write("a.txt", b"first line\n\xff\xfe broken\n");
+    dir.write(
+        "a.txt",
+        ["第一行\n第二".as_bytes(), b"\xff", "行\n".as_bytes()].concat(),
+    );
     dir.write("b.txt", " \n\n");
     dir.write("c.jsonl", "");
     dir.write(
@@ -426,6 +431,11 @@ fn bad_files_are_reported_and_the_rest_still_loads() {
         "# Notes\n\nA short note, wrapped\nover two lines.\n",
     );
     let explicit = dir.write("e.csv", "x,y\n");
+    dir.write("f.txt", b"%PDF-1.7\n1 0 obj\n\x00\x01");
+    // GBK, as many Chinese text files are: decoded, not refused.
+    let (gbk, _, _) =
+        encoding_rs::GBK.encode("上海“模速空间”已入驻企业一百余家，覆盖大模型产业链。");
+    dir.write("g.txt", gbk);
     let report = load(
         &[&dir.0, &explicit, &dir.0.join("missing.txt")],
         &ChunkConfig::new(&SimpleCounter),
@@ -435,17 +445,26 @@ fn bad_files_are_reported_and_the_rest_still_loads() {
         .into_iter()
         .map(|(name, line, kind)| (name, line, kind.to_string()))
         .collect();
-    assert_eq!(kinds.len(), 5, "{kinds:?}");
+    assert_eq!(kinds.len(), 6, "{kinds:?}");
+    let refused = |error| ProblemKind::Unextractable(error).to_string();
     assert_eq!(
-        kinds[..4],
+        kinds[..5],
         [
             (
                 "a.txt".to_owned(),
-                Some(2),
-                ProblemKind::NotUtf8 { offset: 11 }.to_string()
+                None,
+                refused(ExtractError::DamagedUtf8 {
+                    offset: 16,
+                    line: 2
+                })
             ),
             ("b.txt".to_owned(), None, "empty file".to_owned()),
             ("c.jsonl".to_owned(), None, "empty file".to_owned()),
+            (
+                "f.txt".to_owned(),
+                None,
+                refused(ExtractError::Binary { offset: 17 })
+            ),
             (
                 "e.csv".to_owned(),
                 None,
@@ -453,12 +472,21 @@ fn bad_files_are_reported_and_the_rest_still_loads() {
             ),
         ]
     );
-    assert!(kinds[4].2.starts_with("cannot read"));
+    assert!(kinds[5].2.starts_with("cannot read"));
+    assert!(kinds[4]
+        .2
+        .contains(".txt, .text, .md, .markdown, .jsonl, .ndjson"));
 
     let texts: Vec<&str> = report.passages.iter().map(|p| p.text.as_str()).collect();
-    assert_eq!(texts, ["# Notes A short note, wrapped over two lines."]);
-    assert_eq!(report.documents.len(), 1);
-    assert_eq!(report.documents[0].format, Format::Text);
+    assert_eq!(
+        texts,
+        [
+            "Notes A short note, wrapped over two lines.",
+            "上海“模速空间”已入驻企业一百余家，覆盖大模型产业链。"
+        ]
+    );
+    let layouts: Vec<Layout> = report.documents.iter().map(|d| d.layout).collect();
+    assert_eq!(layouts, [Layout::Markdown, Layout::News]);
 }
 
 #[test]
@@ -649,7 +677,7 @@ fn plain_text_is_one_article_with_the_given_metadata() {
     // A dateline in plain text is text, not the start of an article.
     let text = "第一段第一行\n第一段第二行。\n\n（2025年04月25日来源：新华网）\n\n第二段。";
     let parsed = parse_as(Layout::Plain, text, &meta);
-    assert_eq!((parsed.format, parsed.articles), (Format::Text, 1));
+    assert_eq!((parsed.rewrapped, parsed.articles), (false, 1));
     let passages = parsed.into_passages();
     let all: String = passages.iter().map(|p| p.text.as_str()).collect();
     assert!(
@@ -675,7 +703,6 @@ fn markdown_headings_are_paragraphs_without_their_markers() {
     let text =
         "# 标题一\n正文第一段，内容足够长以便独立成段落。\n\n## 小节\n\n#不是标题\n    # 缩进代码";
     let parsed = parse_as(Layout::Markdown, text, &ArticleMeta::default());
-    assert_eq!(parsed.format, Format::Markdown);
     let passages = parsed.into_passages();
     let all: Vec<&str> = passages.iter().map(|p| p.text.as_str()).collect();
     let joined = all.join("|");

@@ -50,6 +50,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::InvalidName
         | C::InvalidCursor
         | C::NoPassages
+        | C::UnreadableDocument
         | C::TokenIdsNotSupported => StatusCode::UNPROCESSABLE_ENTITY,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::NotAcceptable => StatusCode::NOT_ACCEPTABLE,

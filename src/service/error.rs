@@ -41,6 +41,10 @@ pub enum ServiceError {
     UnknownJob(String),
     #[error("the document yields no passage: {0}")]
     NoPassages(String),
+    /// A file's bytes are not a document of its format (binary data as text, text that cannot
+    /// be decoded whole).
+    #[error("{0}")]
+    UnreadableDocument(String),
     #[error("passage id {passage:?} already belongs to document {owner:?}; give this document another id")]
     PassageConflict { passage: String, owner: String },
     /// A write collided with a concurrent one; nothing was written.
@@ -82,6 +86,7 @@ impl ServiceError {
             Self::UnknownDocument { .. } => ErrorCode::UnknownDocument,
             Self::UnknownJob(_) => ErrorCode::UnknownJob,
             Self::NoPassages(_) => ErrorCode::NoPassages,
+            Self::UnreadableDocument(_) => ErrorCode::UnreadableDocument,
             Self::PassageConflict { .. } => ErrorCode::PassageIdConflict,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::Overloaded => ErrorCode::Overloaded,
@@ -128,6 +133,7 @@ pub enum ErrorCode {
     UnknownPassage,
     UnknownJob,
     NoPassages,
+    UnreadableDocument,
     PassageIdConflict,
     Conflict,
     // The server's state.
@@ -144,7 +150,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 38] = [
+    pub const ALL: [Self; 39] = [
         Self::BadRequest,
         Self::BadPath,
         Self::MalformedJson,
@@ -171,6 +177,7 @@ impl ErrorCode {
         Self::UnknownPassage,
         Self::UnknownJob,
         Self::NoPassages,
+        Self::UnreadableDocument,
         Self::PassageIdConflict,
         Self::Conflict,
         Self::NotReady,
@@ -213,6 +220,7 @@ impl ErrorCode {
             Self::UnknownPassage => "unknown_passage",
             Self::UnknownJob => "unknown_job",
             Self::NoPassages => "no_passages",
+            Self::UnreadableDocument => "unreadable_document",
             Self::PassageIdConflict => "passage_id_conflict",
             Self::Conflict => "conflict",
             Self::NotReady => "not_ready",

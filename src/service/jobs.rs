@@ -113,8 +113,10 @@ pub struct ImportLine {
     pub file: Option<String>,
     /// 1-based, in its file or body.
     pub line: usize,
-    /// A [`DocumentLine`] as JSON.
-    pub body: String,
+    /// A [`DocumentLine`] as JSON, or why the transport could not make one of what it
+    /// received (an uploaded file that is not of its format): the line is refused with that
+    /// error, and the rest of the import goes on.
+    pub body: Result<String, ServiceError>,
 }
 
 /// A job with the first of its refused lines.
@@ -200,14 +202,22 @@ impl Service {
         let job_lines: Vec<JobLine> = lines
             .into_iter()
             .enumerate()
-            .map(|(seq, line)| JobLine {
-                seq,
-                refused: DocumentLine::parse(&line.body)
-                    .err()
-                    .map(|error| (error.code().as_str().to_owned(), error.to_string())),
-                file: line.file,
-                line: line.line,
-                body: line.body,
+            .map(|(seq, line)| {
+                let (body, refused) = match line.body {
+                    Ok(body) => {
+                        let refused = DocumentLine::parse(&body).err();
+                        (body, refused)
+                    }
+                    Err(error) => (String::new(), Some(error)),
+                };
+                JobLine {
+                    seq,
+                    refused: refused
+                        .map(|error| (error.code().as_str().to_owned(), error.to_string())),
+                    file: line.file,
+                    line: line.line,
+                    body,
+                }
             })
             .collect();
         let store = Arc::clone(&self.store);
