@@ -1626,3 +1626,134 @@ fn another_model_embeds_the_stored_passages_again_and_a_switch_back_reuses_them(
         "the first model's vectors were kept"
     );
 }
+
+/// A document sent as a file rather than JSON: its format by media type (or, for
+/// `application/octet-stream`, by the id's extension), its text in the declared or detected
+/// encoding, its fields in the query string; what is not a readable file is refused by name.
+#[test]
+fn a_document_can_be_put_as_a_file_in_any_common_encoding() {
+    let server = server();
+    let url = server.url.as_str();
+    assert_eq!(call(url, "PUT", "/v1/collections/files", None).0, 201);
+    let text = "旧编码的通知：城市公园将于五月一日起延长开放时间。";
+    let gbk = encoding_rs::GBK.encode(text).0.into_owned();
+    for (id, content_type) in [
+        ("declared", "text/plain; charset=GBK"),
+        ("detected", "text/plain"),
+    ] {
+        let path = format!(
+            "/v1/collections/files/documents/{id}?title=%E5%85%AC%E5%9B%AD&date=2025-04-30&metadata=%7B%22lang%22%3A%22zh%22%7D"
+        );
+        let (status, put) = call(url, "PUT", &path, Some((content_type, &gbk)));
+        assert_eq!(status, 201, "{content_type}: {put}");
+        let (_, stored) = call(
+            url,
+            "GET",
+            &format!("/v1/collections/files/documents/{id}"),
+            None,
+        );
+        assert_eq!(stored["text"], text, "{content_type}");
+        assert_eq!(
+            (
+                &stored["title"],
+                &stored["date"],
+                &stored["metadata"]["lang"],
+                &stored["format"]
+            ),
+            (
+                &json!("公园"),
+                &json!("2025-04-30"),
+                &json!("zh"),
+                &json!("news")
+            ),
+            "{stored}"
+        );
+    }
+    let markdown = "# 会议纪要\n\n讨论了公园的开放时间。";
+    let (status, put) = call(
+        url,
+        "PUT",
+        "/v1/collections/files/documents/minutes.md",
+        Some(("application/octet-stream", markdown.as_bytes())),
+    );
+    assert_eq!(status, 201, "{put}");
+    let (_, stored) = call(
+        url,
+        "GET",
+        "/v1/collections/files/documents/minutes.md",
+        None,
+    );
+    assert_eq!(stored["format"], "markdown", "{stored}");
+    let (_, found) = send_json(
+        url,
+        "POST",
+        "/v1/collections/files/search",
+        &json!({"query": "公园什么时候延长开放", "top_k": 3}),
+    );
+    assert_eq!(found["results"].as_array().unwrap().len(), 3, "{found}");
+
+    let put_file = |path: &str, content_type: &str, body: &[u8]| {
+        call(
+            url,
+            "PUT",
+            &format!("/v1/collections/files/documents/{path}"),
+            Some((content_type, body)),
+        )
+    };
+    let (status, refused) = put_file(
+        "scan.txt",
+        "application/octet-stream",
+        b"%PDF-1.7\n\x00\x01",
+    );
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("unreadable_document")),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("binary data"),
+        "{refused}"
+    );
+    assert_error(
+        put_file("declared", "text/plain; charset=utf-8", &gbk),
+        422,
+        "unreadable_document",
+    );
+    assert_error(
+        put_file("x", "text/plain; charset=klingon", b"a"),
+        415,
+        "unsupported_media_type",
+    );
+    assert_error(
+        put_file("x", "image/png", b"\x89PNG"),
+        415,
+        "unsupported_media_type",
+    );
+    assert_error(
+        put_file("x.csv", "application/octet-stream", b"a,b"),
+        415,
+        "unsupported_media_type",
+    );
+    assert_error(
+        put_file("x?metadata=%5B1%5D", "text/plain", "正文。".as_bytes()),
+        422,
+        "invalid_request",
+    );
+    // The fields of a JSON document are in its body, never in the query string too.
+    assert_error(
+        call(
+            url,
+            "PUT",
+            "/v1/collections/files/documents/json?title=x",
+            Some(("application/json", r#"{"text": "正文。"}"#.as_bytes())),
+        ),
+        422,
+        "invalid_request",
+    );
+    // Every refusal left the collection as it was.
+    let (_, described) = call(url, "GET", "/v1/collections/files", None);
+    assert_eq!(described["documents"], 3, "{described}");
+}

@@ -226,7 +226,7 @@ impl FileScan {
                 return self.problem(path, None, ProblemKind::Unreadable(error.to_string()));
             }
         };
-        let extracted = match format.extract(&bytes) {
+        let extracted = match format.extract(&bytes, None) {
             Ok(extracted) => extracted,
             Err(error) => return self.problem(path, None, ProblemKind::Unextractable(error)),
         };

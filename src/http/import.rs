@@ -1,14 +1,21 @@
-//! The import route's body: NDJSON (one document per line) or a multipart upload of files of
-//! the formats wenda reads ([`Formats::standard`]), split into the lines of an import job. A
-//! JSON-lines file brings its lines; any other file is one document, named after the file.
+//! Bodies that bring documents. The import route's: NDJSON (one document per line) or a
+//! multipart upload of files of the formats wenda reads ([`Formats::standard`]), split into the
+//! lines of an import job; a JSON-lines file brings its lines, any other file is one document,
+//! named after the file. And a document's own (`PUT …/documents/{id}`): JSON, or a file.
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header;
+use serde_json::Map;
 
+use super::error::Body;
+use super::wire::{DocumentBody, DocumentFileQuery};
 use super::ApiError;
-use crate::corpus::formats::Formats;
+use encoding_rs::Encoding;
+
+use crate::corpus::formats::{Extracted, Formats};
 use crate::corpus::Layout;
-use crate::service::{DocumentLine, ErrorCode, ImportLine, ServiceError};
+use crate::service::{DocumentLine, ErrorCode, ImportLine, NewDocument, ServiceError};
 
 /// The lines of an import request's body.
 pub(super) async fn import_lines(
@@ -83,6 +90,110 @@ fn utf8(bytes: &[u8]) -> Result<&str, ApiError> {
     Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
+/// The document a `PUT …/documents/{id}` body holds: a JSON [`DocumentBody`], or a file of a
+/// format wenda reads with its fields in the query string.
+pub(super) async fn document_body(
+    id: &str,
+    fields: DocumentFileQuery,
+    request: Request,
+) -> Result<NewDocument, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if media_type.is_empty() || media_type.eq_ignore_ascii_case("application/json") {
+        if !fields.is_empty() {
+            return Err(ApiError::invalid(
+                "the query string's fields are for a document sent as a file: give them in the                  JSON body",
+            ));
+        }
+        let Body(body) = Body::<DocumentBody>::from_request(request, &()).await?;
+        return Ok(NewDocument {
+            text: body.text,
+            layout: body.format.into(),
+            title: body.title,
+            date: body.date,
+            source: body.source,
+            url: body.url,
+            metadata: body.metadata.unwrap_or_default(),
+        });
+    }
+    let bytes = Bytes::from_request(request, &())
+        .await
+        .map_err(|rejection| ApiError::from_body_error(&rejection, rejection.body_text()))?;
+    let extracted = file_document(&content_type, id, &bytes)?;
+    let metadata = match fields.metadata {
+        None => Map::new(),
+        Some(json) => serde_json::from_str::<Map<String, serde_json::Value>>(&json)
+            .map_err(|error| ApiError::invalid(format!("metadata: not a JSON object: {error}")))?,
+    };
+    Ok(NewDocument {
+        text: extracted.text,
+        layout: fields.format.map_or(extracted.layout, Into::into),
+        title: fields.title,
+        date: fields.date,
+        source: fields.source,
+        url: fields.url,
+        metadata,
+    })
+}
+
+/// The document a request body that is not JSON holds: a file whose format is its media type's,
+/// or for `application/octet-stream` the one its first bytes or `id`'s extension say; a
+/// `charset` parameter is the text's encoding.
+fn file_document(content_type: &str, id: &str, bytes: &[u8]) -> Result<Extracted, ApiError> {
+    let formats = Formats::standard();
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    let format = if media_type.eq_ignore_ascii_case("application/octet-stream") {
+        formats.sniff(bytes).or_else(|| formats.by_file_name(id))
+    } else {
+        formats.by_media_type(content_type)
+    };
+    let format = format.ok_or_else(|| {
+        let types: Vec<&str> = formats.all().flat_map(|f| f.media_types()).copied().collect();
+        ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "{content_type:?} is not a document format: send JSON (`application/json`), a                  file as one of {}, or `application/octet-stream` with the format's extension                  on the document id ({})",
+                types.join(", "),
+                formats.extension_list()
+            ),
+        )
+    })?;
+    let charset = charset(content_type)?;
+    let mut extracted = format
+        .extract(bytes, charset)
+        .map_err(|error| ServiceError::UnreadableDocument(error.to_string()))?;
+    // The document is the text, not the file: a byte-order mark is no part of it.
+    if extracted.text.starts_with('\u{feff}') {
+        extracted.text.remove(0);
+    }
+    Ok(extracted)
+}
+
+/// The encoding a `charset` parameter of `content_type` names, or a 415 when it names none.
+fn charset(content_type: &str) -> Result<Option<&'static Encoding>, ApiError> {
+    let Some(label) = content_type.split(';').skip(1).find_map(|parameter| {
+        let (name, value) = parameter.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"'))
+    }) else {
+        return Ok(None);
+    };
+    Encoding::for_label(label.as_bytes())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!("charset {label:?} is not a known character encoding"),
+            )
+        })
+}
+
 /// The non-blank lines of NDJSON text, numbered from 1.
 fn json_lines(file: Option<&str>, text: &str) -> Vec<ImportLine> {
     text.split('\n')
@@ -107,7 +218,7 @@ fn file_lines(name: &str, bytes: &[u8]) -> Result<Vec<ImportLine>, ApiError> {
             formats.extension_list()
         ))
     })?;
-    let extracted = match format.extract(bytes) {
+    let extracted = match format.extract(bytes, None) {
         Ok(extracted) => extracted,
         Err(error) => {
             return Ok(vec![ImportLine {

@@ -11,14 +11,15 @@ use axum::Json;
 
 use super::error::{Body, ErrorBody};
 use super::wire::{
-    CollectionList, CollectionView, Deleted, DocumentBody, DocumentList, DocumentListQuery,
-    DocumentSummary, DocumentView, EmbeddingData, EmbeddingVector, EmbeddingsRequest,
-    EmbeddingsResponse, EncodingFormat, Info, JobView, PassageView, PutDocumentResponse,
-    SearchQuery, SearchRequest, SearchResponse, SimilarQuery, SimilarResponse, Status, Usage,
+    CollectionList, CollectionView, Deleted, DocumentBody, DocumentFileQuery, DocumentList,
+    DocumentListQuery, DocumentSummary, DocumentView, EmbeddingData, EmbeddingVector,
+    EmbeddingsRequest, EmbeddingsResponse, EncodingFormat, Info, JobView, PassageView,
+    PutDocumentResponse, SearchQuery, SearchRequest, SearchResponse, SimilarQuery, SimilarResponse,
+    Status, Usage,
 };
 use super::{ApiError, AppState};
 use crate::embedding::Role;
-use crate::service::{ErrorCode, NewDocument, Service, SimilarRequest, DEFAULT_COLLECTION};
+use crate::service::{ErrorCode, Service, SimilarRequest, DEFAULT_COLLECTION};
 
 type Answer<T> = Result<Json<T>, ApiError>;
 type Shared = State<Arc<AppState>>;
@@ -396,12 +397,22 @@ pub async fn get_document(
 
 /// Create or replace a document. It is cut into passages, embedded (text embedded before is
 /// reused) and stored; the answer comes once it is durable and searchable. A replaced
-/// document's passages are swapped at once: a search sees the old version or the new one.
+/// document's passages are swapped at once: a search sees the old version or the new one. The
+/// body is JSON, or a file: `text/plain` (in any common encoding: a `charset` parameter is
+/// trusted, else it is detected), `text/markdown`, `application/x-ndjson`, or
+/// `application/octet-stream` with the format known by the id's extension; its title, date
+/// and other fields then come in the query string.
 #[utoipa::path(put, path = "/v1/collections/{collection}/documents/{doc_id}", tag = "documents",
     operation_id = "putDocument",
     params(("collection" = String, Path, description = "The collection's name."),
         ("doc_id" = String, Path, description = "The document's id: up to 512 bytes, no control characters (percent-encode reserved characters).")),
-    request_body = DocumentBody,
+    params(DocumentFileQuery),
+    request_body(content(
+        (DocumentBody = "application/json"),
+        (String = "text/plain"),
+        (String = "text/markdown"),
+        (Vec<u8> = "application/octet-stream"),
+    )),
     responses(
     (status = 200, description = "Replaced.", body = PutDocumentResponse),
     (status = 201, description = "Created.", body = PutDocumentResponse),
@@ -410,24 +421,18 @@ pub async fn get_document(
     (status = 409, description = "`passage_id_conflict`: a passage id belongs to another document.", body = ErrorBody),
     (status = 413, description = "`payload_too_large`: over the document limit (16 MiB by default).", body = ErrorBody),
     (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-    (status = 422, description = "`malformed_json`, `invalid_request`, `invalid_name` or `no_passages` (the text has nothing to index).", body = ErrorBody),
+    (status = 422, description = "`malformed_json`, `invalid_request`, `invalid_name`, `no_passages` (the text has nothing to index) or `unreadable_document` (a file that is not of its format: binary data as text, text that cannot be decoded whole).", body = ErrorBody),
     (status = 503, description = "`not_ready`, `overloaded` or `storage_unavailable`: nothing was written.", body = ErrorBody),
 ))]
 pub async fn put_document(
     State(state): Shared,
     path: Result<Path<(String, String)>, PathRejection>,
-    Body(body): Body<DocumentBody>,
+    query: Result<Query<DocumentFileQuery>, QueryRejection>,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<PutDocumentResponse>), ApiError> {
     let Path((collection, id)) = path?;
-    let document = NewDocument {
-        text: body.text,
-        layout: body.format.into(),
-        title: body.title,
-        date: body.date,
-        source: body.source,
-        url: body.url,
-        metadata: body.metadata.unwrap_or_default(),
-    };
+    let Query(fields) = query?;
+    let document = super::import::document_body(&id, fields, request).await?;
     let outcome = state
         .service()?
         .put_document(&collection, &id, document)

@@ -19,8 +19,23 @@ pub struct DecodedText {
     pub encoding: &'static str,
 }
 
-/// Decodes `bytes`, a text file, into text.
-pub fn decode_text(bytes: &[u8]) -> Result<DecodedText, ExtractError> {
+/// Decodes `bytes`, a text file, into text: in `declared` when the sender named its encoding
+/// (a `charset`), else in the encoding found.
+pub fn decode_text(
+    bytes: &[u8],
+    declared: Option<&'static Encoding>,
+) -> Result<DecodedText, ExtractError> {
+    if let Some(encoding) = declared {
+        let bom = Encoding::for_bom(bytes).filter(|(bom, _)| *bom == encoding);
+        let start = if encoding == encoding_rs::UTF_8 {
+            0
+        } else {
+            bom.map_or(0, |(_, length)| length)
+        };
+        return decode_as(encoding, &bytes[start..]).ok_or(ExtractError::NotDeclared {
+            charset: encoding.name(),
+        });
+    }
     let utf8 = std::str::from_utf8(bytes);
     if let (Ok(text), false) = (utf8, bytes.contains(&0)) {
         return Ok(DecodedText {
@@ -90,18 +105,21 @@ mod tests {
 
     #[test]
     fn utf8_is_read_as_it_is_and_utf16_by_its_bom() {
-        let decoded = decode_text(CHINESE.as_bytes()).unwrap();
+        let decoded = decode_text(CHINESE.as_bytes(), None).unwrap();
         assert_eq!(
             (decoded.text.as_str(), decoded.encoding),
             (CHINESE, "UTF-8")
         );
         let with_bom = format!("\u{feff}{CHINESE}");
-        assert_eq!(decode_text(with_bom.as_bytes()).unwrap().text, with_bom);
+        assert_eq!(
+            decode_text(with_bom.as_bytes(), None).unwrap().text,
+            with_bom
+        );
         let utf16: Vec<u8> = [0xff, 0xfe]
             .into_iter()
             .chain(CHINESE.encode_utf16().flat_map(u16::to_le_bytes))
             .collect();
-        let decoded = decode_text(&utf16).unwrap();
+        let decoded = decode_text(&utf16, None).unwrap();
         assert_eq!(
             (decoded.text.as_str(), decoded.encoding),
             (CHINESE, "UTF-16LE")
@@ -118,7 +136,7 @@ mod tests {
             ("gb18030", &format!("{CHINESE}€"), "GBK"),
             ("big5", traditional, "Big5"),
         ] {
-            let decoded = decode_text(&encoded(label, text)).unwrap();
+            let decoded = decode_text(&encoded(label, text), None).unwrap();
             assert_eq!(decoded.text, text, "{label}");
             // GB18030 text is read by GBK's decoder, which WHATWG defines as GB18030's.
             assert_eq!(decoded.encoding, expected, "{label}");
@@ -131,7 +149,7 @@ mod tests {
         let at = "第一行\n".len();
         damaged[at] = 0xff;
         assert_eq!(
-            decode_text(&damaged),
+            decode_text(&damaged, None),
             Err(ExtractError::DamagedUtf8 {
                 offset: at,
                 line: 2
@@ -139,6 +157,20 @@ mod tests {
         );
         let pdf = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Length 3 >>\nstream\n\x00\x01\x02";
         let nul = pdf.iter().position(|&b| b == 0).unwrap();
-        assert_eq!(decode_text(pdf), Err(ExtractError::Binary { offset: nul }));
+        assert_eq!(
+            decode_text(pdf, None),
+            Err(ExtractError::Binary { offset: nul })
+        );
+    }
+
+    #[test]
+    fn a_declared_charset_is_trusted_and_checked() {
+        let gbk = encoded("gbk", "短");
+        let decoded = decode_text(&gbk, Some(encoding_rs::GBK)).unwrap();
+        assert_eq!((decoded.text.as_str(), decoded.encoding), ("短", "GBK"));
+        assert_eq!(
+            decode_text(&gbk, Some(encoding_rs::UTF_8)),
+            Err(ExtractError::NotDeclared { charset: "UTF-8" })
+        );
     }
 }

@@ -11,6 +11,8 @@ mod text;
 
 use std::sync::LazyLock;
 
+use encoding_rs::Encoding;
+
 pub use encoding::{decode_text, DecodedText};
 use text::TextFormat;
 
@@ -29,8 +31,12 @@ pub trait FileFormat: Send + Sync {
     fn sniff(&self, _head: &[u8]) -> bool {
         false
     }
-    /// The document in `bytes`.
-    fn extract(&self, bytes: &[u8]) -> Result<Extracted, ExtractError>;
+    /// The document in `bytes`; `charset` is the text encoding the sender declared, if any.
+    fn extract(
+        &self,
+        bytes: &[u8],
+        charset: Option<&'static Encoding>,
+    ) -> Result<Extracted, ExtractError>;
 }
 
 /// A document as a format read it.
@@ -54,6 +60,8 @@ pub enum ExtractError {
     DamagedUtf8 { offset: usize, line: usize },
     #[error("not UTF-8, and not readable as {guess} either (the closest legacy encoding); convert the file to UTF-8")]
     Undecodable { guess: &'static str },
+    #[error("not valid {charset}, the charset it was declared in")]
+    NotDeclared { charset: &'static str },
 }
 
 /// The formats wenda reads.

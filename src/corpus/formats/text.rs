@@ -1,6 +1,8 @@
 //! Text files: plain text (cut as news, whose rules leave other text as it is), Markdown and
 //! JSON lines, in any common character encoding.
 
+use encoding_rs::Encoding;
+
 use super::{decode_text, ExtractError, Extracted, FileFormat};
 use crate::corpus::Layout;
 
@@ -56,8 +58,12 @@ impl FileFormat for TextFormat {
         self.media_types
     }
 
-    fn extract(&self, bytes: &[u8]) -> Result<Extracted, ExtractError> {
-        let decoded = decode_text(bytes)?;
+    fn extract(
+        &self,
+        bytes: &[u8],
+        charset: Option<&'static Encoding>,
+    ) -> Result<Extracted, ExtractError> {
+        let decoded = decode_text(bytes, charset)?;
         Ok(Extracted {
             text: decoded.text,
             layout: self.layout,

@@ -70,6 +70,45 @@ pub struct DocumentBody {
     pub format: DocumentFormat,
 }
 
+/// `PUT /v1/collections/{collection}/documents/{doc_id}` query string, for a document sent as a
+/// file (any body that is not JSON): what the file does not say of itself.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DocumentFileQuery {
+    /// The title, as `title` of a JSON body.
+    pub title: Option<String>,
+    /// The date, as `date` of a JSON body.
+    pub date: Option<String>,
+    /// The publisher or origin.
+    pub source: Option<String>,
+    /// Where the document can be read.
+    pub url: Option<String>,
+    /// A JSON object, as `metadata` of a JSON body (percent-encoded).
+    pub metadata: Option<String>,
+    /// `plain`, `markdown` or `news`, instead of the file format's own (news for text,
+    /// markdown for Markdown).
+    pub format: Option<DocumentFormat>,
+}
+
+impl DocumentFileQuery {
+    /// Whether any field is given.
+    pub fn is_empty(&self) -> bool {
+        let Self {
+            title,
+            date,
+            source,
+            url,
+            metadata,
+            format,
+        } = self;
+        [title, date, source, url, metadata]
+            .iter()
+            .all(|field| field.is_none())
+            && format.is_none()
+    }
+}
+
 /// What writing a document did.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PutDocumentResponse {

@@ -23,8 +23,8 @@ pub use chat::{
 };
 pub use collections::{CollectionList, CollectionView};
 pub use documents::{
-    Deleted, DocumentBody, DocumentFormat, DocumentList, DocumentListQuery, DocumentSummary,
-    DocumentView, PutDocumentResponse,
+    Deleted, DocumentBody, DocumentFileQuery, DocumentFormat, DocumentList, DocumentListQuery,
+    DocumentSummary, DocumentView, PutDocumentResponse,
 };
 pub use embeddings::{
     EmbeddingData, EmbeddingVector, EmbeddingsInput, EmbeddingsRequest, EmbeddingsResponse,
