@@ -106,6 +106,12 @@ pub struct ServeArgs {
 
 impl ServeArgs {
     pub fn limits(&self) -> Limits {
+        // A generative answer waits for the LLM besides what a search takes.
+        let llm_timeout = self
+            .llm
+            .llm_base_url
+            .as_ref()
+            .map_or(0, |_| self.llm.llm_timeout);
         Limits {
             max_body_bytes: self.max_body_bytes,
             max_document_bytes: self.max_document_bytes,
@@ -113,17 +119,9 @@ impl ServeArgs {
             max_in_flight: self.max_in_flight,
             body_timeout: Duration::from_secs(self.body_timeout),
             request_timeout: Duration::from_secs(self.request_timeout),
-            // A generative answer waits for the LLM besides what a search takes.
-            answer_timeout: Duration::from_secs(
-                self.request_timeout
-                    + self
-                        .llm
-                        .llm_base_url
-                        .as_ref()
-                        .map_or(0, |_| 2 * self.llm.llm_timeout),
-            ),
             ..Limits::default()
         }
+        .with_llm_timeout(Duration::from_secs(llm_timeout))
     }
 
     /// How connections are handled, the cap lowered to what the open-file limit allows.

@@ -83,6 +83,17 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// These limits with answers given time for two calls to an LLM answering within
+    /// `llm_timeout` (condensing a follow-up, then answering), beside the request timeout.
+    pub fn with_llm_timeout(self, llm_timeout: Duration) -> Self {
+        Self {
+            answer_timeout: self.request_timeout + 2 * llm_timeout,
+            ..self
+        }
+    }
+}
+
 /// Shared by every request.
 pub struct AppState {
     service: OnceLock<Arc<Service>>,

@@ -172,7 +172,12 @@ impl Default for Options {
 pub fn start(options: Options) -> Server {
     static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let number = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let state = AppState::new(options.limits);
+    // As `wenda serve` gives them: answers wait for the LLM besides what a search takes.
+    let limits = match &options.llm {
+        Some(llm) => options.limits.with_llm_timeout(llm.timeout),
+        None => options.limits,
+    };
+    let state = AppState::new(limits);
     let data_dir = options.ready.then(|| {
         options
             .data_dir
