@@ -1684,6 +1684,33 @@ fn a_document_can_be_put_as_a_file_in_any_common_encoding() {
         None,
     );
     assert_eq!(stored["format"], "markdown", "{stored}");
+    assert!(
+        stored["passages"][0]["citation"]
+            .get("page_start")
+            .is_none(),
+        "{stored}"
+    );
+    // Form feeds are page breaks, as in text extracted from PDF: citations name the pages.
+    let paged = "第一页：公园开放时间的通知。\n\u{c}第二页：夏季延长至晚上十点。";
+    let (status, put) = call(
+        url,
+        "PUT",
+        "/v1/collections/files/documents/paged.txt?format=plain",
+        Some(("text/plain; charset=utf-8", paged.as_bytes())),
+    );
+    assert_eq!(status, 201, "{put}");
+    let (_, stored) = call(
+        url,
+        "GET",
+        "/v1/collections/files/documents/paged.txt",
+        None,
+    );
+    let citation = &stored["passages"][0]["citation"];
+    assert_eq!(
+        (&citation["page_start"], &citation["page_end"]),
+        (&json!(1), &json!(2)),
+        "{stored}"
+    );
     let (_, found) = send_json(
         url,
         "POST",
@@ -1755,5 +1782,5 @@ fn a_document_can_be_put_as_a_file_in_any_common_encoding() {
     );
     // Every refusal left the collection as it was.
     let (_, described) = call(url, "GET", "/v1/collections/files", None);
-    assert_eq!(described["documents"], 3, "{described}");
+    assert_eq!(described["documents"], 4, "{described}");
 }

@@ -3,7 +3,7 @@
 use crate::corpus::article::{articles, Article};
 use crate::corpus::chunk::{self, Budget};
 use crate::corpus::id::DocumentKey;
-use crate::corpus::source::{join_lines, lines, Line, LineIndex};
+use crate::corpus::source::{join_lines, lines, Line, SectionIndex};
 use crate::corpus::text::MappedText;
 use crate::corpus::{pdf_text, ArticleMeta, ChunkConfig, Citation, Layout, Passage, Position};
 
@@ -39,15 +39,22 @@ pub(crate) fn parse(
         Layout::Jsonl => unreachable!("JSON lines are records, not text"),
     };
     let key = DocumentKey::new(path);
-    let line_index = LineIndex::new(text);
+    let line_index = SectionIndex::lines(text);
+    let page_index = SectionIndex::pages(text);
     let cite = |paragraphs: &MappedText, range| {
         let bytes = paragraphs.source_range(range);
         Citation {
             path: path.to_owned(),
-            line_start: line_index.line_of(bytes.start),
-            line_end: line_index.line_of(bytes.end - 1),
+            line_start: line_index.number_of(bytes.start),
+            line_end: line_index.number_of(bytes.end - 1),
             byte_start: bytes.start,
             byte_end: bytes.end,
+            page_start: page_index
+                .as_ref()
+                .map(|pages| pages.number_of(bytes.start)),
+            page_end: page_index
+                .as_ref()
+                .map(|pages| pages.number_of(bytes.end - 1)),
         }
     };
     let mut metas = Vec::new();

@@ -91,6 +91,8 @@ fn record_passages(
         line_end: line.number,
         byte_start: line.start,
         byte_end: line.start + line.text.len(),
+        page_start: None,
+        page_end: None,
     };
     let budget = Budget::new(config, article.title.as_deref());
     let pieces = chunk::split(&text, &budget);

@@ -37,6 +37,7 @@ pub use load::{
     load, read_files, FileScan, LoadReport, ReadOptions, SourceFile, DEFAULT_MAX_FILE_BYTES,
 };
 pub use problem::{Problem, ProblemKind};
+pub use source::PAGE_BREAK;
 pub use text::{is_cjk_letter, is_mostly_cjk};
 
 /// Counts the tokens the embedding model sees for a passage, including whatever the model adds
@@ -151,6 +152,13 @@ pub struct Citation {
     /// Byte offsets into the file, end exclusive. For JSON lines: the whole record's line.
     pub byte_start: usize,
     pub byte_end: usize,
+    /// 1-based pages, inclusive, for documents that have pages (text with form-feed page
+    /// breaks, as extracted from paged documents). Absent from passages stored before pages
+    /// were kept, and from documents without pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_start: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_end: Option<usize>,
 }
 
 /// A unit of retrieval.
@@ -221,6 +229,8 @@ pub(crate) fn passage_for_tests(document: &str, id: &str, text: &str) -> Passage
             line_end: 1,
             byte_start: 0,
             byte_end: text.len(),
+            page_start: None,
+            page_end: None,
         },
         embeds_title: false,
     }

@@ -70,19 +70,37 @@ pub(crate) fn join_lines(
 
 /// Finds the line number of a byte offset.
 #[derive(Debug)]
-pub(crate) struct LineIndex {
-    /// Byte offset at which each line after the first starts.
+pub(crate) struct SectionIndex {
+    /// Byte offset at which each section after the first starts.
     starts: Vec<usize>,
 }
 
-impl LineIndex {
-    pub(crate) fn new(text: &str) -> Self {
-        let starts = text.match_indices('\n').map(|(at, _)| at + 1).collect();
+/// Ends a page: a form feed, as text extracted from paged documents marks page breaks
+/// (`pdftotext` does, and so does wenda's own extraction).
+pub const PAGE_BREAK: char = '\u{c}';
+
+impl SectionIndex {
+    /// The lines of `text`.
+    pub(crate) fn lines(text: &str) -> Self {
+        Self::split_by(text, '\n')
+    }
+
+    /// The pages of `text`, or `None` when it has no page break.
+    pub(crate) fn pages(text: &str) -> Option<Self> {
+        text.contains(PAGE_BREAK)
+            .then(|| Self::split_by(text, PAGE_BREAK))
+    }
+
+    fn split_by(text: &str, separator: char) -> Self {
+        let starts = text
+            .match_indices(separator)
+            .map(|(at, _)| at + separator.len_utf8())
+            .collect();
         Self { starts }
     }
 
-    /// 1-based number of the line containing byte `offset`.
-    pub(crate) fn line_of(&self, offset: usize) -> usize {
+    /// 1-based number of the section containing byte `offset`.
+    pub(crate) fn number_of(&self, offset: usize) -> usize {
         self.starts.partition_point(|&start| start <= offset) + 1
     }
 }
@@ -99,10 +117,10 @@ mod tests {
             lines,
             [(1, 3, "一"), (2, 8, "two"), (3, 12, ""), (4, 13, "last")]
         );
-        let index = LineIndex::new(text);
-        assert_eq!(index.line_of(3), 1);
-        assert_eq!(index.line_of(8), 2);
-        assert_eq!(index.line_of(13), 4);
+        let index = SectionIndex::lines(text);
+        assert_eq!(index.number_of(3), 1);
+        assert_eq!(index.number_of(8), 2);
+        assert_eq!(index.number_of(13), 4);
     }
 
     #[test]

@@ -763,3 +763,41 @@ fn repeated_record_ids_within_a_document_are_skipped_and_reported() {
         .collect();
     assert_eq!(ids, ["a", "b"]);
 }
+
+/// A form feed ends a page: citations say which pages a passage spans, and the break is no
+/// character of the passage (Chinese text continuing onto the next page stays unbroken).
+#[test]
+fn form_feeds_are_page_breaks_in_citations_and_nothing_in_passages() {
+    let counter = SimpleCounter;
+    let config = ChunkConfig {
+        min_tokens: 1,
+        ..ChunkConfig::new(&counter)
+    };
+    let text =
+        "第一页的第一段。\n\n第二段从第一页开始，\n\u{c}在第二页结束。\n\n\u{c}第三页的一段。";
+    let parsed = parse_document(
+        &DocumentInput {
+            id: "paged",
+            text,
+            layout: Layout::Plain,
+            meta: &ArticleMeta::default(),
+            metadata: &serde_json::Map::new(),
+        },
+        &config,
+    );
+    let passages = parsed.into_passages();
+    let seen: Vec<(&str, Option<usize>, Option<usize>)> = passages
+        .iter()
+        .map(|p| (p.text.as_str(), p.citation.page_start, p.citation.page_end))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("第一页的第一段。", Some(1), Some(1)),
+            ("第二段从第一页开始，在第二页结束。", Some(1), Some(2)),
+            ("第三页的一段。", Some(3), Some(3)),
+        ]
+    );
+    let plain = parse_as(Layout::Plain, "没有分页的文本。", &ArticleMeta::default());
+    assert_eq!(plain.into_passages()[0].citation.page_start, None);
+}

@@ -455,6 +455,12 @@ pub struct CitationView {
     /// Byte offsets into the document's text, end exclusive. For JSON lines: the record's line.
     pub byte_start: usize,
     pub byte_end: usize,
+    /// 1-based pages, inclusive, when the document has pages (its text has form-feed page
+    /// breaks, as text extracted from a PDF has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_start: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_end: Option<usize>,
 }
 
 impl From<&Position> for PositionView {
@@ -477,6 +483,8 @@ impl From<&Citation> for CitationView {
             line_end: citation.line_end,
             byte_start: citation.byte_start,
             byte_end: citation.byte_end,
+            page_start: citation.page_start,
+            page_end: citation.page_end,
         }
     }
 }

@@ -179,6 +179,10 @@ class Citation:
     byte_start: int
     """Byte offsets into the document's text, end exclusive."""
     byte_end: int
+    page_start: int | None = None
+    """1-based pages, inclusive, when the document has pages (form-feed page breaks in its
+    text, as text extracted from a PDF has); `None` otherwise."""
+    page_end: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
