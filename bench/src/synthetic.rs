@@ -41,6 +41,8 @@ pub fn document(
                     line_end: paragraph,
                     byte_start: 0,
                     byte_end: text.len(),
+                    page_start: None,
+                    page_end: None,
                 },
                 embeds_title: false,
                 text,
