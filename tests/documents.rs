@@ -1715,6 +1715,16 @@ fn a_document_can_be_put_as_a_file_in_any_common_encoding() {
         url,
         "POST",
         "/v1/collections/files/search",
+        &json!({"query": "夏季开放到几点", "top_k": 1, "filter": {"document": "paged.txt"},
+                "context": {"max_chars": 500}}),
+    );
+    let context = found["context"]["text"].as_str().unwrap_or_default();
+    assert!(context.starts_with("[1] (pp. 1–2)\n"), "{found}");
+    assert_eq!(found["context"]["citations"][0]["page_end"], 2, "{found}");
+    let (_, found) = send_json(
+        url,
+        "POST",
+        "/v1/collections/files/search",
         &json!({"query": "公园什么时候延长开放", "top_k": 3}),
     );
     assert_eq!(found["results"].as_array().unwrap().len(), 3, "{found}");

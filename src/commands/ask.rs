@@ -75,11 +75,9 @@ fn print_answer(outcome: &AnswerOutcome) {
             .as_ref()
             .map_or("undated", |d| d.label());
         println!(
-            "[{}] {title} ({date}) {}:{}-{}",
+            "[{}] {title} ({date}) {}",
             citation.index,
-            passage.citation.path,
-            passage.citation.line_start,
-            passage.citation.line_end
+            passage.citation.location()
         );
     }
     if !outcome.found {

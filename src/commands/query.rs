@@ -118,6 +118,8 @@ fn json_line(hit: &SearchHit) -> serde_json::Value {
         "document": passage.citation.path,
         "line_start": passage.citation.line_start,
         "line_end": passage.citation.line_end,
+        "page_start": passage.citation.page_start,
+        "page_end": passage.citation.page_end,
     })
 }
 
@@ -127,9 +129,6 @@ fn print_result(rank: usize, hit: &SearchHit) {
     let title = article.title.as_deref().unwrap_or("(untitled)");
     let date = article.date.as_ref().map_or("undated", |d| d.label());
     println!("{rank}. [{:.4}] {title} ({date})", hit.ranked.score);
-    println!(
-        "   {}:{}-{}  id {}",
-        passage.citation.path, passage.citation.line_start, passage.citation.line_end, passage.id
-    );
+    println!("   {}  id {}", passage.citation.location(), passage.id);
     println!("   {}\n", passage.text);
 }

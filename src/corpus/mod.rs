@@ -161,6 +161,26 @@ pub struct Citation {
     pub page_end: Option<usize>,
 }
 
+impl Citation {
+    /// `path:first-last`, and the pages when the document has them: `news.txt:3-5 p. 2`.
+    pub fn location(&self) -> String {
+        let lines = format!("{}:{}-{}", self.path, self.line_start, self.line_end);
+        match page_label(self.page_start, self.page_end) {
+            Some(pages) => format!("{lines} {pages}"),
+            None => lines,
+        }
+    }
+}
+
+/// How a citation's pages are written for people: `p. 3`, `pp. 3–4`; `None` without pages.
+pub fn page_label(start: Option<usize>, end: Option<usize>) -> Option<String> {
+    let start = start?;
+    Some(match end.filter(|&end| end != start) {
+        Some(end) => format!("pp. {start}–{end}"),
+        None => format!("p. {start}"),
+    })
+}
+
 /// A unit of retrieval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Passage {

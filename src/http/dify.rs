@@ -88,7 +88,8 @@ pub struct Record {
     /// The article title (the document id when there is none).
     pub title: String,
     /// Where to cite it from: `document`, `passage_id`, `date`, `source`, `url`, `line_start`,
-    /// `line_end`, and the document's own metadata. Never null, and no field in it is.
+    /// `line_end`, `page_start` and `page_end` (documents with pages), and the document's own
+    /// metadata. Never null, and no field in it is.
     #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
 }
@@ -211,6 +212,8 @@ fn record(hit: crate::service::SearchHit) -> Record {
     put("url", article.url.clone().map(Value::from));
     put("line_start", Some(passage.citation.line_start.into()));
     put("line_end", Some(passage.citation.line_end.into()));
+    put("page_start", passage.citation.page_start.map(Value::from));
+    put("page_end", passage.citation.page_end.map(Value::from));
     metadata.retain(|_, value| !value.is_null());
     Record {
         content: passage.text.clone(),

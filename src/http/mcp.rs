@@ -44,6 +44,7 @@ use super::wire::{
 };
 use super::{ApiError, AppState};
 use crate::answer::MAX_SENTENCES;
+use crate::corpus::page_label;
 use crate::index::Filter;
 use crate::search::{heading, MAX_TOP_K};
 use crate::service::{AnswerRequest, ErrorCode, SearchRequest, SimilarRequest, DEFAULT_COLLECTION};
@@ -751,11 +752,13 @@ fn render_source(
     id: &str,
     citation: &CitationView,
 ) -> String {
+    let pages = page_label(citation.page_start, citation.page_end);
     let heading = heading(
         number,
         Some(document.title.as_deref().unwrap_or(&document.path)),
         document.date.as_deref(),
         document.source.as_deref(),
+        pages.as_deref(),
     );
     format!(
         "{heading}\n{text}\nid: {id} · {} lines {}–{}",

@@ -2,7 +2,7 @@
 //! and source, within a length budget, and the citation list that the numbers refer to.
 
 use super::Ranked;
-use crate::corpus::ArticleDate;
+use crate::corpus::{page_label, ArticleDate};
 
 /// The context block and what its numbers cite.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,9 @@ pub struct ContextCitation {
     pub path: String,
     pub line_start: usize,
     pub line_end: usize,
+    /// 1-based, inclusive, when the document has pages.
+    pub page_start: Option<usize>,
+    pub page_end: Option<usize>,
 }
 
 /// Builds the context from `ranked` (best first), adding whole passages while `measure` of the
@@ -67,31 +70,35 @@ pub fn context(ranked: &[Ranked], budget: usize, measure: &dyn Fn(&str) -> usize
     }
 }
 
-/// `[n] title (date, source)` on one line, the passage text on the next.
+/// `[n] title (date, source, p. 3)` on one line, the passage text on the next.
 fn entry(number: usize, ranked: &Ranked) -> String {
-    let article = &ranked.passage.article;
+    let passage = &ranked.passage;
+    let article = &passage.article;
     let date = article.date.as_ref().map(ArticleDate::label);
+    let pages = page_label(passage.citation.page_start, passage.citation.page_end);
     let heading = heading(
         Some(number),
         article.title.as_deref(),
         date,
         article.source.as_deref(),
+        pages.as_deref(),
     );
     format!("{heading}\n{}", ranked.passage.text)
 }
 
-/// How a cited passage is introduced to a language model: `[n] title (date, source)`, each
-/// part only when known.
+/// How a cited passage is introduced to a language model: `[n] title (date, source, pages)`,
+/// each part only when known.
 pub fn heading(
     number: Option<usize>,
     title: Option<&str>,
     date: Option<&str>,
     source: Option<&str>,
+    pages: Option<&str>,
 ) -> String {
     let mut parts: Vec<String> = Vec::new();
     parts.extend(number.map(|n| format!("[{n}]")));
     parts.extend(title.map(str::to_owned));
-    let about: Vec<&str> = [date, source].into_iter().flatten().collect();
+    let about: Vec<&str> = [date, source, pages].into_iter().flatten().collect();
     if !about.is_empty() {
         parts.push(format!("({})", about.join(", ")));
     }
@@ -111,6 +118,8 @@ fn citation(number: usize, ranked: &Ranked) -> ContextCitation {
         path: passage.citation.path.clone(),
         line_start: passage.citation.line_start,
         line_end: passage.citation.line_end,
+        page_start: passage.citation.page_start,
+        page_end: passage.citation.page_end,
     }
 }
 

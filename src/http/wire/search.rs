@@ -560,6 +560,11 @@ pub struct ContextCitationView {
     pub path: String,
     pub line_start: usize,
     pub line_end: usize,
+    /// 1-based, inclusive, when the document has pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_start: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_end: Option<usize>,
 }
 
 impl From<Context> for ContextView {
@@ -589,6 +594,8 @@ impl From<ContextCitation> for ContextCitationView {
             path: citation.path,
             line_start: citation.line_start,
             line_end: citation.line_end,
+            page_start: citation.page_start,
+            page_end: citation.page_end,
         }
     }
 }
