@@ -1637,21 +1637,32 @@ fn a_document_can_be_put_as_a_file_in_any_common_encoding() {
     assert_eq!(call(url, "PUT", "/v1/collections/files", None).0, 201);
     let text = "旧编码的通知：城市公园将于五月一日起延长开放时间。";
     let gbk = encoding_rs::GBK.encode(text).0.into_owned();
+    // Puts a file and reads back what was stored.
+    let put_and_get = |path: &str, content_type: &str, body: &[u8]| {
+        let (status, put) = call(
+            url,
+            "PUT",
+            &format!("/v1/collections/files/documents/{path}"),
+            Some((content_type, body)),
+        );
+        assert_eq!(status, 201, "{put}");
+        let id = path.split('?').next().unwrap();
+        call(
+            url,
+            "GET",
+            &format!("/v1/collections/files/documents/{id}"),
+            None,
+        )
+        .1
+    };
     for (id, content_type) in [
         ("declared", "text/plain; charset=GBK"),
         ("detected", "text/plain"),
     ] {
         let path = format!(
-            "/v1/collections/files/documents/{id}?title=%E5%85%AC%E5%9B%AD&date=2025-04-30&metadata=%7B%22lang%22%3A%22zh%22%7D"
+            "{id}?title=%E5%85%AC%E5%9B%AD&date=2025-04-30&metadata=%7B%22lang%22%3A%22zh%22%7D"
         );
-        let (status, put) = call(url, "PUT", &path, Some((content_type, &gbk)));
-        assert_eq!(status, 201, "{content_type}: {put}");
-        let (_, stored) = call(
-            url,
-            "GET",
-            &format!("/v1/collections/files/documents/{id}"),
-            None,
-        );
+        let stored = put_and_get(&path, content_type, &gbk);
         assert_eq!(stored["text"], text, "{content_type}");
         assert_eq!(
             (
@@ -1670,18 +1681,10 @@ fn a_document_can_be_put_as_a_file_in_any_common_encoding() {
         );
     }
     let markdown = "# 会议纪要\n\n讨论了公园的开放时间。";
-    let (status, put) = call(
-        url,
-        "PUT",
-        "/v1/collections/files/documents/minutes.md",
-        Some(("application/octet-stream", markdown.as_bytes())),
-    );
-    assert_eq!(status, 201, "{put}");
-    let (_, stored) = call(
-        url,
-        "GET",
-        "/v1/collections/files/documents/minutes.md",
-        None,
+    let stored = put_and_get(
+        "minutes.md",
+        "application/octet-stream",
+        markdown.as_bytes(),
     );
     assert_eq!(stored["format"], "markdown", "{stored}");
     assert!(
@@ -1692,18 +1695,10 @@ fn a_document_can_be_put_as_a_file_in_any_common_encoding() {
     );
     // Form feeds are page breaks, as in text extracted from PDF: citations name the pages.
     let paged = "第一页：公园开放时间的通知。\n\u{c}第二页：夏季延长至晚上十点。";
-    let (status, put) = call(
-        url,
-        "PUT",
-        "/v1/collections/files/documents/paged.txt?format=plain",
-        Some(("text/plain; charset=utf-8", paged.as_bytes())),
-    );
-    assert_eq!(status, 201, "{put}");
-    let (_, stored) = call(
-        url,
-        "GET",
-        "/v1/collections/files/documents/paged.txt",
-        None,
+    let stored = put_and_get(
+        "paged.txt?format=plain",
+        "text/plain; charset=utf-8",
+        paged.as_bytes(),
     );
     let citation = &stored["passages"][0]["citation"];
     assert_eq!(

@@ -17,17 +17,22 @@ use crate::corpus::formats::{Extracted, Formats};
 use crate::corpus::Layout;
 use crate::service::{DocumentLine, ErrorCode, ImportLine, NewDocument, ServiceError};
 
+/// The request's `Content-Type`, empty when it has none (or one that is not text).
+fn content_type(request: &Request) -> String {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
 /// The lines of an import request's body.
 pub(super) async fn import_lines(
     request: Request,
     limit: usize,
 ) -> Result<Vec<ImportLine>, ApiError> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let content_type = content_type(&request).to_ascii_lowercase();
     let media_type = content_type
         .split(';')
         .next()
@@ -97,12 +102,7 @@ pub(super) async fn document_body(
     fields: DocumentFileQuery,
     request: Request,
 ) -> Result<NewDocument, ApiError> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = content_type(&request);
     let media_type = content_type.split(';').next().unwrap_or("").trim();
     if media_type.is_empty() || media_type.eq_ignore_ascii_case("application/json") {
         if !fields.is_empty() {
