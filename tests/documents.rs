@@ -665,7 +665,7 @@ fn bad_documents_get_a_status_and_a_json_error() {
             url,
             "PUT",
             "/v1/collections/bad/documents/a",
-            Some(("text/plain", b"hello")),
+            Some(("image/png", b"\x89PNG\r\n")),
         ),
         415,
         "unsupported_media_type",

@@ -86,11 +86,6 @@ impl Formats {
         self.formats.iter().map(|f| &**f)
     }
 
-    /// The format called `name`.
-    pub fn by_name(&self, name: &str) -> Option<&dyn FileFormat> {
-        self.all().find(|f| f.name() == name)
-    }
-
     /// The format of a file called `file_name`, by its extension (any case).
     pub fn by_file_name(&self, file_name: &str) -> Option<&dyn FileFormat> {
         let (_, extension) = file_name.rsplit_once('.')?;
@@ -152,7 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn formats_are_found_by_extension_media_type_and_name() {
+    fn formats_are_found_by_extension_and_media_type() {
         let formats = Formats::standard();
         let name = |f: Option<&dyn FileFormat>| f.map(|f| f.name());
         assert_eq!(name(formats.by_file_name("新闻/2025.TXT")), Some("text"));
@@ -166,7 +161,6 @@ mod tests {
         );
         assert_eq!(name(formats.by_media_type("text/plain")), Some("text"));
         assert_eq!(name(formats.by_media_type("image/png")), None);
-        assert_eq!(name(formats.by_name("jsonl")), Some("jsonl"));
         assert_eq!(name(formats.sniff(b"plain words")), None);
     }
 }
