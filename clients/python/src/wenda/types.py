@@ -225,6 +225,9 @@ class ContextCitation:
     date: str | None = None
     source: str | None = None
     url: str | None = None
+    page_start: int | None = None
+    """1-based pages, inclusive, when the document has pages; `None` otherwise."""
+    page_end: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
