@@ -1759,10 +1759,15 @@ fn a_document_can_be_put_as_a_file_in_any_common_encoding() {
         415,
         "unsupported_media_type",
     );
-    assert_error(
-        put_file("x", "image/png", b"\x89PNG"),
-        415,
-        "unsupported_media_type",
+    let (status, refused) = put_file("x", "image/png", b"\x89PNG");
+    assert_eq!(status, 415, "{refused}");
+    assert_eq!(refused["error"]["code"], "unsupported_media_type");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("\"image/png\" is not a document format: send JSON (`application/json`), a file as one of text/plain,"),
+        "{refused}"
     );
     assert_error(
         put_file("x.csv", "application/octet-stream", b"a,b"),

@@ -13,7 +13,7 @@ use super::wire::{DocumentBody, DocumentFileQuery};
 use super::ApiError;
 use encoding_rs::Encoding;
 
-use crate::corpus::formats::{Extracted, Formats};
+use crate::corpus::formats::{media_type, Extracted, Formats};
 use crate::corpus::Layout;
 use crate::service::{DocumentLine, ErrorCode, ImportLine, NewDocument, ServiceError};
 
@@ -32,13 +32,7 @@ pub(super) async fn import_lines(
     request: Request,
     limit: usize,
 ) -> Result<Vec<ImportLine>, ApiError> {
-    let content_type = content_type(&request).to_ascii_lowercase();
-    let media_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned();
+    let media_type = media_type(&content_type(&request));
     if media_type == "multipart/form-data" {
         let mut form = Multipart::from_request(request, &())
             .await
@@ -103,11 +97,12 @@ pub(super) async fn document_body(
     request: Request,
 ) -> Result<NewDocument, ApiError> {
     let content_type = content_type(&request);
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if media_type.is_empty() || media_type.eq_ignore_ascii_case("application/json") {
+    let media_type = media_type(&content_type);
+    if media_type.is_empty() || media_type == "application/json" {
         if !fields.is_empty() {
             return Err(ApiError::invalid(
-                "the query string's fields are for a document sent as a file: give them in the                  JSON body",
+                "the query string's fields are for a document sent as a file: give them in the \
+                 JSON body",
             ));
         }
         let Body(body) = Body::<DocumentBody>::from_request(request, &()).await?;
@@ -146,18 +141,23 @@ pub(super) async fn document_body(
 /// `charset` parameter is the text's encoding.
 fn file_document(content_type: &str, id: &str, bytes: &[u8]) -> Result<Extracted, ApiError> {
     let formats = Formats::standard();
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    let format = if media_type.eq_ignore_ascii_case("application/octet-stream") {
+    let format = if media_type(content_type) == "application/octet-stream" {
         formats.sniff(bytes).or_else(|| formats.by_file_name(id))
     } else {
         formats.by_media_type(content_type)
     };
     let format = format.ok_or_else(|| {
-        let types: Vec<&str> = formats.all().flat_map(|f| f.media_types()).copied().collect();
+        let types: Vec<&str> = formats
+            .all()
+            .flat_map(|f| f.media_types())
+            .copied()
+            .collect();
         ApiError::new(
             ErrorCode::UnsupportedMediaType,
             format!(
-                "{content_type:?} is not a document format: send JSON (`application/json`), a                  file as one of {}, or `application/octet-stream` with the format's extension                  on the document id ({})",
+                "{content_type:?} is not a document format: send JSON (`application/json`), a \
+                 file as one of {}, or `application/octet-stream` with the format's extension \
+                 on the document id ({})",
                 types.join(", "),
                 formats.extension_list()
             ),

@@ -1,7 +1,7 @@
 //! Bytes → text for text files in whatever encoding they were saved in. Chinese corpora are
 //! full of GBK/GB18030 and Big5 files; refusing them, or reading them as mojibake, would both
-//! lose the text. A byte-order mark decides first, then valid UTF-8 is UTF-8, then `chardetng`
-//! guesses the legacy encoding. What cannot be decoded without loss is refused, never
+//! lose the text. A declared charset decides first; else valid UTF-8 is UTF-8, then a
+//! byte-order mark decides (UTF-16), then `chardetng` guesses the legacy encoding. What cannot be decoded without loss is refused, never
 //! patched with U+FFFD.
 
 use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};

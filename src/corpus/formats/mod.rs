@@ -64,6 +64,17 @@ pub enum ExtractError {
     NotDeclared { charset: &'static str },
 }
 
+/// The media type of a `Content-Type` value: lower case, without its parameters
+/// (`Text/Plain; charset=GBK` → `text/plain`).
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// The formats wenda reads.
 pub struct Formats {
     formats: Vec<Box<dyn FileFormat>>,
@@ -96,12 +107,7 @@ impl Formats {
 
     /// The format of a `Content-Type` (its parameters ignored, any case).
     pub fn by_media_type(&self, content_type: &str) -> Option<&dyn FileFormat> {
-        let media_type = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let media_type = media_type(content_type);
         self.all()
             .find(|f| f.media_types().contains(&media_type.as_str()))
     }
